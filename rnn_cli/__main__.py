@@ -1,0 +1,3 @@
+from rnn_cli.cli import main
+
+main()

@@ -1,0 +1,259 @@
+"""RunConfig: every flag resolved and validated, plus the shapes it implies.
+
+Shape symbols follow torch/nn/modules/rnn.py:
+    N      batch size                     L      sequence length
+    D      2 if bidirectional else 1      H_in   input_size
+    H_cell hidden_size                    H_out  proj_size if proj_size > 0 else hidden_size
+
+This module imports nothing heavy: `--help` and `manual` must start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+
+from rnn_cli.errors import RnnCliError
+
+CELLS = ("rnn", "lstm", "gru")
+NONLINEARITIES = ("tanh", "relu")
+DTYPES = ("float32", "float64")
+H0_CHOICES = ("zeros", "random")
+ITEMSIZE = {"float32": 4, "float64": 8}
+
+# Gates stacked inside each weight, in PyTorch's order.
+GATE_NAMES: dict[str, tuple[str, ...]] = {"rnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+TORCH_CLASS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_DEVICE = re.compile(r"cpu|auto|cuda(:[0-9]{1,4})?")
+
+
+def num_gates(cell: str) -> int:
+    return max(1, len(GATE_NAMES[cell]))
+
+
+def _positive(flag: str, value: int) -> None:
+    if value < 1:
+        raise RnnCliError(f"{flag} must be a positive integer, got {value}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    cell: str = "rnn"
+    input_size: int = 5  # H_in
+    hidden_size: int = 8  # H_cell
+    num_layers: int = 1
+    bidirectional: bool = False
+    batch_first: bool = False
+    nonlinearity: str | None = "tanh"  # rnn only; None for lstm/gru
+    bias: bool = True
+    proj_size: int = 0  # lstm only
+    seq_len: int = 10  # L
+    batch: int | None = 1  # N; None means unbatched input
+    lengths: tuple[int, ...] | None = None  # one per batch element: packed sequences
+    h0: str = "zeros"
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"  # as asked: cpu, cuda, cuda:N, auto
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise RnnCliError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        _positive("--input-size", self.input_size)
+        _positive("--hidden-size", self.hidden_size)
+        _positive("--layers", self.num_layers)
+        _positive("--seq-len", self.seq_len)
+        if self.batch is not None:
+            _positive("--batch", self.batch)
+        if self.cell == "rnn":
+            if self.nonlinearity not in NONLINEARITIES:
+                raise RnnCliError(
+                    f"--nonlinearity must be one of {', '.join(NONLINEARITIES)}, got {self.nonlinearity!r}"
+                )
+        elif self.nonlinearity is not None:
+            raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {self.cell} has fixed activations")
+        if self.proj_size < 0:
+            raise RnnCliError(f"--proj-size must be 0 or positive, got {self.proj_size}")
+        if self.proj_size > 0 and self.cell != "lstm":
+            raise RnnCliError(f"--proj-size applies to --cell lstm only, not {self.cell}")
+        if self.proj_size >= self.hidden_size and self.proj_size > 0:
+            raise RnnCliError(
+                f"--proj-size must be smaller than --hidden-size ({self.hidden_size}), got {self.proj_size}"
+            )
+        if self.h0 not in H0_CHOICES:
+            raise RnnCliError(f"--h0 must be one of {', '.join(H0_CHOICES)}, got {self.h0!r}")
+        if self.dtype not in DTYPES:
+            raise RnnCliError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.seed < 0 or self.seed >= 2**63:
+            raise RnnCliError(f"--seed must be between 0 and 2**63-1, got {self.seed}")
+        if not _DEVICE.fullmatch(self.device):
+            raise RnnCliError(f"--device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if self.lengths is not None:
+            self._check_lengths(self.lengths)
+
+    def _check_lengths(self, lengths: tuple[int, ...]) -> None:
+        if self.batch is None:
+            raise RnnCliError("--lengths needs batched input; it cannot be combined with --unbatched")
+        if len(lengths) != self.batch:
+            raise RnnCliError(f"--lengths has {len(lengths)} value(s) but --batch is {self.batch}; give one per sequence")
+        bad = [n for n in lengths if not 1 <= n <= self.seq_len]
+        if bad:
+            raise RnnCliError(f"--lengths values must be between 1 and --seq-len ({self.seq_len}), got {bad[0]}")
+
+    # ---- the shape symbols -------------------------------------------------
+    @property
+    def D(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def H_out(self) -> int:
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    @property
+    def unbatched(self) -> bool:
+        return self.batch is None
+
+    @property
+    def N(self) -> int:
+        """Batch size the core works with (1 for unbatched input)."""
+        return 1 if self.batch is None else self.batch
+
+    @property
+    def has_c(self) -> bool:
+        return self.cell == "lstm"
+
+    @property
+    def gates(self) -> int:
+        return num_gates(self.cell)
+
+    def layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.D * self.H_out
+
+    # ---- concrete shapes, in the user's layout -----------------------------
+    def _seq_shape(self, features: int) -> tuple[int, ...]:
+        L = self.seq_len
+        if self.unbatched:
+            return (L, features)
+        return (self.N, L, features) if self.batch_first else (L, self.N, features)
+
+    def _state_shape(self, features: int) -> tuple[int, ...]:
+        if self.unbatched:
+            return (self.D * self.num_layers, features)
+        return (self.D * self.num_layers, self.N, features)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor the run produces, name -> shape (in the user's layout)."""
+        out = {"input": self._seq_shape(self.input_size), "h_0": self._state_shape(self.H_out)}
+        if self.has_c:
+            out["c_0"] = self._state_shape(self.hidden_size)
+        out["output"] = self._seq_shape(self.D * self.H_out)
+        out["h_n"] = self._state_shape(self.H_out)
+        if self.has_c:
+            out["c_n"] = self._state_shape(self.hidden_size)
+        if self.lengths is not None:
+            out["packed_data"] = (sum(self.lengths), self.D * self.H_out)
+            out["batch_sizes"] = (max(self.lengths),)
+        return out
+
+    def layouts(self) -> dict[str, str]:
+        """Every tensor's layout in the PyTorch docs' symbols."""
+        if self.unbatched:
+            seq, state = "(L, {})", "(D*num_layers, {})"
+        else:
+            seq = "(N, L, {})" if self.batch_first else "(L, N, {})"
+            state = "(D*num_layers, N, {})"
+        out = {"input": seq.format("H_in"), "h_0": state.format("H_out")}
+        if self.has_c:
+            out["c_0"] = state.format("H_cell")
+        out["output"] = seq.format("D*H_out")
+        out["h_n"] = state.format("H_out")
+        if self.has_c:
+            out["c_n"] = state.format("H_cell")
+        if self.lengths is not None:
+            out["packed_data"] = "(sum(lengths), D*H_out)"
+            out["batch_sizes"] = "(max(lengths),)"
+        return out
+
+    def batch_sizes(self) -> list[int]:
+        """PackedSequence.batch_sizes: how many sequences are still running at each step."""
+        assert self.lengths is not None
+        return [sum(1 for n in self.lengths if n > t) for t in range(max(self.lengths))]
+
+    # ---- parameters ----------------------------------------------------------
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """torch's parameter names and shapes, in torch's own order (_flat_weights_names)."""
+        G, H = self.gates, self.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in range(self.num_layers):
+            for direction in range(self.D):
+                sfx = f"l{layer}" + ("_reverse" if direction else "")
+                shapes[f"weight_ih_{sfx}"] = (G * H, self.layer_input_size(layer))
+                shapes[f"weight_hh_{sfx}"] = (G * H, self.H_out)
+                if self.bias:
+                    shapes[f"bias_ih_{sfx}"] = (G * H,)
+                    shapes[f"bias_hh_{sfx}"] = (G * H,)
+                if self.proj_size > 0:
+                    shapes[f"weight_hr_{sfx}"] = (self.proj_size, H)
+        return shapes
+
+    def num_parameters(self) -> int:
+        """Same total as sum(parameter_shapes()), by formula: safe for absurd --layers."""
+        G, H, D = self.gates, self.hidden_size, self.D
+        inputs = self.input_size + (self.num_layers - 1) * D * self.H_out  # summed over layers
+        per_layer = G * H * self.H_out + (2 * G * H if self.bias else 0) + self.proj_size * H
+        return D * (G * H * inputs + self.num_layers * per_layer)
+
+    def to_dict(self) -> dict:
+        """Every option resolved, for --json and --save (device is replaced by the one used)."""
+        d = asdict(self)
+        d["lengths"] = list(self.lengths) if self.lengths is not None else None
+        return d
+
+
+# ---- memory: refuse before allocating -----------------------------------------
+
+
+def _format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def available_memory() -> int:
+    """Bytes this process may still allocate (MemAvailable), or a generous guess."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 1024**3
+
+
+def estimate_bytes(cfg: RunConfig, copies: int = 1) -> int:
+    """Peak bytes of one forward in cfg.dtype: parameters, input, every layer's output,
+    one layer-direction's input projection and the states; `copies` scales it for
+    commands that hold several implementations at once (compare, bench)."""
+    L, N, D, G, H = cfg.seq_len, cfg.N, cfg.D, cfg.gates, cfg.hidden_size
+    elements = cfg.num_parameters()
+    elements += L * N * cfg.input_size  # input
+    elements += cfg.num_layers * L * N * D * cfg.H_out  # each layer's output (kept for h_n checks)
+    elements += L * N * G * H  # one layer-direction's input projection
+    elements += 4 * D * cfg.num_layers * N * H  # h_0, h_n, c_0, c_n
+    return elements * ITEMSIZE[cfg.dtype] * copies
+
+
+def check_memory(cfg: RunConfig, copies: int = 1, available: int | None = None) -> None:
+    need = estimate_bytes(cfg, copies)
+    have = available_memory() if available is None else available
+    if need > 0.8 * have:
+        raise RnnCliError(
+            f"this configuration needs about {_format_bytes(need)} of memory, more than the "
+            f"{_format_bytes(have)} available; reduce --hidden-size, --seq-len, --batch or --layers"
+        )

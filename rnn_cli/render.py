@@ -1,0 +1,543 @@
+"""Views of a result: rich tables for people, plain dicts for --json. Computes nothing new.
+
+Human output is coloured only on a terminal; piped output is plain ASCII (rich drops the
+styles, and `plain` picks ASCII boxes). NO_COLOR is honoured by rich itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from rnn_cli.config import GATE_NAMES, TORCH_CLASS, RunConfig
+from rnn_cli.result import RunResult, h_n_sources
+
+MAX_ROWS = 12  # value-table rows shown before truncating
+
+
+@dataclass(frozen=True)
+class View:
+    values: bool = True
+    precision: int = 4
+    batch_index: int = 0
+    diagram: bool = True
+    heatmap: bool = True
+
+
+def is_plain(console: Console) -> bool:
+    """Not a terminal: ASCII only, no colour."""
+    return not console.is_terminal
+
+
+# A rule under the header and nothing else; the ASCII twin is for piped output.
+ASCII_SIMPLE_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def _box(console: Console) -> box.Box:
+    return ASCII_SIMPLE_HEAD if is_plain(console) else box.SIMPLE_HEAD
+
+
+def add_row(table: Table, *cells: str | Text, **kwargs) -> None:
+    """Add a row whose strings are literal text: "[0, :, 0:8]" is an index, not rich markup."""
+    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def _table(console: Console, title: str | None = None, caption: str | None = None, **kwargs) -> Table:
+    return Table(
+        title=title,
+        caption=caption,
+        box=_box(console),
+        title_justify="left",
+        caption_justify="left",
+        show_edge=False,
+        **kwargs,
+    )
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# ---- 1. the equivalent PyTorch code -------------------------------------------------------
+
+
+def pytorch_code(cfg: RunConfig, device: str = "cpu") -> str:
+    """Copy-pastable PyTorch that builds the same module and runs input of the same shape."""
+    shapes = cfg.shapes()
+    layouts = cfg.layouts()
+    var = cfg.cell
+    kwargs = [f"input_size={cfg.input_size}", f"hidden_size={cfg.hidden_size}"]
+    if cfg.num_layers != 1:
+        kwargs.append(f"num_layers={cfg.num_layers}")
+    if cfg.cell == "rnn" and cfg.nonlinearity != "tanh":
+        kwargs.append(f"nonlinearity={cfg.nonlinearity!r}")
+    if not cfg.bias:
+        kwargs.append("bias=False")
+    if cfg.batch_first:
+        kwargs.append("batch_first=True")
+    if cfg.bidirectional:
+        kwargs.append("bidirectional=True")
+    if cfg.proj_size:
+        kwargs.append(f"proj_size={cfg.proj_size}")
+    extra = []
+    if device != "cpu":
+        extra.append(f'device="{device}"')
+    if cfg.dtype != "float32":
+        extra.append(f"dtype=torch.{cfg.dtype}")
+    tensor_kw = "".join(", " + e for e in extra)
+
+    lines = ["import torch", "from torch import nn"]
+    if cfg.lengths is not None:
+        lines.append("from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence")
+    lines.append("")
+    lines.append(_call(f"{var} = nn.{TORCH_CLASS[cfg.cell]}", kwargs + extra))
+    lines.append(f"x = torch.randn{shape_str(shapes['input'])[:-1]}{tensor_kw})  # {layouts['input']}")
+    args = "x"
+    if cfg.h0 == "random":
+        lines.append(f"h_0 = torch.randn{shape_str(shapes['h_0'])[:-1]}{tensor_kw})  # {layouts['h_0']}")
+        if cfg.has_c:
+            lines.append(f"c_0 = torch.randn{shape_str(shapes['c_0'])[:-1]}{tensor_kw})  # {layouts['c_0']}")
+            args += ", (h_0, c_0)"
+        else:
+            args += ", h_0"
+    state = "(h_n, c_n)" if cfg.has_c else "h_n"
+    if cfg.lengths is not None:
+        lines.append(f"lengths = torch.tensor({list(cfg.lengths)})  # real steps of each sequence")
+        pack_args = ["x", "lengths"] + (["batch_first=True"] if cfg.batch_first else []) + ["enforce_sorted=False"]
+        lines.append(_call("packed = pack_padded_sequence", pack_args))
+        lines.append(f"packed_out, {state} = {var}({args.replace('x', 'packed', 1)})")
+        lines.append(f"# packed_out.data {shape_str(shapes['packed_data'])}")
+        lines.append(f"# packed_out.batch_sizes {cfg.batch_sizes()}")
+        unpack_args = ["packed_out"] + (["batch_first=True"] if cfg.batch_first else []) + [f"total_length={cfg.seq_len}"]
+        lines.append(_call("output, _ = pad_packed_sequence", unpack_args))
+    else:
+        lines.append(f"output, {state} = {var}({args})")
+    result = f"# output {shape_str(shapes['output'])}, h_n {shape_str(shapes['h_n'])}"
+    if cfg.has_c:
+        result += f", c_n {shape_str(shapes['c_n'])}"
+    lines.append(result)
+    return "\n".join(lines)
+
+
+def _call(prefix: str, args: list[str], width: int = 78) -> str:
+    """`prefix(a, b, c)` on one line, or one argument per line when that is too wide."""
+    line = f"{prefix}({', '.join(args)})"
+    if len(line) <= width:
+        return line
+    return f"{prefix}(\n" + "".join(f"    {a},\n" for a in args) + ")"
+
+
+# ---- 2. shapes ------------------------------------------------------------------------------
+
+MEANINGS = {
+    "input": "random input, drawn from the seed",
+    "h_0": "initial hidden state",
+    "c_0": "initial cell state",
+    "output": "last layer's h_t at every step",
+    "h_n": "final hidden state per layer and direction, [layer*D + direction]",
+    "c_n": "final cell state per layer and direction (H_cell: never projected)",
+    "packed_data": "PackedSequence .data of the output: real steps only",
+    "batch_sizes": "sequences still running at each step",
+}
+
+
+def _meaning(cfg: RunConfig, name: str) -> str:
+    text = MEANINGS[name]
+    if name in ("h_0", "c_0"):
+        text += " (zeros)" if cfg.h0 == "zeros" else " (random)"
+    if name == "input" and cfg.lengths is not None:
+        text += "; zero past each length"
+    if name == "output":
+        text += ", both directions concatenated" if cfg.D == 2 else ""
+        if cfg.lengths is not None:
+            text += "; zero past each length"
+    return text
+
+
+def symbols_line(cfg: RunConfig) -> str:
+    parts = [] if cfg.unbatched else [f"N={cfg.N}"]
+    parts += [f"L={cfg.seq_len}", f"D={cfg.D}", f"H_in={cfg.input_size}"]
+    if cfg.proj_size:
+        parts.append(f"H_cell={cfg.hidden_size}")
+    parts += [f"H_out={cfg.H_out}", f"num_layers={cfg.num_layers}"]
+    return "  ".join(parts)
+
+
+def shape_notes(cfg: RunConfig) -> list[str]:
+    notes = []
+    if cfg.batch_first and not cfg.unbatched:
+        notes.append(
+            "batch_first=True applies to input and output only: h_n is still (D*num_layers, N, H_out)"
+            + (" and c_n (D*num_layers, N, H_cell)" if cfg.has_c else "")
+            + "."
+        )
+    if cfg.unbatched:
+        notes.append("Unbatched input: no N dimension in any tensor.")
+    if cfg.proj_size:
+        notes.append(
+            f"proj_size={cfg.proj_size}: h is projected from H_cell={cfg.hidden_size} to H_out={cfg.proj_size}; "
+            "c keeps H_cell; layers above the first take D*proj_size inputs."
+        )
+    if cfg.lengths is not None:
+        notes.append(
+            "Packed: each sequence ends at its own length; h_n holds each sequence's state at its last real step."
+        )
+    return notes
+
+
+def shapes_table(console: Console, result: RunResult) -> Table:
+    cfg = result.cfg
+    layouts = cfg.layouts()
+    table = _table(console, "Shapes", symbols_line(cfg))
+    table.add_column("tensor", style="bold", no_wrap=True)
+    table.add_column("shape", no_wrap=True)
+    table.add_column("layout", no_wrap=True)
+    table.add_column("meaning", min_width=24, ratio=1)
+    for name, shape in result.shapes().items():
+        meaning = _meaning(cfg, name)
+        if name == "batch_sizes":
+            meaning += ": " + str([int(v) for v in result.tensors["batch_sizes"]])
+        add_row(table, name, shape_str(shape), layouts[name], meaning)
+    return table
+
+
+# ---- 3. parameters --------------------------------------------------------------------------
+
+
+def gate_label(cfg: RunConfig, name: str) -> str:
+    gates = GATE_NAMES[cfg.cell]
+    if not gates or name.startswith("weight_hr"):
+        return "projection" if name.startswith("weight_hr") else ""
+    return f"{len(gates)} gates ({', '.join(gates)}) x {cfg.hidden_size}"
+
+
+def parameter_table(console: Console, result: RunResult) -> Table:
+    cfg = result.cfg
+    table = _table(console, "Parameters")
+    table.add_column("name", style="bold")
+    table.add_column("shape", no_wrap=True)
+    table.add_column("count", justify="right")
+    if cfg.cell != "rnn" or cfg.proj_size:
+        table.add_column("rows")
+    total = 0
+    for i, (name, p) in enumerate(result.params.items()):
+        total += p.size
+        row = [name, shape_str(p.shape), f"{p.size:,}"]
+        if cfg.cell != "rnn" or cfg.proj_size:
+            row.append(gate_label(cfg, name))
+        add_row(table, *row, end_section=i == len(result.params) - 1)
+    add_row(table, "total", "", f"{total:,}", *([""] if cfg.cell != "rnn" or cfg.proj_size else []))
+    return table
+
+
+# ---- 4. values ------------------------------------------------------------------------------
+
+
+def _shown_indices(n: int, limit: int) -> list[int | None]:
+    """Indices to show of n, with None where an ellipsis goes."""
+    if n <= limit:
+        return list(range(n))
+    head = (limit + 1) // 2
+    tail = limit - head - 1
+    return list(range(head)) + [None] + list(range(n - tail, n))
+
+
+def heat_style(value: float, vmax: float) -> Style:
+    """Diverging background: blue below zero, red above, a dark neutral grey at zero."""
+    if not math.isfinite(value) or vmax <= 0:
+        return Style()
+    t = max(-1.0, min(1.0, value / vmax))
+    base = (48, 48, 48)
+    end = (215, 48, 39) if t > 0 else (49, 130, 206)
+    rgb = tuple(int(b + abs(t) * (e - b)) for b, e in zip(base, end))
+    from rich.color import Color
+
+    return Style(bgcolor=Color.from_rgb(*rgb), color="white")
+
+
+def use_heatmap(console: Console, view: View) -> bool:
+    return view.heatmap and console.color_system is not None and not console.no_color and not is_plain(console)
+
+
+def value_table(
+    console: Console,
+    title: str,
+    matrix: np.ndarray,
+    row_labels: list[str],
+    col_labels: list[str],
+    view: View,
+    caption: str = "",
+    dim_rows: set[int] | None = None,
+) -> Table:
+    """A 2-D slice as a table, truncated to fit the console's width and MAX_ROWS."""
+    number_width = view.precision + 3  # "-0.1234"
+    label_width = max(len(s) for s in row_labels)
+    max_cols = max(2, (console.width - label_width - 1) // (number_width + 1))
+    rows = _shown_indices(matrix.shape[0], MAX_ROWS)
+    cols = _shown_indices(matrix.shape[1], max_cols)
+    heat = use_heatmap(console, view)
+    vmax = float(np.nanmax(np.abs(matrix))) if matrix.size and np.isfinite(matrix).any() else 0.0
+    notes = [caption] if caption else []
+    if heat:
+        notes.append(f"colour: blue -{vmax:.{view.precision}g} .. 0 .. red +{vmax:.{view.precision}g}")
+    truncated = None in rows or None in cols
+    if truncated:
+        notes.append("truncated; all values: --json or --save PATH.npz")
+    table = _table(console, title, "\n".join(notes) or None, padding=(0, 0, 0, 1))
+    table.add_column("", style="bold", no_wrap=True)
+    for c in cols:
+        width = 3 if c is None else number_width
+        table.add_column("..." if c is None else col_labels[c], justify="right", no_wrap=True, min_width=width)
+    for r in rows:
+        if r is None:
+            add_row(table, ":", *["" for _ in cols])
+            continue
+        cells: list[Text | str] = [Text(row_labels[r], style="dim" if dim_rows and r in dim_rows else "")]
+        for c in cols:
+            if c is None:
+                cells.append("...")
+                continue
+            v = float(matrix[r, c])
+            text = Text(f"{v:.{view.precision}f}")
+            if heat:
+                text.stylize(heat_style(v, vmax))
+            elif dim_rows and r in dim_rows:
+                text.stylize("dim")
+            cells.append(text)
+        add_row(table, *cells)
+    return table
+
+
+def value_tables(console: Console, result: RunResult, view: View) -> list[Table]:
+    cfg = result.cfg
+    b = view.batch_index
+    H, D = cfg.H_out, cfg.D
+    who = "" if cfg.unbatched else f", batch element {b}"
+    out = result.time_major("output")[:, b, :]  # (L, D*H_out)
+    pad: set[int] = set()
+    if cfg.lengths is not None:
+        pad = set(range(cfg.lengths[b], cfg.seq_len))
+    row_labels = [f"t={t}" + (" pad" if t in pad else "") for t in range(cfg.seq_len)]
+    col_labels = [f"{'b' if D == 2 and j >= H else ''}{j % H if D == 2 else j}" for j in range(D * H)]
+    caption = "columns: hidden units" + (f"; 0-{H - 1} forward, b0-b{H - 1} backward" if D == 2 else "")
+    tables = [value_table(console, f"output{who}", out, row_labels, col_labels, view, caption, pad)]
+    state_labels = [f"l{k // D} {'bwd' if k % D else 'fwd'}" for k in range(D * cfg.num_layers)]
+    for name in ("h_n", "c_n"):
+        if name in result.tensors:
+            m = result.state(name)[:, b, :]  # (D*num_layers, H)
+            labels = [f"[{k}] {s}" for k, s in enumerate(state_labels)]
+            cols = [str(j) for j in range(m.shape[1])]
+            tables.append(value_table(console, f"{name}{who}", m, labels, cols, view, "rows: layer*D + direction"))
+    return tables
+
+
+# ---- 5. where h_n comes from ------------------------------------------------------------
+
+
+def sources_table(console: Console, result: RunResult) -> Table:
+    cfg = result.cfg
+    plain = is_plain(console)
+    table = _table(console, "Where h_n comes from (checked on this run)")
+    table.add_column("state", style="bold", no_wrap=True)
+    table.add_column("layer", justify="right")
+    table.add_column("dir")
+    table.add_column("equals")
+    table.add_column("step t", no_wrap=False)
+    table.add_column("check", no_wrap=True)
+    for s in h_n_sources(result):
+        if s.ok is None:
+            check = Text("-" if plain else "—", style="dim")
+        elif s.ok:
+            check = Text("equal" if plain else "✓ equal", style="green")
+        else:
+            check = Text(f"DIFFERS {s.max_abs_diff:.2g}" if plain else f"✗ {s.max_abs_diff:.2g}", style="bold red")
+        if s.state == "c_n":
+            steps = ""
+        elif len(set(s.steps)) == 1:
+            steps = str(s.steps[0])
+        else:
+            steps = ", ".join(str(t) for t in s.steps)
+        direction = "bwd" if s.direction == "backward" else "fwd"
+        add_row(table, f"{s.state}[{s.index}]", str(s.layer), direction, s.expression, steps, check)
+    notes = []
+    if cfg.bidirectional:
+        notes.append("The backward direction ends at step 0, so its final state sits at output step 0, not the last step.")
+    if cfg.num_layers > 1:
+        notes.append("layerK_output: layer K's own output, fed to layer K+1 and not returned (checked by running the first K+1 layers alone).")
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
+    return table
+
+
+# ---- whole views -------------------------------------------------------------------------
+
+
+def code_panel(console: Console, cfg: RunConfig, device: str) -> Panel | Text:
+    code = pytorch_code(cfg, device)
+    if is_plain(console):
+        return Text("Equivalent PyTorch:\n\n" + code + "\n")
+    return Panel(Text(code), title="Equivalent PyTorch", title_align="left", border_style="dim", expand=False)
+
+
+def header(result: RunResult, command: str) -> Text:
+    cfg = result.cfg
+    what = "numpy memory cell" if result.implementation == "manual" else f"torch.nn.{TORCH_CLASS[cfg.cell]}"
+    text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, seed {cfg.seed}", style="bold")
+    if result.tf32 is not None:
+        text.append(f"\nTF32 in cuDNN: {'allowed (torch default; --no-tf32 turns it off)' if result.tf32 else 'off'}")
+    return text
+
+
+def show_run(console: Console, result: RunResult, command: str, view: View) -> None:
+    cfg = result.cfg
+    parts: list = [header(result, command), Text(""), code_panel(console, cfg, result.device)]
+    if view.diagram:
+        from rnn_cli.diagram import flow_diagram
+
+        parts.append(flow_diagram(cfg, plain=is_plain(console), width=console.width))
+    parts.append(shapes_table(console, result))
+    parts += [Text(n, style="italic") for n in shape_notes(cfg)]
+    parts.append(Text(""))
+    parts.append(parameter_table(console, result))
+    if view.values:
+        for t in value_tables(console, result, view):
+            parts += [Text(""), t]
+        parts += [Text(""), sources_table(console, result)]
+    console.print(Group(*parts))
+
+
+def show_compare(console: Console, cmp, view: View) -> None:
+    """compare's human view: a header, the comparison table and the verdict."""
+    got = cmp.torch
+    cfg = got.cfg
+    tol = cmp.tolerance
+    parts: list = [
+        Text(
+            f"rnn-cli compare: torch.nn.{TORCH_CLASS[cfg.cell]} on {got.device} ({cfg.dtype}) "
+            f"vs the numpy memory cell (float64 reference), seed {cfg.seed}",
+            style="bold",
+        ),
+        Text(symbols_line(cfg)),
+    ]
+    if got.tf32 is not None:
+        parts.append(
+            Text(
+                "TF32 in cuDNN: "
+                + ("allowed (torch's default; --no-tf32 turns it off)" if got.tf32 else "off (--no-tf32)")
+            )
+        )
+    parts.append(Text(f"Tolerance: |torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|  ({tol.why})"))
+    if view.diagram:
+        from rnn_cli.diagram import flow_diagram
+
+        parts.append(flow_diagram(cfg, plain=is_plain(console), width=console.width))
+    table = _table(console)
+    table.add_column("tensor", style="bold")
+    table.add_column("torch", no_wrap=True)
+    table.add_column("reference", no_wrap=True)
+    table.add_column("max abs diff", justify="right")
+    table.add_column("max rel diff", justify="right")
+    table.add_column("result", no_wrap=True)
+    for c in cmp.checks:
+        verdict = Text("pass", style="green") if c.ok else Text("FAIL", style="bold red")
+        add_row(
+            table,
+            c.name,
+            shape_str(c.torch_shape),
+            shape_str(c.reference_shape),
+            "shape" if c.max_abs_diff is None else f"{c.max_abs_diff:.3g}",
+            "" if c.max_rel_diff is None else f"{c.max_rel_diff:.3g}",
+            verdict,
+        )
+    parts.append(table)
+    if cmp.ok:
+        parts.append(Text("OK: torch matches the numpy reference within tolerance.", style="bold green"))
+    else:
+        parts.append(Text("MISMATCH: torch and the numpy reference disagree (exit status 1).", style="bold red"))
+    console.print(Group(*parts))
+
+
+# ---- machine output -------------------------------------------------------------------------
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _values(a: np.ndarray):
+    """Nested lists; NaN and infinities become null so the document stays valid JSON."""
+    if a.dtype.kind in "iu":
+        return a.tolist()
+    if np.isfinite(a).all():
+        return a.tolist()
+    return np.where(np.isfinite(a), a, None).tolist()
+
+
+def config_dict(result: RunResult) -> dict:
+    d = result.cfg.to_dict()
+    d["device"] = result.device
+    d["tf32"] = result.tf32
+    return d
+
+
+def run_document(result: RunResult, command: str, values: bool) -> dict:
+    cfg = result.cfg
+    layouts = cfg.layouts()
+    tensors = {}
+    for name, shape in result.shapes().items():
+        entry: dict = {"shape": list(shape), "layout": layouts[name]}
+        if values and name in result.tensors:
+            entry["values"] = _values(result.tensors[name])
+        tensors[name] = entry
+    sources = [
+        {
+            "state": s.state,
+            "index": s.index,
+            "layer": s.layer,
+            "direction": s.direction,
+            "equals": s.expression,
+            "steps": list(s.steps),
+            "returned": s.returned,
+            "max_abs_diff": s.max_abs_diff,
+            "ok": s.ok,
+        }
+        for s in h_n_sources(result)
+    ]
+    return {
+        "command": command,
+        "config": config_dict(result),
+        "tensors": tensors,
+        "parameters": [{"name": n, "shape": list(p.shape), "numel": int(p.size)} for n, p in result.params.items()],
+        "num_parameters": int(sum(p.size for p in result.params.values())),
+        "h_n_sources": sources,
+    }
+
+
+def compare_document(cmp, values: bool) -> dict:
+    doc = run_document(cmp.torch, "compare", values)
+    del doc["h_n_sources"]
+    doc["tolerance"] = {"atol": cmp.tolerance.atol, "rtol": cmp.tolerance.rtol, "source": cmp.tolerance.why}
+    doc["results"] = [
+        {
+            "tensor": c.name,
+            "torch_shape": list(c.torch_shape),
+            "reference_shape": list(c.reference_shape),
+            "max_abs_diff": _finite(c.max_abs_diff),
+            "max_rel_diff": _finite(c.max_rel_diff),
+            "atol": cmp.tolerance.atol,
+            "rtol": cmp.tolerance.rtol,
+            "ok": c.ok,
+        }
+        for c in cmp.checks
+    ]
+    doc["ok"] = cmp.ok
+    return doc

@@ -1,0 +1,109 @@
+"""What a run produced, and where each slice of h_n (and c_n) comes from, checked on it.
+
+Pure numpy: shared by the manual and torch paths and by the renderers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rnn_cli.config import RunConfig
+
+
+@dataclass
+class RunResult:
+    cfg: RunConfig
+    implementation: str  # "manual" or "torch"
+    device: str  # the device actually used
+    tensors: dict[str, np.ndarray]  # input, h_0, [c_0], output, h_n, [c_n], [batch_sizes]; user layout
+    params: dict[str, np.ndarray]  # torch's names, torch's order
+    layer_outputs: list[np.ndarray] = field(default_factory=list)  # layers 0..num_layers-2, (L, N, D*H_out)
+    packed_data_shape: tuple[int, ...] | None = None  # PackedSequence.data of the output
+    tf32: bool | None = None  # cuDNN TF32 allowed (CUDA float32 only)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        out = {name: tuple(a.shape) for name, a in self.tensors.items()}
+        if self.packed_data_shape is not None:
+            out["packed_data"] = tuple(self.packed_data_shape)
+        return out
+
+    def time_major(self, name: str) -> np.ndarray:
+        """A sequence tensor as (L, N, F), whatever the user's layout."""
+        a = self.tensors[name]
+        if self.cfg.unbatched:
+            return a[:, None, :]
+        return a.transpose(1, 0, 2) if self.cfg.batch_first else a
+
+    def state(self, name: str) -> np.ndarray:
+        """A state tensor as (D*num_layers, N, F)."""
+        a = self.tensors[name]
+        return a[:, None, :] if self.cfg.unbatched else a
+
+
+@dataclass(frozen=True)
+class Source:
+    """h_n[index] (or c_n[index]) and the slice it equals."""
+
+    state: str  # "h_n" or "c_n"
+    index: int  # layer * D + direction
+    layer: int
+    direction: str  # "forward" or "backward"
+    expression: str  # the slice, in the user's layout
+    steps: tuple[int, ...]  # the step t it was taken at, per sequence
+    returned: bool  # False when the slice lives in a tensor torch does not return
+    max_abs_diff: float | None  # None when there is nothing to check against
+    ok: bool | None
+
+
+def _index_expr(cfg: RunConfig, tensor: str, t: str, n: str, feats: str) -> str:
+    if cfg.unbatched:
+        return f"{tensor}[{t}, {feats}]"
+    if cfg.batch_first:
+        return f"{tensor}[{n}, {t}, {feats}]"
+    return f"{tensor}[{t}, {n}, {feats}]"
+
+
+def h_n_sources(result: RunResult) -> list[Source]:
+    """For every layer and direction, which output slice h_n[k] equals, checked numerically.
+
+    Last layer: forward = output at each sequence's last real step, features [0, H_out);
+    backward = output at step 0, features [H_out, 2*H_out). Lower layers: the same slices of
+    that layer's own output, which is fed to the next layer and not returned. c_n is the
+    cell state and appears in no output.
+    """
+    cfg = result.cfg
+    D, H, L = cfg.D, cfg.H_out, cfg.seq_len
+    lengths = np.asarray(cfg.lengths) if cfg.lengths is not None else np.full(cfg.N, L)
+    h_n = result.state("h_n")  # (D*num_layers, N, H_out)
+    tol = 1e-6 if h_n.dtype == np.float32 else 1e-12
+    sources: list[Source] = []
+    for layer in range(cfg.num_layers):
+        last = layer == cfg.num_layers - 1
+        seq = result.time_major("output") if last else None
+        if not last and layer < len(result.layer_outputs):
+            seq = result.layer_outputs[layer]
+        for d in range(D):
+            k = layer * D + d
+            steps = tuple(int(n) - 1 for n in lengths) if d == 0 else (0,) * cfg.N
+            if d == 0:
+                t = "lengths[n]-1" if cfg.lengths is not None else str(L - 1)
+            else:
+                t = "0"
+            n = "n" if cfg.lengths is not None else ":"
+            feats = f"{d * H}:{(d + 1) * H}"
+            tensor = "output" if last else f"layer{layer}_output"
+            expr = _index_expr(cfg, tensor, t, n, feats)
+            diff = ok = None
+            if seq is not None:
+                picked = seq[np.asarray(steps), np.arange(cfg.N), d * H : (d + 1) * H]  # (N, H_out)
+                diff = float(np.max(np.abs(picked - h_n[k]))) if picked.size else 0.0
+                ok = bool(diff <= tol)
+            direction = "backward" if d else "forward"
+            sources.append(Source("h_n", k, layer, direction, expr, steps, last, diff, ok))
+            if cfg.has_c:
+                sources.append(
+                    Source("c_n", k, layer, direction, "cell state: in no output", steps, False, None, None)
+                )
+    return sources

@@ -1,0 +1,19 @@
+"""Shared test settings.
+
+Hypothesis profiles: 'ci' (derandomized, so every CI run tries the same examples) is
+chosen when CI is set; 'dev' (more examples, random) otherwise. Override with
+HYPOTHESIS_PROFILE=ci|dev|thorough.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "thorough", deadline=None, max_examples=2000, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
