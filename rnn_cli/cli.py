@@ -1,7 +1,7 @@
 """Typer app: flags -> RunConfig -> core (manual, torch, compare, bench) -> render.
 
 Nothing else happens here. Every bad input ends as one line on stderr and exit status 2
-(RnnCliError from the core, usage errors from click); compare's mismatch is exit 1.
+(RnnCliError from the core, usage errors from the click that typer vendors); compare's mismatch is exit 1.
 torch is imported only inside the commands that run it, so --help and manual start fast.
 """
 
@@ -30,6 +30,35 @@ def _error_line(message: str) -> None:
     sys.stderr.flush()
 
 
+# What typer's validation (pydantic, from typer 0.29) says about a value it cannot parse,
+# said plainly with the value, and the same words for click's own types (older typer).
+_PARSE_ERRORS = {"int_parsing": "{input!r} is not an integer", "float_parsing": "{input!r} is not a number"}
+_CLICK_WORDING = {
+    " is not a valid int.": " is not an integer",
+    " is not a valid integer.": " is not an integer",
+    " is not a valid float.": " is not a number",
+}
+
+
+def _usage_message(e: Exception) -> str:
+    """click's usage message in the same words whatever typer version parsed the flags:
+    `Invalid value for '--hidden-size': 'abc' is not an integer`."""
+    message = e.format_message()  # type: ignore[attr-defined]
+    try:
+        first = e.__cause__.errors()[0]  # type: ignore[union-attr]
+        wording = _PARSE_ERRORS.get(first["type"])
+        if wording is not None:
+            return message.replace(first["msg"], wording.format(input=first["input"]))
+        if first["type"] == "value_error":
+            return message.replace("Value error, ", "", 1)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        pass
+    for theirs, ours in _CLICK_WORDING.items():
+        if message.endswith(theirs):
+            return message[: -len(theirs)] + ours
+    return message
+
+
 class OneLineErrorGroup(TyperGroup):
     """Runs the app and turns every expected failure into one stderr line and an exit code."""
 
@@ -49,7 +78,7 @@ class OneLineErrorGroup(TyperGroup):
                 code = 0
             else:
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-                _error_line(e.format_message() + hint)
+                _error_line(_usage_message(e) + hint)
                 code = e.exit_code
         except typer.Abort:
             _error_line("aborted")
@@ -104,11 +133,11 @@ OPTIONS: dict[str, tuple[Any, Any, Any]] = {
     "hidden_size": (int, 8, typer.Option("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size).", rich_help_panel=NET)),
     "layers": (int, 1, typer.Option("--layers", metavar="INT", help="num_layers: stacked layers.", rich_help_panel=NET)),
     "bidirectional": (bool, False, typer.Option("--bidirectional", help="D = 2: a backward direction too.", rich_help_panel=NET)),
-    "nonlinearity": (Optional[Literal["tanh", "relu"]], None, typer.Option("--nonlinearity", help="rnn only. [default: tanh]", show_default=False, rich_help_panel=NET)),
+    "nonlinearity": (Optional[Literal["tanh", "relu"]], None, typer.Option("--nonlinearity", help="rnn only. \\[default: tanh]", show_default=False, rich_help_panel=NET)),
     "no_bias": (bool, False, typer.Option("--no-bias", help="bias=False.", rich_help_panel=NET)),
     "proj_size": (int, 0, typer.Option("--proj-size", metavar="INT", help="lstm only: project h to this size.", rich_help_panel=NET)),
     "seq_len": (int, 10, typer.Option("--seq-len", metavar="INT", help="L: time steps.", rich_help_panel=INPUT)),
-    "batch": (Optional[int], None, typer.Option("--batch", metavar="INT", help="N: sequences in the batch. [default: 1]", show_default=False, rich_help_panel=INPUT)),
+    "batch": (Optional[int], None, typer.Option("--batch", metavar="INT", help="N: sequences in the batch. \\[default: 1]", show_default=False, rich_help_panel=INPUT)),
     "unbatched": (bool, False, typer.Option("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.", rich_help_panel=INPUT)),
     "batch_first": (bool, False, typer.Option("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.", rich_help_panel=INPUT)),
     "lengths": (Optional[str], None, typer.Option("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.", rich_help_panel=INPUT)),
@@ -129,14 +158,14 @@ TF32_OPTION = {
     "no_tf32": (bool, False, typer.Option("--no-tf32", help="Forbid TF32 in cuDNN's float32 kernels (CUDA).", rich_help_panel=RUN)),
 }
 TOLERANCE_OPTIONS = {
-    "atol": (Optional[float], None, typer.Option("--atol", metavar="FLOAT", help="Absolute tolerance. [default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
-    "rtol": (Optional[float], None, typer.Option("--rtol", metavar="FLOAT", help="Relative tolerance. [default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
+    "atol": (Optional[float], None, typer.Option("--atol", metavar="FLOAT", help="Absolute tolerance. \\[default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
+    "rtol": (Optional[float], None, typer.Option("--rtol", metavar="FLOAT", help="Relative tolerance. \\[default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
 }
 BENCH_OPTIONS = {
     "repeat": (int, 20, typer.Option("--repeat", metavar="INT", help="Timed runs per implementation.", rich_help_panel=RUN)),
     "warmup": (int, 3, typer.Option("--warmup", metavar="INT", help="Untimed runs first.", rich_help_panel=RUN)),
 }
-RUN_ONLY = ("save", "no_values", "precision", "batch_index", "no_heatmap")  # views bench does not have
+RUN_ONLY = ("save", "no_values", "precision", "batch_index", "no_heatmap", "no_diagram")  # views bench lacks
 
 
 def command(name: str, help: str, options: dict[str, tuple[Any, Any, Any]]) -> Callable:
@@ -220,6 +249,8 @@ def build_output(o: dict, cfg: RunConfig) -> Output:
     if not 0 <= precision <= 12:
         raise RnnCliError(f"--precision must be between 0 and 12, got {precision}")
     batch_index = o.get("batch_index", 0)
+    if cfg.unbatched and batch_index != 0:
+        raise RnnCliError(f"--batch-index must be 0 with --unbatched (one sequence), got {batch_index}")
     if not 0 <= batch_index < cfg.N:
         raise RnnCliError(f"--batch-index must be between 0 and {cfg.N - 1} (--batch {cfg.N}), got {batch_index}")
     if o.get("save") is not None:
@@ -230,7 +261,7 @@ def build_output(o: dict, cfg: RunConfig) -> Output:
         values=not o.get("no_values", False),
         precision=precision,
         batch_index=batch_index,
-        diagram=not o["no_diagram"],
+        diagram=not o.get("no_diagram", False),
         heatmap=not o.get("no_heatmap", False),
     )
     return Output(json=o["json"], save=o.get("save"), export_svg=o["export_svg"], view=view)
@@ -362,10 +393,14 @@ def bench_command(o: dict) -> None:
     if not 0 <= o["warmup"] <= 10_000:
         raise RnnCliError(f"--warmup must be between 0 and 10000, got {o['warmup']}")
     check_memory(cfg, copies=3)
+    from rich.console import Console
+
     from rnn_cli import bench
 
     console = _console(out)
-    results = bench.run(cfg, repeat=o["repeat"], warmup=o["warmup"], tf32=not o["no_tf32"], progress_console=console)
+    results = bench.run(
+        cfg, repeat=o["repeat"], warmup=o["warmup"], tf32=not o["no_tf32"], progress_console=Console(stderr=True)
+    )
     if out.json:
         _print_json(bench.document(cfg, results))
         return

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 
 from rnn_cli.errors import RnnCliError
 
@@ -213,11 +214,14 @@ class RunConfig:
 # ---- memory: refuse before allocating -----------------------------------------
 
 
-def _format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
+def _format_bytes(n: int) -> str:
+    """1023 B, 1.5 KiB, ..., 999.9 PiB, then 3.55e+31 PiB: exact for any int, even past float range."""
+    if n < 1024:
+        return f"{int(n)} B"
+    for power, unit in enumerate(("KiB", "MiB", "GiB", "TiB", "PiB"), start=1):
+        if n < 1024 ** (power + 1) or unit == "PiB":
+            scaled = Decimal(n) / 1024**power
+            return f"{scaled:.1f} {unit}" if scaled < 10_000 else f"{scaled:.2e} {unit}"
     raise AssertionError  # pragma: no cover
 
 

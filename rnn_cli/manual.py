@@ -17,9 +17,15 @@ from its last real step down to t = 0. h_n[k*D + d] is the state direction d of 
 ends in. With `lengths`, a sequence's state stops changing after its last real step and
 its outputs are zero past it (what pack_padded_sequence gives in torch).
 
-Speed comes from the arrangement, not from tricks: the input projection of all L steps is
-one matrix product per layer and direction, the output is preallocated and written in
-place, and each step does one small product plus element-wise updates.
+How the loop is arranged for speed (the equations above are what it computes):
+- the input projection of all L steps, x W_ih^T plus every bias that sits outside a
+  gate's nonlinearity, is one matrix product per layer and direction;
+- each step is one small product h_{t-1} W_hh^T plus in-place element-wise updates, written
+  straight into the preallocated output, so a step allocates nothing;
+- sigmoid(z) = (1 + tanh(z/2)) / 2. The rows of the sigmoid gates (LSTM i, f, o; GRU r, z)
+  are halved once when the weights are prepared (exact: a power of two), so one tanh call
+  covers all of a step's gates, and the LSTM rows are regrouped (i, f, o, g) so the three
+  sigmoid gates are one contiguous block.
 
 numpy only: this module must never import torch.
 """
@@ -37,85 +43,131 @@ from rnn_cli.sample import Sample, draw, state_to_user_layout, step_mask, to_use
 State = tuple[np.ndarray, ...]  # (h,) or (h, c), each (N, features)
 
 
-def sigmoid_(x: np.ndarray) -> np.ndarray:
-    """In-place logistic sigmoid, as 0.5 * tanh(x / 2) + 0.5: no overflow for large |x|."""
-    x *= 0.5
-    np.tanh(x, out=x)
-    x *= 0.5
-    x += 0.5
-    return x
-
-
 @dataclass(frozen=True)
 class Weights:
-    """One layer-direction's weights, laid out for the recurrence."""
+    """One layer-direction's weights, prepared for the loop (see the module docstring)."""
 
-    hh_T: np.ndarray  # (H_out, G*H_cell): W_hh^T
-    b_hh: np.ndarray | None  # (G*H_cell,), GRU only: it sits inside r * (...)
-    hr_T: np.ndarray | None  # (H_cell, H_out): W_hr^T, LSTM with proj_size only
+    ih_T: np.ndarray  # (H_in of this layer, G*H_cell)
+    x_bias: np.ndarray | None  # (G*H_cell,): the biases added to the input projection
+    hh_T: np.ndarray  # (H_out, G*H_cell)
+    b_hn: np.ndarray | None  # (H_cell,): GRU's b_hn, which sits inside r * (...)
+    hr_T: np.ndarray | None  # (H_cell, proj_size): LSTM projection
     relu: bool
 
 
-# ---- one function per cell: (x_t projected, state) -> new state ------------------------
+def _rows(cell: str, H: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row order, row scale) that turn torch's stacked gates into the loop's layout."""
+    if cell == "lstm":  # torch stacks (i, f, g, o); the loop wants (i, f, o, g), sigmoid rows halved
+        order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
+        scale = np.r_[np.full(3 * H, 0.5), np.ones(H)]
+    elif cell == "gru":  # (r, z, n): r and z are sigmoid gates
+        order = np.arange(3 * H)
+        scale = np.r_[np.full(2 * H, 0.5), np.ones(H)]
+    else:
+        order, scale = np.arange(H), np.ones(H)
+    return order, scale
 
 
-def rnn_cell(xp_t: np.ndarray, state: State, w: Weights) -> State:
+def prepare_weights(cfg: RunConfig, params: dict[str, np.ndarray], layer: int, direction: int) -> Weights:
+    sfx = f"l{layer}" + ("_reverse" if direction else "")
+    H = cfg.hidden_size
+    order, scale = _rows(cfg.cell, H)
+    dtype = params[f"weight_ih_{sfx}"].dtype
+    scale = scale.astype(dtype)
+
+    def rows(name: str) -> np.ndarray:
+        return params[name][order] * (scale[:, None] if params[name].ndim == 2 else scale)
+
+    x_bias = b_hn = None
+    if cfg.bias:
+        b_ih, b_hh = rows(f"bias_ih_{sfx}"), rows(f"bias_hh_{sfx}")
+        if cfg.cell == "gru":  # b_hr, b_hz join the input side; b_hn must stay inside r * (...)
+            x_bias = b_ih + np.r_[b_hh[: 2 * H], np.zeros(H, dtype)]
+            b_hn = b_hh[2 * H :]
+        else:
+            x_bias = b_ih + b_hh
+    hr = params.get(f"weight_hr_{sfx}") if cfg.proj_size else None
+    return Weights(
+        ih_T=np.ascontiguousarray(rows(f"weight_ih_{sfx}").T),
+        x_bias=x_bias,
+        hh_T=np.ascontiguousarray(rows(f"weight_hh_{sfx}").T),
+        b_hn=b_hn,
+        hr_T=None if hr is None else np.ascontiguousarray(hr.T),
+        relu=cfg.nonlinearity == "relu",
+    )
+
+
+# ---- one function per cell: (x_t projected, state) -> new state, written into h_out --------
+
+
+def rnn_cell(xp_t: np.ndarray, state: State, w: Weights, h_out: np.ndarray, scratch: dict) -> State:
+    """h_t = act(x_t W_ih^T + b_ih + b_hh  +  h_{t-1} W_hh^T)."""
     (h,) = state
-    z = h @ w.hh_T  # (N, H)
-    z += xp_t  # x_t W_ih^T + b_ih + b_hh were added for all steps at once
-    return (np.maximum(z, 0, out=z) if w.relu else np.tanh(z, out=z),)
+    np.matmul(h, w.hh_T, out=h_out)  # (N, H)
+    h_out += xp_t
+    if w.relu:
+        np.maximum(h_out, 0, out=h_out)
+    else:
+        np.tanh(h_out, out=h_out)
+    return (h_out,)
 
 
-def lstm_cell(xp_t: np.ndarray, state: State, w: Weights) -> State:
+def lstm_cell(xp_t: np.ndarray, state: State, w: Weights, h_out: np.ndarray, scratch: dict) -> State:
+    """c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)  (then projected by W_hr)."""
     h, c = state
     H = c.shape[-1]
-    gates = h @ w.hh_T  # (N, 4*H_cell)
+    gates = np.matmul(h, w.hh_T, out=scratch["gates"])  # (N, 4H): halved i, f, o, then g
     gates += xp_t
-    sigmoid_(gates[:, : 2 * H])  # i, f
-    sigmoid_(gates[:, 3 * H :])  # o
-    i, f, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 3 * H :]
-    g = np.tanh(gates[:, 2 * H : 3 * H])
-    c_new = f * c  # (N, H_cell)
+    np.tanh(gates, out=gates)  # tanh(z/2) for i, f, o; tanh(z) = g
+    ifo = gates[:, : 3 * H]
+    ifo += 1.0
+    ifo *= 0.5  # sigmoid(z) = (1 + tanh(z/2)) / 2
+    i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    c_new = np.multiply(f, c, out=scratch["c"][0])  # (N, H_cell)
     g *= i
     c_new += g
-    h_new = np.tanh(c_new)
-    h_new *= o  # (N, H_cell)
-    if w.hr_T is not None:
-        h_new = h_new @ w.hr_T  # (N, proj_size)
-    return h_new, c_new
+    scratch["c"].reverse()  # two buffers take turns holding c_{t-1} and c_t
+    if w.hr_T is None:
+        np.tanh(c_new, out=h_out)
+        h_out *= o
+    else:
+        m = np.tanh(c_new, out=scratch["m"])
+        m *= o
+        np.matmul(m, w.hr_T, out=h_out)  # (N, proj_size)
+    return h_out, c_new
 
 
-def gru_cell(xp_t: np.ndarray, state: State, w: Weights) -> State:
+def gru_cell(xp_t: np.ndarray, state: State, w: Weights, h_out: np.ndarray, scratch: dict) -> State:
+    """r, z = sigmoid(...);  n = tanh(x_n + r * (h W_hn^T + b_hn));  h_t = (1 - z) * n + z * h."""
     (h,) = state
     H = h.shape[-1]
-    gh = h @ w.hh_T  # (N, 3*H): W_hr h, W_hz h, W_hn h
-    if w.b_hh is not None:
-        gh += w.b_hh
-    rz = xp_t[:, : 2 * H] + gh[:, : 2 * H]
-    sigmoid_(rz)
+    gh = np.matmul(h, w.hh_T, out=scratch["gates"])  # (N, 3H): halved W_hr h, W_hz h, then W_hn h
+    rz, n = gh[:, : 2 * H], gh[:, 2 * H :]
+    rz += xp_t[:, : 2 * H]
+    np.tanh(rz, out=rz)
+    rz += 1.0
+    rz *= 0.5  # r, z
     r, z = rz[:, :H], rz[:, H:]
-    n = gh[:, 2 * H :] * r
+    if w.b_hn is not None:
+        n += w.b_hn
+    n *= r
     n += xp_t[:, 2 * H :]
     np.tanh(n, out=n)
-    # h_t = (1 - z) * n + z * h  ==  n + z * (h - n)
-    h_new = h - n
-    h_new *= z
-    h_new += n
-    return (h_new,)
+    # (1 - z) * n + z * h  ==  n + z * (h - n)
+    np.subtract(h, n, out=h_out)
+    h_out *= z
+    h_out += n
+    return (h_out,)
 
 
-CELLS: dict[str, Callable[[np.ndarray, State, Weights], State]] = {
-    "rnn": rnn_cell,
-    "lstm": lstm_cell,
-    "gru": gru_cell,
-}
+CELLS: dict[str, Callable[..., State]] = {"rnn": rnn_cell, "lstm": lstm_cell, "gru": gru_cell}
 
 
 # ---- the loop over time, directions and layers ----------------------------------------
 
 
 def run_direction(
-    cell: Callable[[np.ndarray, State, Weights], State],
+    cfg: RunConfig,
     xp: np.ndarray,
     state: State,
     w: Weights,
@@ -125,19 +177,28 @@ def run_direction(
 ) -> State:
     """Run one direction of one layer over time, writing h_t into `out` (L, N, H_out).
 
-    With a mask (L, N, 1), padded steps keep the old state, so the backward direction
-    of a sequence starts at its own last real step and h_n is its state there.
+    With a mask (L, N, 1), padded steps keep the old state, so the backward direction of a
+    sequence starts at its own last real step and the final state is the one there.
+    Returns copies of the final state.
     """
-    L = xp.shape[0]
+    cell = CELLS[cfg.cell]
+    L, N = xp.shape[:2]
+    dtype = xp.dtype
+    scratch = {"gates": np.empty((N, xp.shape[2]), dtype)}
+    if cfg.has_c:
+        scratch["c"] = [np.empty((N, cfg.hidden_size), dtype) for _ in range(2)]
+        scratch["m"] = np.empty((N, cfg.hidden_size), dtype)
     for t in range(L - 1, -1, -1) if reverse else range(L):
-        new = cell(xp[t], state, w)
+        new = cell(xp[t], state, w, out[t], scratch)
         if mask is not None:
-            new = tuple(np.where(mask[t], a, b) for a, b in zip(new, state))
-        out[t] = new[0]
+            keep = ~mask[t]  # (N, 1): sequences already past their end
+            for a, b in zip(new, state):
+                np.copyto(a, b, where=keep)
         state = new
+    final = tuple(s.copy() for s in state)
     if mask is not None:
         out *= mask  # outputs past a sequence's end are zero, as pad_packed_sequence gives
-    return state
+    return final
 
 
 @dataclass(frozen=True)
@@ -164,7 +225,6 @@ def forward(
     """
     L, N, _ = x.shape
     D, H_out, dtype = cfg.D, cfg.H_out, x.dtype
-    cell = CELLS[cfg.cell]
     mask = step_mask(cfg) if cfg.lengths is not None else None
     h_n = np.empty((D * cfg.num_layers, N, H_out), dtype)
     c_n = np.empty((D * cfg.num_layers, N, cfg.hidden_size), dtype) if cfg.has_c else None
@@ -173,26 +233,14 @@ def forward(
     for layer in range(cfg.num_layers):
         out = np.empty((L, N, D * H_out), dtype)  # (L, N, D*H_out)
         for d in range(D):
-            sfx = f"l{layer}" + ("_reverse" if d else "")
             k = layer * D + d
-            W_ih = params[f"weight_ih_{sfx}"]  # (G*H_cell, H_in of this layer)
-            xp = layer_in.reshape(L * N, -1) @ W_ih.T  # all steps in one product
+            w = prepare_weights(cfg, params, layer, d)
+            xp = layer_in.reshape(L * N, -1) @ w.ih_T  # all L steps in one product
             xp = xp.reshape(L, N, -1)  # (L, N, G*H_cell)
-            b_hh = None
-            if cfg.bias:
-                xp += params[f"bias_ih_{sfx}"]
-                if cfg.cell == "gru":
-                    b_hh = params[f"bias_hh_{sfx}"]
-                else:
-                    xp += params[f"bias_hh_{sfx}"]
-            w = Weights(
-                hh_T=np.ascontiguousarray(params[f"weight_hh_{sfx}"].T),  # (H_out, G*H_cell)
-                b_hh=b_hh,
-                hr_T=np.ascontiguousarray(params[f"weight_hr_{sfx}"].T) if cfg.proj_size else None,
-                relu=cfg.nonlinearity == "relu",
-            )
+            if w.x_bias is not None:
+                xp += w.x_bias
             state: State = (h_0[k],) if c_0 is None else (h_0[k], c_0[k])
-            final = run_direction(cell, xp, state, w, out[:, :, d * H_out : (d + 1) * H_out], bool(d), mask)
+            final = run_direction(cfg, xp, state, w, out[:, :, d * H_out : (d + 1) * H_out], bool(d), mask)
             h_n[k] = final[0]
             if c_n is not None:
                 c_n[k] = final[1]

@@ -196,7 +196,7 @@ def shape_notes(cfg: RunConfig) -> list[str]:
 def shapes_table(console: Console, result: RunResult) -> Table:
     cfg = result.cfg
     layouts = cfg.layouts()
-    table = _table(console, "Shapes", symbols_line(cfg))
+    table = _table(console, "Shapes  " + symbols_line(cfg))
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)
     table.add_column("layout", no_wrap=True)
@@ -250,17 +250,46 @@ def _shown_indices(n: int, limit: int) -> list[int | None]:
     return list(range(head)) + [None] + list(range(n - tail, n))
 
 
-def heat_style(value: float, vmax: float) -> Style:
-    """Diverging background: blue below zero, red above, a dark neutral grey at zero."""
+HEAT_ZERO = (48, 48, 48)  # dark grey: the white digits read on it on dark and light terminals
+HEAT_POSITIVE = (215, 48, 39)  # red; white on it and on the blue keeps > 4.5:1 contrast
+HEAT_NEGATIVE = (44, 110, 190)  # blue
+# 256-colour steps (xterm palette numbers), zero then 4 deeper: rich's own rounding of the
+# blends to that palette would turn the dark reds olive and the blues teal.
+HEAT_256 = {1: (236, 52, 88, 124, 160), -1: (236, 17, 18, 19, 20)}
+
+
+def heat_style(value: float, vmax: float, color_system: str | None = "truecolor") -> Style:
+    """Diverging background centred on 0: blue below, red above, dark grey at zero; white digits.
+
+    Blended on truecolor terminals, in 4 steps a side on 256-colour ones. The 16 standard
+    colours cannot shade, so there only |value| >= vmax/2 is coloured, white on red or blue."""
     if not math.isfinite(value) or vmax <= 0:
         return Style()
     t = max(-1.0, min(1.0, value / vmax))
-    base = (48, 48, 48)
-    end = (215, 48, 39) if t > 0 else (49, 130, 206)
-    rgb = tuple(int(b + abs(t) * (e - b)) for b, e in zip(base, end))
+    if color_system in ("standard", "windows"):
+        return Style(bgcolor="red" if t > 0 else "blue", color="bright_white") if abs(t) >= 0.5 else Style()
     from rich.color import Color
 
-    return Style(bgcolor=Color.from_rgb(*rgb), color="white")
+    white = Color.from_rgb(255, 255, 255)
+    if color_system == "256":
+        step = HEAT_256[1 if t > 0 else -1][int(abs(t) * 4 + 0.5)]
+        return Style(bgcolor=Color.from_ansi(step), color=white)
+    end = HEAT_POSITIVE if t > 0 else HEAT_NEGATIVE
+    rgb = tuple(int(round(b + abs(t) * (e - b))) for b, e in zip(HEAT_ZERO, end))
+    return Style(bgcolor=Color.from_rgb(*rgb), color=white)
+
+
+def heat_legend(vmax: float, precision: int, color_system: str | None) -> Text:
+    """The caption line that states the range, its ends and middle drawn as the cells are."""
+    lo, hi = f"-{vmax:.{precision}g}", f"+{vmax:.{precision}g}"
+    return Text.assemble(
+        "colour scale ",
+        (lo, heat_style(-vmax, vmax, color_system)),
+        " .. ",
+        ("0", heat_style(0.0, vmax, color_system)),
+        " .. ",
+        (hi, heat_style(vmax, vmax, color_system)),
+    )
 
 
 def use_heatmap(console: Console, view: View) -> bool:
@@ -278,20 +307,27 @@ def value_table(
     dim_rows: set[int] | None = None,
 ) -> Table:
     """A 2-D slice as a table, truncated to fit the console's width and MAX_ROWS."""
-    number_width = view.precision + 3  # "-0.1234"
+    finite = np.abs(matrix[np.isfinite(matrix)])
+    vmax = float(finite.max()) if finite.size else 0.0
+    number_width = max(view.precision + 3, len(f"-{vmax:.{view.precision}f}"))  # "-0.1234"
     label_width = max(len(s) for s in row_labels)
-    max_cols = max(2, (console.width - label_width - 1) // (number_width + 1))
+    # Each shown column costs its width and 1 of divider; the ellipsis column 4.
+    room = console.width - label_width
+    if matrix.shape[1] * (number_width + 1) <= room:
+        max_cols = matrix.shape[1]
+    else:
+        max_cols = max(2, min((room - 4) // (number_width + 1) + 1, matrix.shape[1] - 1))
     rows = _shown_indices(matrix.shape[0], MAX_ROWS)
     cols = _shown_indices(matrix.shape[1], max_cols)
     heat = use_heatmap(console, view)
-    vmax = float(np.nanmax(np.abs(matrix))) if matrix.size and np.isfinite(matrix).any() else 0.0
-    notes = [caption] if caption else []
+    notes: list[str | Text] = [caption] if caption else []
     if heat:
-        notes.append(f"colour: blue -{vmax:.{view.precision}g} .. 0 .. red +{vmax:.{view.precision}g}")
+        notes.append(heat_legend(vmax, view.precision, console.color_system))
     truncated = None in rows or None in cols
     if truncated:
         notes.append("truncated; all values: --json or --save PATH.npz")
-    table = _table(console, title, "\n".join(notes) or None, padding=(0, 0, 0, 1))
+    caption_text = Text("\n").join(Text(n) if isinstance(n, str) else n for n in notes) if notes else None
+    table = _table(console, title, caption_text, padding=0)
     table.add_column("", style="bold", no_wrap=True)
     for c in cols:
         width = 3 if c is None else number_width
@@ -308,7 +344,7 @@ def value_table(
             v = float(matrix[r, c])
             text = Text(f"{v:.{view.precision}f}")
             if heat:
-                text.stylize(heat_style(v, vmax))
+                text.stylize(heat_style(v, vmax, console.color_system))
             elif dim_rows and r in dim_rows:
                 text.stylize("dim")
             cells.append(text)
@@ -333,9 +369,9 @@ def value_tables(console: Console, result: RunResult, view: View) -> list[Table]
     for name in ("h_n", "c_n"):
         if name in result.tensors:
             m = result.state(name)[:, b, :]  # (D*num_layers, H)
-            labels = [f"[{k}] {s}" for k, s in enumerate(state_labels)]
+            labels = [f"{k} {s}" for k, s in enumerate(state_labels)]
             cols = [str(j) for j in range(m.shape[1])]
-            tables.append(value_table(console, f"{name}{who}", m, labels, cols, view, "rows: layer*D + direction"))
+            tables.append(value_table(console, f"{name}{who}", m, labels, cols, view, "rows: index layer*D + direction, layer, direction"))
     return tables
 
 
@@ -403,7 +439,7 @@ def show_run(console: Console, result: RunResult, command: str, view: View) -> N
     if view.diagram:
         from rnn_cli.diagram import flow_diagram
 
-        parts.append(flow_diagram(cfg, plain=is_plain(console), width=console.width))
+        parts += [flow_diagram(cfg, plain=is_plain(console), width=console.width), Text("")]
     parts.append(shapes_table(console, result))
     parts += [Text(n, style="italic") for n in shape_notes(cfg)]
     parts.append(Text(""))
@@ -439,7 +475,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
     if view.diagram:
         from rnn_cli.diagram import flow_diagram
 
-        parts.append(flow_diagram(cfg, plain=is_plain(console), width=console.width))
+        parts += [Text(""), flow_diagram(cfg, plain=is_plain(console), width=console.width), Text("")]
     table = _table(console)
     table.add_column("tensor", style="bold")
     table.add_column("torch", no_wrap=True)
@@ -495,7 +531,7 @@ def run_document(result: RunResult, command: str, values: bool) -> dict:
     tensors = {}
     for name, shape in result.shapes().items():
         entry: dict = {"shape": list(shape), "layout": layouts[name]}
-        if values and name in result.tensors:
+        if name in result.tensors and (values or name == "batch_sizes"):
             entry["values"] = _values(result.tensors[name])
         tensors[name] = entry
     sources = [

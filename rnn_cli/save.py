@@ -23,10 +23,13 @@ from rnn_cli.errors import RnnCliError
 def check_writable(path: Path, flag: str) -> None:
     """Refuse a path that cannot be written, before any work is done."""
     parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise RnnCliError(f"{flag} {path}: is a directory; give a file path")
-    if not parent.is_dir():
-        raise RnnCliError(f"{flag} {path}: directory {parent} does not exist")
+    try:
+        if path.is_dir():
+            raise RnnCliError(f"{flag} {path}: is a directory; give a file path")
+        if not parent.is_dir():
+            raise RnnCliError(f"{flag} {path}: directory {parent} does not exist")
+    except OSError as e:  # a name too long for the filesystem, a loop of links, ...
+        raise RnnCliError(f"{flag} {path}: cannot be written ({e.strerror or e})") from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RnnCliError(f"{flag} {path}: directory {parent} is not writable")
 
@@ -37,8 +40,13 @@ def _write_unnamed(directory: str, data: bytes, target: str) -> bool:
     if flag is None:
         return False
     try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
         fd = os.open(directory, flag | os.O_WRONLY, 0o644)
     except OSError:
+        os.close(dir_fd)
         return False
     try:
         with os.fdopen(fd, "wb", closefd=False) as f:
@@ -46,9 +54,11 @@ def _write_unnamed(directory: str, data: bytes, target: str) -> bool:
             f.flush()
             os.fsync(f.fileno())
         for attempt in range(100):
-            name = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.{attempt}.tmp")
+            name = os.path.join(directory, f".rnn-cli.{os.getpid()}.{attempt}.tmp")
             try:
-                os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+                # linkat(AT_SYMLINK_FOLLOW): a dir fd makes CPython call linkat, not link(),
+                # which would try to hard-link the /proc symlink itself (EXDEV).
+                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
                 break
             except FileExistsError:
                 continue
@@ -65,6 +75,7 @@ def _write_unnamed(directory: str, data: bytes, target: str) -> bool:
         return True
     finally:
         os.close(fd)
+        os.close(dir_fd)
 
 
 def write_atomic(path: Path, data: bytes, flag: str = "--save") -> None:
@@ -73,7 +84,7 @@ def write_atomic(path: Path, data: bytes, flag: str = "--save") -> None:
     try:
         if _write_unnamed(directory, data, target):
             return
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=".rnn-cli.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

@@ -6,6 +6,7 @@ commands that need it.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -143,7 +144,9 @@ def run(cfg: RunConfig, sample: Sample | None = None, keep_layers: bool = True, 
     device = resolve_device(cfg.device)
     sample = sample if sample is not None else draw(cfg)
     module, x, hx = prepare(cfg, sample, device)
-    with cudnn_tf32(tf32), torch.inference_mode():
+    with cudnn_tf32(tf32), torch.inference_mode(), warnings.catch_warnings():
+        # torch's CPU path says so on every LSTM with proj_size; it is no concern of the user's
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
         output, state, packed = _forward(cfg, module, x, hx)
         layer_outputs = []
         if keep_layers:

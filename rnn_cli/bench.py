@@ -1,0 +1,529 @@
+"""bench: how fast is this configuration here? Times the forward of every implementation
+that can run it: the numpy memory cell on the CPU, torch on the CPU, torch on CUDA.
+
+Every implementation gets the same seeded sample (the draw of `manual` and `torch`),
+`warmup` untimed runs, then `repeat` timed runs of the forward alone: no import, no
+module construction, no copy of the results. CPU runs are timed with time.perf_counter;
+CUDA runs with a pair of CUDA events around the forward, after synchronising the device,
+so each timing is one whole forward on an idle GPU. torch runs in inference mode, with
+TF32 in cuDNN as asked (--no-tf32). With --lengths, torch packs, runs and pads (as
+`rnn-cli torch` does) and the numpy cell masks.
+
+Threads: torch uses torch.get_num_threads(); numpy's BLAS is held to the same number
+when threadpoolctl is installed (it is not a dependency), and is reported as unknown
+otherwise.
+
+Speed is measured here and in benchmarks/, never asserted by a unit test.
+torch and rich are imported only inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import warnings
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Iterator, Optional
+
+from rnn_cli.config import TORCH_CLASS, RunConfig
+
+FLOP_FORMULA = "2 * D * T * sum_k [G * H_cell * (H_in_k + H_out) + P * H_cell]"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+PROGRESS_AFTER_S = 1.0  # show a progress bar only when the whole run looks longer than this
+
+
+def forward_flops(cfg: RunConfig) -> int:
+    """Floating-point operations of one forward's matrix products (2 per multiply-add).
+
+        FLOPs = 2 * D * T * sum_k [G * H_cell * (H_in_k + H_out) + P * H_cell]    (k: layers)
+
+    T       steps in the batch: N * L, or sum(lengths) with --lengths (padding is not work)
+    D       2 if bidirectional else 1
+    G       gates stacked in each weight: rnn 1, lstm 4, gru 3
+    H_in_k  inputs of layer k: H_in for k = 0, D * H_out above it
+    H_out   proj_size if proj_size > 0 else H_cell
+    P       proj_size (lstm only; 0 otherwise)
+
+    For each layer, direction, step and sequence: the input product x_t W_ih^T
+    (G*H_cell x H_in_k), the recurrent product h_{t-1} W_hh^T (G*H_cell x H_out) and,
+    with a projection, h_t W_hr^T (P x H_cell). Biases, activations and the other
+    element-wise work are not counted. Every weight element is used once per step
+    and sequence, so without biases this is 2 * T * (number of parameters).
+    """
+    T = sum(cfg.lengths) if cfg.lengths is not None else cfg.N * cfg.seq_len
+    H, P = cfg.hidden_size, cfg.proj_size
+    per_step = sum(cfg.gates * H * (cfg.layer_input_size(k) + cfg.H_out) + P * H for k in range(cfg.num_layers))
+    return 2 * cfg.D * T * per_step
+
+
+# ---- threads --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threads:
+    torch: Optional[int]  # torch.get_num_threads(), None without torch
+    numpy: Optional[int]  # threads of numpy's BLAS during the run, None when unknown
+    numpy_source: str  # how numpy's count is known
+    blas: Optional[str]  # numpy's BLAS library, as threadpoolctl names it
+
+
+def _numpy_blas() -> tuple[Optional[int], Optional[str]]:
+    """(threads, library) of numpy's BLAS via threadpoolctl, or (None, None) without it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None, None
+    import numpy  # noqa: F401 - its BLAS must be loaded to be seen
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            return int(info["num_threads"]), str(info.get("internal_api"))
+    return None, None
+
+
+def _numpy_backend() -> str:
+    """numpy and the BLAS it was built with, from numpy's build configuration."""
+    import numpy as np
+
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        return f"numpy {np.__version__}, {blas['name']} {blas.get('version', '')}".strip()
+    except (AttributeError, KeyError, TypeError):
+        return f"numpy {np.__version__}"
+
+
+@contextmanager
+def _blas_threads(n: Optional[int]) -> Iterator[None]:
+    """Hold numpy's BLAS to n threads for the block, when threadpoolctl can."""
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+# ---- implementations and timing -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One way to run the forward, ready to be timed."""
+
+    name: str  # "manual" or "torch"
+    device: str  # "cpu", "cuda:0", ...
+    backend: str  # what does the work, for people: "numpy 2.4.6, scipy-openblas ...", "aten", "cuDNN 9.19.0 on ..."
+    forward: Callable[[], Any]  # one forward pass; its result is dropped
+    context: Callable[[], ContextManager]  # entered once around warm-up and timed runs
+    time_once: Callable[[Callable[[], Any]], float]  # seconds of one call
+    tf32: Optional[bool] = None  # cuDNN TF32 allowed (CUDA float32 only)
+
+
+def _cpu_time(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _cuda_timer(torch, device) -> Callable[[Callable[[], Any]], float]:
+    """Time one call with CUDA events on an idle device: synchronise, record, run, record,
+    wait for the end event. The events sit on the device's current stream, where the
+    forward's kernels go, so the time covers its kernels and any gaps between them."""
+
+    def time_once(fn: Callable[[], Any]) -> float:
+        torch.cuda.synchronize(device)
+        stream = torch.cuda.current_stream(device)
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record(stream)
+        fn()
+        end.record(stream)
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3  # elapsed_time is in ms
+
+    return time_once
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _cudnn_version(torch) -> Optional[str]:
+    """torch.backends.cudnn.version() (91900) as 9.19.0; None without cuDNN."""
+    if not torch.backends.cudnn.is_available():
+        return None
+    v = torch.backends.cudnn.version()
+    base = 10000 if v >= 90000 else 1000  # cuDNN 9 packs major*10000, cuDNN 8 major*1000
+    return f"{v // base}.{v % base // 100}.{v % 100}"
+
+
+def implementations(cfg: RunConfig, sample, tf32: bool = True) -> list[Implementation]:
+    """The forwards bench times for cfg, first the numpy cell, then torch on the CPU, then
+    torch on CUDA when cfg.device is cuda[:N] (an RnnCliError when there is none) or auto
+    (when there is one). Builds modules and moves inputs here, outside any timing."""
+    from rnn_cli import manual
+
+    numpy_threads: Optional[int] = None
+    torch = _import_torch()
+    if torch is not None:
+        numpy_threads = torch.get_num_threads()  # numpy's BLAS is held to torch's count
+
+    def manual_forward():
+        return manual.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)
+
+    impls = [
+        Implementation(
+            name="manual",
+            device="cpu",
+            backend=_numpy_backend(),
+            forward=manual_forward,
+            context=lambda: _blas_threads(numpy_threads),
+            time_once=_cpu_time,
+        )
+    ]
+    if torch is None:
+        return impls
+
+    from rnn_cli import torch_run
+
+    devices = [torch.device("cpu")]
+    if cfg.device != "cpu":
+        resolved = torch_run.resolve_device(cfg.device)
+        if resolved.type == "cuda":
+            devices.append(resolved)
+    for device in devices:
+        module, x, hx = torch_run.prepare(cfg, sample, device)
+        on_cuda = device.type == "cuda"
+
+        def torch_forward(module=module, x=x, hx=hx):
+            return torch_run._forward(cfg, module, x, hx)
+
+        def context(device=device) -> ContextManager:
+            stack = ExitStack()
+            stack.enter_context(torch.inference_mode())
+            stack.enter_context(warnings.catch_warnings())
+            # torch's CPU LSTM with proj_size says so on every call; `rnn-cli torch` hides it too
+            warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+            if device.type == "cuda":
+                stack.enter_context(torch.cuda.device(device))
+                stack.enter_context(torch_run.cudnn_tf32(tf32))
+            return stack
+
+        if on_cuda:
+            cudnn = _cudnn_version(torch)
+            backend = (f"cuDNN {cudnn}" if cudnn else "CUDA") + f" on {torch.cuda.get_device_name(device)}"
+        else:
+            backend = f"torch {torch.__version__} (ATen)"
+        impls.append(
+            Implementation(
+                name="torch",
+                device=torch_run.device_name(device),
+                backend=backend,
+                forward=torch_forward,
+                context=context,
+                time_once=_cuda_timer(torch, device) if on_cuda else _cpu_time,
+                tf32=tf32 if on_cuda and cfg.dtype == "float32" else None,
+            )
+        )
+    return impls
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    device: str
+    dtype: str
+    backend: str
+    tf32: Optional[bool]
+    times_s: tuple[float, ...]  # each timed run, in order
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def min_s(self) -> float:
+        return min(self.times_s)
+
+    @property
+    def max_s(self) -> float:
+        return max(self.times_s)
+
+    def gflops(self, flops: int) -> Optional[float]:
+        """GFLOP/s at the median time (None if the clock read zero)."""
+        return flops / self.median_s / 1e9 if self.median_s > 0 else None
+
+
+def measure(
+    impl: Implementation,
+    dtype: str,
+    repeat: int,
+    warmup: int,
+    on_run: Callable[[], None] = lambda: None,
+) -> Timing:
+    """`warmup` untimed then `repeat` timed forwards of impl; on_run() after each."""
+    times = []
+    with impl.context():
+        for _ in range(warmup):
+            impl.time_once(impl.forward)
+            on_run()
+        for _ in range(repeat):
+            times.append(impl.time_once(impl.forward))
+            on_run()
+    return Timing(impl.name, impl.device, dtype, impl.backend, impl.tf32, tuple(times))
+
+
+@dataclass
+class Bench:
+    cfg: RunConfig
+    repeat: int
+    warmup: int
+    flops: int
+    threads: Threads
+    timings: list[Timing] = field(default_factory=list)
+    versions: dict[str, Optional[str]] = field(default_factory=dict)
+
+
+# ---- progress ---------------------------------------------------------------------------
+
+
+class _LazyProgress:
+    """A transient rich progress bar on a terminal console, started only once the whole
+    run looks longer than PROGRESS_AFTER_S (estimated from the runs so far)."""
+
+    def __init__(self, console, total: int) -> None:
+        self.console = console if console is not None and console.is_terminal else None
+        self.total, self.done = total, 0
+        self.start = time.perf_counter()
+        self.progress = self.task = None
+        self.label = ""
+
+    def describe(self, label: str) -> None:
+        self.label = label
+        if self.progress is not None:
+            self.progress.update(self.task, description=label)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.done)
+            return
+        if self.console is None or self.done >= self.total:
+            return
+        elapsed = time.perf_counter() - self.start
+        if elapsed / self.done * self.total > PROGRESS_AFTER_S:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=self.total, completed=self.done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def run(
+    cfg: RunConfig,
+    repeat: int = 20,
+    warmup: int = 3,
+    tf32: bool = True,
+    progress_console=None,
+) -> Bench:
+    """Time every implementation that can run cfg here; see the module docstring.
+
+    progress_console: a rich Console (stderr) for the progress bar; nothing is shown
+    unless it is a terminal and the run looks longer than about a second.
+    """
+    import numpy as np
+
+    from rnn_cli.sample import draw
+
+    sample = draw(cfg)
+    impls = implementations(cfg, sample, tf32)  # imports torch: not timed
+    torch = _import_torch() if len(impls) > 1 else None
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    numpy_threads, blas = _numpy_blas()
+    if numpy_threads is not None and torch_threads is not None:
+        numpy_threads = torch_threads  # what _blas_threads holds numpy's BLAS to while timing
+    threads = Threads(
+        torch=torch_threads,
+        numpy=numpy_threads,
+        numpy_source="threadpoolctl" if numpy_threads is not None else "unknown (threadpoolctl is not installed)",
+        blas=blas,
+    )
+    versions = {"numpy": np.__version__, "torch": torch.__version__ if torch is not None else None}
+    bench = Bench(cfg, repeat, warmup, forward_flops(cfg), threads, versions=versions)
+    progress = _LazyProgress(progress_console, len(impls) * (warmup + repeat))
+    try:
+        for impl in impls:
+            progress.describe(f"{impl.name} {impl.device}")
+            bench.timings.append(measure(impl, cfg.dtype, repeat, warmup, progress.advance))
+    finally:
+        progress.close()
+    return bench
+
+
+# ---- views ------------------------------------------------------------------------------
+
+
+def _relative(bench: Bench, t: Timing) -> Optional[float]:
+    """Speed relative to the first row: its median / this median (2.0 = twice as fast)."""
+    first = bench.timings[0].median_s
+    return first / t.median_s if t.median_s > 0 else None
+
+
+def document(cfg: RunConfig, bench: Bench) -> dict:
+    """--json: the same numbers as the table, milliseconds and GFLOP/s."""
+    config = cfg.to_dict()
+    return {
+        "command": "bench",
+        "config": config,
+        "repeat": bench.repeat,
+        "warmup": bench.warmup,
+        "flops": bench.flops,
+        "flop_formula": FLOP_FORMULA,
+        "threads": {
+            "torch": bench.threads.torch,
+            "numpy": bench.threads.numpy,
+            "numpy_source": bench.threads.numpy_source,
+            "blas": bench.threads.blas,
+        },
+        "versions": dict(bench.versions),
+        "results": [
+            {
+                "implementation": t.name,
+                "device": t.device,
+                "dtype": t.dtype,
+                "backend": t.backend,
+                "tf32": t.tf32,
+                "median_ms": t.median_s * 1e3,
+                "min_ms": t.min_s * 1e3,
+                "max_ms": t.max_s * 1e3,
+                "gflops": t.gflops(bench.flops),
+                "relative_speed": _relative(bench, t),
+                "times_ms": [s * 1e3 for s in t.times_s],
+            }
+            for t in bench.timings
+        ],
+    }
+
+
+def format_ms(ms: float) -> str:
+    """About three significant digits, never in scientific notation."""
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"
+
+
+def format_flops(flops: int) -> str:
+    """1234 -> '1.23 kFLOP', 2.7e10 -> '27.1 GFLOP'."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if flops >= scale:
+            return f"{flops / scale:.3g} {prefix}FLOP"
+    return f"{flops} FLOP"
+
+
+def _threads_line(threads: Threads) -> str:
+    torch = "not installed" if threads.torch is None else str(threads.torch)
+    if threads.numpy is not None:
+        numpy = f"{threads.numpy} ({threads.blas}, via threadpoolctl)"
+    else:
+        numpy = "unknown (install threadpoolctl to see and match it)"
+        env = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
+        if env:
+            numpy += "; environment: " + " ".join(env)
+    return f"Threads: torch {torch}, numpy {numpy}"
+
+
+def _backend(t: Timing) -> str:
+    tf32 = "" if t.tf32 is None else (", TF32" if t.tf32 else ", no TF32")
+    return f"{t.name} {t.device}: {t.backend}{tf32}"
+
+
+def show(console, cfg: RunConfig, bench: Bench, view=None) -> None:
+    """The human table: one row per implementation, speed relative to the first row."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from rnn_cli.render import _table, add_row, symbols_line
+
+    what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} forward, {cfg.dtype}, seed {cfg.seed}"
+    layout = [symbols_line(cfg)]
+    if cfg.lengths is not None:
+        layout.append(f"lengths={','.join(map(str, cfg.lengths))} (packed)")
+    if cfg.batch_first:
+        layout.append("batch_first")
+    parts: list = [
+        Text(what, style="bold"),
+        Text("  ".join(layout)),
+        Text(f"Work: {format_flops(bench.flops)} per forward (matrix products only, 2 per multiply-add)"),
+        Text(_threads_line(bench.threads)),
+        Text("Backends: " + "; ".join(_backend(t) for t in bench.timings)),
+    ]
+    table = _table(
+        console,
+        caption=(
+            f"{bench.repeat} timed run(s) after {bench.warmup} warm-up run(s), forward only, inference mode; "
+            "speed = first row's median / this row's median."
+        ),
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("implementation", style="bold", no_wrap=True)
+    table.add_column("device", no_wrap=True)
+    table.add_column("dtype", no_wrap=True)
+    for name in ("median ms", "min ms", "max ms", "GFLOP/s", "speed"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for t in bench.timings:
+        gflops = t.gflops(bench.flops)
+        rel = _relative(bench, t)
+        add_row(
+            table,
+            t.name,
+            t.device,
+            t.dtype,
+            format_ms(t.median_s * 1e3),
+            format_ms(t.min_s * 1e3),
+            format_ms(t.max_s * 1e3),
+            "-" if gflops is None else f"{gflops:.3g}",
+            "-" if rel is None else f"{rel:.2f}x",
+        )
+    parts += [Text(""), table]
+    console.print(Group(*parts))
+
+
+__all__ = [
+    "FLOP_FORMULA",
+    "Bench",
+    "Implementation",
+    "Threads",
+    "Timing",
+    "document",
+    "forward_flops",
+    "implementations",
+    "measure",
+    "run",
+    "show",
+]

@@ -1,0 +1,83 @@
+"""Real processes: the installed console script, `python -m rnn_cli`, and which commands import torch.
+
+Kept to three subprocesses: each one that touches torch pays its import (~2 s here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# Not a terminal, 80 columns, no colour forced: what a script or CI log gets.
+ENV = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")}
+ENV.update(COLUMNS="80", PYTHONWARNINGS="default")
+
+
+def test_console_script_runs_the_first_example():
+    exe = shutil.which("rnn-cli")
+    if exe is None:
+        pytest.skip("rnn-cli is not installed as a console script in this environment")
+    proc = subprocess.run(
+        [exe, "torch", "--layers", "2", "--bidirectional"], capture_output=True, text=True, env=ENV, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    out = proc.stdout
+    assert "nn.RNN(" in out
+    assert "(10, 1, 16)" in out and "(4, 1, 8)" in out  # output (L, N, D*H_out), h_n (D*num_layers, N, H_out)
+    assert "Where h_n comes from" in out
+    assert "\x1b[" not in out  # piped: plain text
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_python_dash_m_manual_json():
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnn_cli", "manual", "--json"], capture_output=True, text=True, env=ENV, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    doc = json.loads(proc.stdout)
+    assert doc["command"] == "manual"
+    assert doc["tensors"]["output"]["shape"] == [10, 1, 8]  # defaults: L=10, N=1, H_out=8
+    assert doc["tensors"]["h_n"]["shape"] == [1, 1, 8]
+
+
+# Calls the CLI in-process, one command after another, and reports after each whether torch was imported.
+_IMPORT_PROBE = textwrap.dedent(
+    """
+    import contextlib, io, json, sys
+    from rnn_cli.cli import app
+
+    seen = {}
+    for args in (["--help"], ["manual", "--help"], ["manual"], ["manual", "--json", "--cell", "lstm"],
+                 ["torch", "--no-values", "--cell", "lstm", "--proj-size", "3"]):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = app(args, standalone_mode=False)
+        seen[" ".join(args)] = {"code": code, "torch": "torch" in sys.modules, "printed": len(out.getvalue())}
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_help_and_manual_never_import_torch_but_torch_does():
+    proc = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # Nothing on stderr from successful runs: in particular no warning from inside torch (an LSTM
+    # with proj_size makes oneDNN warn once per process; users cannot act on it).
+    assert proc.stderr == ""
+    seen = json.loads(proc.stdout)
+    for args in ("--help", "manual --help", "manual", "manual --json --cell lstm"):
+        assert seen[args]["code"] in (0, None), (args, seen[args])
+        assert seen[args]["printed"] > 0, args  # it really ran and printed something
+        assert seen[args]["torch"] is False, f"`rnn-cli {args}` imported torch"
+    # the probe can see an import: the torch command does import it
+    ran_torch = seen["torch --no-values --cell lstm --proj-size 3"]
+    assert ran_torch["torch"] is True and ran_torch["code"] in (0, None)
+    assert ran_torch["printed"] > 0
