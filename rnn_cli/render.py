@@ -458,8 +458,8 @@ def show_compare(console: Console, cmp, view: View) -> None:
     tol = cmp.tolerance
     parts: list = [
         Text(
-            f"rnn-cli compare: torch.nn.{TORCH_CLASS[cfg.cell]} on {got.device} ({cfg.dtype}) "
-            f"vs the numpy memory cell (float64 reference), seed {cfg.seed}",
+            f"rnn-cli compare: nn.{TORCH_CLASS[cfg.cell]} ({got.device}, {cfg.dtype}) "
+            f"vs numpy reference (float64), seed {cfg.seed}",
             style="bold",
         ),
         Text(symbols_line(cfg)),
@@ -477,21 +477,24 @@ def show_compare(console: Console, cmp, view: View) -> None:
 
         parts += [Text(""), flow_diagram(cfg, plain=is_plain(console), width=console.width), Text("")]
     table = _table(console)
-    table.add_column("tensor", style="bold")
-    table.add_column("torch", no_wrap=True)
-    table.add_column("reference", no_wrap=True)
-    table.add_column("max abs diff", justify="right")
-    table.add_column("max rel diff", justify="right")
+    table.add_column("tensor", style="bold", no_wrap=True)
+    table.add_column("shape", no_wrap=True)  # one shape when both sides agree
+    table.add_column("abs diff", justify="right", no_wrap=True)
+    table.add_column("rel diff", justify="right", no_wrap=True)
+    table.add_column("atol / rtol", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)
     for c in cmp.checks:
         verdict = Text("pass", style="green") if c.ok else Text("FAIL", style="bold red")
+        shapes = shape_str(c.torch_shape)
+        if c.torch_shape != c.reference_shape:
+            shapes += " vs " + shape_str(c.reference_shape)
         add_row(
             table,
             c.name,
-            shape_str(c.torch_shape),
-            shape_str(c.reference_shape),
-            "shape" if c.max_abs_diff is None else f"{c.max_abs_diff:.3g}",
-            "" if c.max_rel_diff is None else f"{c.max_rel_diff:.3g}",
+            shapes,
+            "shape" if c.max_abs_diff is None else f"{c.max_abs_diff:.2e}",
+            "" if c.max_rel_diff is None else f"{c.max_rel_diff:.2e}",
+            f"{tol.atol:g} / {tol.rtol:g}",
             verdict,
         )
     parts.append(table)
@@ -543,7 +546,7 @@ def run_document(result: RunResult, command: str, values: bool) -> dict:
             "equals": s.expression,
             "steps": list(s.steps),
             "returned": s.returned,
-            "max_abs_diff": s.max_abs_diff,
+            "max_abs_diff": _finite(s.max_abs_diff),
             "ok": s.ok,
         }
         for s in h_n_sources(result)
