@@ -22,10 +22,12 @@ How the loop is arranged for speed (the equations above are what it computes):
   gate's nonlinearity, is one matrix product per layer and direction;
 - each step is one small product h_{t-1} W_hh^T plus in-place element-wise updates, written
   straight into the preallocated output, so a step allocates nothing;
-- sigmoid(z) = (1 + tanh(z/2)) / 2. The rows of the sigmoid gates (LSTM i, f, o; GRU r, z)
-  are halved once when the weights are prepared (exact: a power of two), so one tanh call
-  covers all of a step's gates, and the LSTM rows are regrouped (i, f, o, g) so the three
-  sigmoid gates are one contiguous block.
+- sigmoid and tanh work in place. On large arrays they are computed from np.exp,
+  sigmoid(z) = 1 / (1 + exp(-z)) and tanh(z) = 2 / (1 + exp(-2z)) - 1, because numpy's exp
+  is vectorised and up to twice as fast as its tanh (float64 most of all); on small ones,
+  where each numpy call's fixed cost dominates, from a single np.tanh;
+- the LSTM's gate rows are regrouped (i, f, o, g) when the weights are prepared, so the
+  three sigmoid gates are one contiguous block and take one call per operation.
 
 numpy only: this module must never import torch.
 """
@@ -37,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from rnn_cli.config import RunConfig
+from rnn_cli.config import GATE_NAMES, RunConfig
 from rnn_cli.sample import Sample, draw, state_to_user_layout, step_mask, to_user_layout
 
 State = tuple[np.ndarray, ...]  # (h,) or (h, c), each (N, features)
@@ -55,28 +57,53 @@ class Weights:
     relu: bool
 
 
-def _rows(cell: str, H: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row order, row scale) that turn torch's stacked gates into the loop's layout."""
-    if cell == "lstm":  # torch stacks (i, f, g, o); the loop wants (i, f, o, g), sigmoid rows halved
-        order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
-        scale = np.r_[np.full(3 * H, 0.5), np.ones(H)]
-    elif cell == "gru":  # (r, z, n): r and z are sigmoid gates
-        order = np.arange(3 * H)
-        scale = np.r_[np.full(2 * H, 0.5), np.ones(H)]
-    else:
-        order, scale = np.arange(H), np.ones(H)
-    return order, scale
+# Below this many elements a numpy call's fixed cost dominates and np.tanh (one call) wins;
+# above it the exp forms win because numpy's exp is vectorised and its tanh often is not.
+SMALL = 2048
+
+
+def sigmoid_(z: np.ndarray) -> np.ndarray:
+    """In place: sigmoid(z) = 1 / (1 + exp(-z)) = (1 + tanh(z/2)) / 2."""
+    if z.size <= SMALL:
+        z *= 0.5
+        np.tanh(z, out=z)
+        z += 1.0
+        z *= 0.5
+        return z
+    np.negative(z, out=z)
+    np.exp(z, out=z)  # may overflow to inf, which gives exactly 0
+    z += 1.0
+    return np.reciprocal(z, out=z)
+
+
+def tanh_(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """tanh(z) into `out` (default: in place); for large arrays as 2 / (1 + exp(-2z)) - 1."""
+    out = z if out is None else out
+    if z.size <= SMALL:
+        return np.tanh(z, out=out)
+    np.multiply(z, -2.0, out=out)
+    np.exp(out, out=out)  # may overflow to inf, which gives exactly -1
+    out += 1.0
+    np.divide(2.0, out, out=out)
+    out -= 1.0
+    return out
+
+
+def _row_order(cell: str, H: int) -> np.ndarray:
+    """Row order that turns torch's stacked gates into the loop's layout."""
+    if cell == "lstm":  # torch stacks (i, f, g, o); the loop wants the sigmoid gates together: (i, f, o, g)
+        return np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
+    return np.arange(max(1, len(GATE_NAMES[cell])) * H)  # rnn, gru (r, z, n): as torch stacks them
 
 
 def prepare_weights(cfg: RunConfig, params: dict[str, np.ndarray], layer: int, direction: int) -> Weights:
     sfx = f"l{layer}" + ("_reverse" if direction else "")
     H = cfg.hidden_size
-    order, scale = _rows(cfg.cell, H)
+    order = _row_order(cfg.cell, H)
     dtype = params[f"weight_ih_{sfx}"].dtype
-    scale = scale.astype(dtype)
 
     def rows(name: str) -> np.ndarray:
-        return params[name][order] * (scale[:, None] if params[name].ndim == 2 else scale)
+        return params[name][order]
 
     x_bias = b_hn = None
     if cfg.bias:
@@ -108,7 +135,7 @@ def rnn_cell(xp_t: np.ndarray, state: State, w: Weights, h_out: np.ndarray, scra
     if w.relu:
         np.maximum(h_out, 0, out=h_out)
     else:
-        np.tanh(h_out, out=h_out)
+        tanh_(h_out)
     return (h_out,)
 
 
@@ -116,22 +143,20 @@ def lstm_cell(xp_t: np.ndarray, state: State, w: Weights, h_out: np.ndarray, scr
     """c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)  (then projected by W_hr)."""
     h, c = state
     H = c.shape[-1]
-    gates = np.matmul(h, w.hh_T, out=scratch["gates"])  # (N, 4H): halved i, f, o, then g
+    gates = np.matmul(h, w.hh_T, out=scratch["gates"])  # (N, 4H): i, f, o, g
     gates += xp_t
-    np.tanh(gates, out=gates)  # tanh(z/2) for i, f, o; tanh(z) = g
-    ifo = gates[:, : 3 * H]
-    ifo += 1.0
-    ifo *= 0.5  # sigmoid(z) = (1 + tanh(z/2)) / 2
+    sigmoid_(gates[:, : 3 * H])  # i, f, o
+    tanh_(gates[:, 3 * H :])  # g
     i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
     c_new = np.multiply(f, c, out=scratch["c"][0])  # (N, H_cell)
     g *= i
     c_new += g
     scratch["c"].reverse()  # two buffers take turns holding c_{t-1} and c_t
     if w.hr_T is None:
-        np.tanh(c_new, out=h_out)
+        tanh_(c_new, out=h_out)
         h_out *= o
     else:
-        m = np.tanh(c_new, out=scratch["m"])
+        m = tanh_(c_new, out=scratch["m"])
         m *= o
         np.matmul(m, w.hr_T, out=h_out)  # (N, proj_size)
     return h_out, c_new
@@ -141,18 +166,16 @@ def gru_cell(xp_t: np.ndarray, state: State, w: Weights, h_out: np.ndarray, scra
     """r, z = sigmoid(...);  n = tanh(x_n + r * (h W_hn^T + b_hn));  h_t = (1 - z) * n + z * h."""
     (h,) = state
     H = h.shape[-1]
-    gh = np.matmul(h, w.hh_T, out=scratch["gates"])  # (N, 3H): halved W_hr h, W_hz h, then W_hn h
+    gh = np.matmul(h, w.hh_T, out=scratch["gates"])  # (N, 3H): W_hr h, W_hz h, W_hn h
     rz, n = gh[:, : 2 * H], gh[:, 2 * H :]
     rz += xp_t[:, : 2 * H]
-    np.tanh(rz, out=rz)
-    rz += 1.0
-    rz *= 0.5  # r, z
+    sigmoid_(rz)  # r, z
     r, z = rz[:, :H], rz[:, H:]
     if w.b_hn is not None:
         n += w.b_hn
     n *= r
     n += xp_t[:, 2 * H :]
-    np.tanh(n, out=n)
+    tanh_(n)
     # (1 - z) * n + z * h  ==  n + z * (h - n)
     np.subtract(h, n, out=h_out)
     h_out *= z
@@ -188,13 +211,14 @@ def run_direction(
     if cfg.has_c:
         scratch["c"] = [np.empty((N, cfg.hidden_size), dtype) for _ in range(2)]
         scratch["m"] = np.empty((N, cfg.hidden_size), dtype)
-    for t in range(L - 1, -1, -1) if reverse else range(L):
-        new = cell(xp[t], state, w, out[t], scratch)
-        if mask is not None:
-            keep = ~mask[t]  # (N, 1): sequences already past their end
-            for a, b in zip(new, state):
-                np.copyto(a, b, where=keep)
-        state = new
+    with np.errstate(over="ignore"):  # exp(-z) -> inf is how sigmoid and tanh reach 0 and -1
+        for t in range(L - 1, -1, -1) if reverse else range(L):
+            new = cell(xp[t], state, w, out[t], scratch)
+            if mask is not None:
+                keep = ~mask[t]  # (N, 1): sequences already past their end
+                for a, b in zip(new, state):
+                    np.copyto(a, b, where=keep)
+            state = new
     final = tuple(s.copy() for s in state)
     if mask is not None:
         out *= mask  # outputs past a sequence's end are zero, as pad_packed_sequence gives

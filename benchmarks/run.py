@@ -1,0 +1,647 @@
+"""The benchmark of issue 5: start-up, numpy vs torch forward, peak memory -> RESULTS.md.
+
+    python benchmarks/run.py                 # everything -> RESULTS.md, ~10 min on a 2-core machine
+    python benchmarks/run.py --quick         # a subset -> RESULTS-quick.md, ~1-2 min, for development
+    python benchmarks/run.py --cuda          # also torch on CUDA (cuDNN) in the matrix
+    python benchmarks/run.py --only matrix --cell lstm --size 1,1000,64,64 --output /tmp/lstm.md
+
+Measures, on this machine:
+  (a) start-up: whole-process wall time (median of --startup-runs, commands interleaved,
+      one untimed round first) of rnn-cli's commands against two baselines, and whether
+      torch was imported (python's -X importtime list);
+  (b) the matrix of target 3: the forward of `manual` (numpy) and of torch on the CPU,
+      cell x size x layers x direction x dtype, same thread count for both. It times
+      exactly what `rnn-cli bench` times (rnn_cli.bench.implementations), but interleaves
+      the implementations run by run so that load from elsewhere hits both alike, and
+      sizes the number of runs to the case (--budget seconds per case, 3 to 200 runs);
+  (c) peak RSS of `rnn-cli manual` and `rnn-cli torch` at the largest size;
+and writes a markdown report with the machine and every target marked met or missed.
+It also measures how much CPU time other processes took while it ran and warns in the
+report when they took more than 3%: on a small machine any competitor distorts the ratios.
+
+Thread count: --threads (default: the physical cores this process may use, which is
+torch's own default) is put in OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS
+before numpy or torch is imported (torch imports numpy), and torch.set_num_threads() is
+called with it; both libraries then run with the same count. The script never imports
+numpy or torch before that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# Target 3's sizes: (N, L, H_in, H)
+SIZES = [(1, 10, 5, 8), (32, 100, 128, 256), (64, 200, 256, 512), (1, 1000, 64, 64)]
+CELLS = ("rnn", "lstm", "gru")
+LAYERS = (1, 2)
+DIRECTIONS = (False, True)
+DTYPES = ("float32", "float64")
+STARTUP_TARGET = 1.3  # target 1: x `python -c "import numpy, typer, rich.table"`
+TORCH_TARGET = 1.15  # target 2: x `python -c "import torch"`
+RATIO_TARGET = 1.0  # target 3: manual / torch median
+
+
+# ---- machine ----------------------------------------------------------------------------
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may use (torch's default thread count)."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - not Linux
+        allowed = set(range(os.cpu_count() or 1))
+    cores = set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return len(allowed)
+    for block in text.strip().split("\n\n"):
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in block.splitlines())
+        )
+        if "processor" in fields and int(fields["processor"]) in allowed:
+            cores.add((fields.get("physical id", "0"), fields.get("core id", fields["processor"])))
+    return len(cores) or len(allowed)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def code_version() -> str:
+    """The commit measured, and the package files that differ from it."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    changed = [line[3:] for line in git("status", "--porcelain", "--", "rnn_cli").splitlines()]
+    return commit + (f" with uncommitted changes to {', '.join(changed)}" if changed else "")
+
+
+class OthersShare:
+    """How much of the machine other processes used while a phase ran: CPU time the kernel
+    counts as busy (/proc/stat) minus this process's and its children's, over the phase's
+    wall time times the number of CPUs. Load average cannot tell: it counts our own threads."""
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except (OSError, IndexError):
+            return None
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        return busy, t.user + t.system + t.children_user + t.children_system, time.monotonic()
+
+    def fraction(self) -> float | None:
+        end = self._sample()
+        if self.start is None or end is None or end[2] <= self.start[2]:
+            return None
+        others = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        return max(0.0, others / ((end[2] - self.start[2]) * (os.cpu_count() or 1)))
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "unknown"
+
+
+# ---- (a) start-up -----------------------------------------------------------------------
+
+
+@dataclass
+class Startup:
+    label: str
+    argv: list[str]
+    baseline: str | None  # label of the baseline it is measured against
+    target: float | None  # the most it may cost, x baseline
+    target_name: str = ""  # "target 1": also never imports torch; "target 2"
+    times: list[float] = field(default_factory=list)
+    imports_torch: bool | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def rnn_cli_script() -> list[str]:
+    """The installed console script next to this interpreter (not a pyenv/asdf shim,
+    whose own start-up would be counted), else `python -m rnn_cli`."""
+    beside = Path(sys.executable).parent / "rnn-cli"
+    if beside.exists():
+        return [str(beside)]
+    return [sys.executable, "-m", "rnn_cli"]
+
+
+def startup_commands() -> list[Startup]:
+    py, cli = sys.executable, rnn_cli_script()
+    base, torch_base = 'python -c "import numpy, typer, rich.table"', 'python -c "import torch"'
+    return [
+        Startup(base, [py, "-c", "import numpy, typer, rich.table"], None, None),
+        Startup("rnn-cli --help", [*cli, "--help"], base, STARTUP_TARGET, "target 1"),
+        Startup("rnn-cli manual --help", [*cli, "manual", "--help"], base, STARTUP_TARGET, "target 1"),
+        Startup("rnn-cli manual", [*cli, "manual"], base, STARTUP_TARGET, "target 1"),
+        Startup(torch_base, [py, "-c", "import torch"], None, None),
+        Startup("rnn-cli torch", [*cli, "torch"], torch_base, TORCH_TARGET, "target 2"),
+    ]
+
+
+def _run_quiet(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True, check=False)
+
+
+def imports_torch(argv: list[str]) -> bool:
+    """Whether the process imports torch at all, from python's -X importtime report."""
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    proc = _run_quiet(argv, env)
+    return bool(re.search(r"\|\s*torch\s*$", proc.stderr, re.MULTILINE))
+
+
+def measure_startup(runs: int, log) -> list[Startup]:
+    commands = startup_commands()
+    for c in commands:  # one untimed round: file caches, .pyc files
+        proc = _run_quiet(c.argv)
+        if proc.returncode != 0:
+            raise SystemExit(f"`{c.label}` failed ({proc.returncode}): {proc.stderr.strip()}")
+    for i in range(runs):
+        for c in commands:  # interleaved, so slow spells hit every command alike
+            start = time.perf_counter()
+            _run_quiet(c.argv)
+            c.times.append(time.perf_counter() - start)
+        log(f"start-up round {i + 1}/{runs}")
+    for c in commands:
+        if c.label.startswith("rnn-cli"):
+            c.imports_torch = imports_torch(c.argv)
+    return commands
+
+
+# ---- (b) the forward matrix ---------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    cell: str
+    size: tuple[int, int, int, int]  # N, L, H_in, H
+    layers: int
+    bidirectional: bool
+    dtype: str
+    repeat: int = 0
+    flops: int = 0
+    times: dict[str, list[float]] = field(default_factory=dict)  # "manual", "torch cpu", "torch cuda:0"
+
+    def median(self, key: str) -> float:
+        return statistics.median(self.times[key])
+
+    @property
+    def ratio(self) -> float:
+        """manual / torch CPU, medians."""
+        return self.median("manual") / self.median("torch cpu")
+
+
+def matrix_cases(quick: bool, sizes=SIZES, cells=CELLS) -> list[Case]:
+    """Target 3's 96 cases (4 sizes x 3 cells x 2 layer counts x 2 directions x 2 dtypes);
+    quick: one layer, one direction, float32 (12)."""
+    if quick:
+        return [Case(c, s, 1, False, "float32") for s in sizes for c in cells]
+    return [
+        Case(c, s, k, b, d) for s in sizes for c in cells for k in LAYERS for b in DIRECTIONS for d in DTYPES
+    ]
+
+
+def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int, max_repeat: int) -> None:
+    """One untimed run of each implementation (two when that is cheap) to warm up and size
+    the number of runs to the budget, then timed runs in rounds: manual, torch, [cuda], ..."""
+    from contextlib import ExitStack
+
+    from rnn_cli import bench
+    from rnn_cli.config import RunConfig
+    from rnn_cli.sample import draw
+
+    N, L, H_in, H = case.size
+    cfg = RunConfig(
+        cell=case.cell,
+        input_size=H_in,
+        hidden_size=H,
+        num_layers=case.layers,
+        bidirectional=case.bidirectional,
+        nonlinearity="tanh" if case.cell == "rnn" else None,
+        seq_len=L,
+        batch=N,
+        dtype=case.dtype,
+        device="cuda" if cuda else "cpu",
+    )
+    case.flops = bench.forward_flops(cfg)
+    impls = bench.implementations(cfg, draw(cfg), tf32=tf32)
+    keys = ["manual" if i.name == "manual" else f"torch {i.device}" for i in impls]
+    with ExitStack() as stack:
+        for impl in impls:
+            stack.enter_context(impl.context())
+        first = [impl.time_once(impl.forward) for impl in impls]  # warm-up and calibration
+        if sum(first) < 0.1 * budget:  # cheap: warm up once more and calibrate on that
+            first = [impl.time_once(impl.forward) for impl in impls]
+        case.repeat = max(min_repeat, min(max_repeat, math.ceil(budget / max(sum(first), 1e-9))))
+        case.times = {k: [] for k in keys}
+        for _ in range(case.repeat):
+            for key, impl in zip(keys, impls):
+                case.times[key].append(impl.time_once(impl.forward))
+
+
+# ---- (c) peak memory ----------------------------------------------------------------------
+
+
+@dataclass
+class Peak:
+    label: str
+    argv: list[str]
+    rss_bytes: int = 0
+    estimate_bytes: int | None = None  # what the issue allows `manual` to hold
+
+
+# Linux keeps a process's peak RSS across fork and exec, so a child forked from this
+# process (numpy and torch loaded) would start at our own size. A small helper forks it.
+_PEAK_HELPER = """
+import os, resource, subprocess, sys
+code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def peak_rss(argv: list[str]) -> int:
+    """Peak resident set of one process running argv, in bytes (ru_maxrss is KiB on Linux)."""
+    helper = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _PEAK_HELPER, *argv], capture_output=True, text=True, check=True
+    )
+    code, kib = map(int, helper.stdout.split())
+    if code != 0:
+        raise SystemExit(f"`{' '.join(argv)}` failed with status {code}")
+    return kib * 1024
+
+
+def measure_memory(log) -> list[Peak]:
+    from rnn_cli.config import RunConfig, estimate_bytes
+
+    N, L, H_in, H = SIZES[2]
+    cli = rnn_cli_script()
+    size_flags = ["--batch", str(N), "--seq-len", str(L), "--input-size", str(H_in), "--hidden-size", str(H)]
+    peaks = [
+        Peak('python -c "import numpy, typer, rich.table"', [sys.executable, "-c", "import numpy, typer, rich.table"]),
+        Peak('python -c "import torch"', [sys.executable, "-c", "import torch"]),
+    ]
+    for cell in CELLS:
+        flags = ["--cell", cell, *size_flags, "--layers", "2", "--bidirectional"]
+        cfg = RunConfig(
+            cell=cell,
+            input_size=H_in,
+            hidden_size=H,
+            num_layers=2,
+            bidirectional=True,
+            nonlinearity="tanh" if cell == "rnn" else None,
+            seq_len=L,
+            batch=N,
+        )
+        for command in ("manual", "torch"):
+            label = f"rnn-cli {command} --cell {cell}"
+            peaks.append(Peak(label, [*cli, command, *flags], estimate_bytes=estimate_bytes(cfg)))
+    for p in peaks:
+        p.rss_bytes = peak_rss(p.argv)
+        log(f"peak RSS {p.rss_bytes / 2**20:.0f} MiB  {p.label}")
+    return peaks
+
+
+# ---- (d) the report -------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    from rnn_cli.bench import format_ms
+
+    return format_ms(seconds * 1e3)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _size_label(size: tuple[int, int, int, int]) -> str:
+    N, L, H_in, H = size
+    return f"N={N} L={L} H_in={H_in} H={H}"
+
+
+def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list[Peak], seconds: float) -> str:
+    lines = ["## rnn-cli benchmark results", ""]
+    lines.append(
+        f"Written by `{machine['command']}` on {machine['date']} in {seconds / 60:.1f} min. "
+        "Regenerate with the same command; numbers elsewhere (README) come from this file."
+    )
+    lines += ["", "### Machine", "", "| | |", "|---|---|"]
+    keys = ("code", "cpu", "cores", "threads", "python", "numpy", "blas", "torch", "cuda", "load", "others")
+    for key in (*keys, "interrupted"):
+        if machine.get(key):
+            lines.append(f"| {key} | {machine[key]} |")
+    verdicts: list[str] = []
+    if machine.get("busy"):
+        lines += ["", f"**Warning:** {machine['busy']}"]
+
+    if startup:
+        by_label = {c.label: c for c in startup}
+        lines += [
+            "",
+            "### Start-up (targets 1 and 2)",
+            "",
+            f"Whole-process wall time, median of {len(startup[0].times)} interleaved runs after one untimed round; "
+            "`python` is this interpreter and `rnn-cli` its console script.",
+            "",
+            "| command | median ms | min ms | max ms | x baseline | target | imports torch | result |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for c in startup:
+            if c.baseline is None:
+                lines.append(f"| `{c.label}` | {c.median * 1e3:.0f} | {min(c.times) * 1e3:.0f} | "
+                             f"{max(c.times) * 1e3:.0f} | baseline | | | |")
+                continue
+            ratio = c.median / by_label[c.baseline].median
+            ok = ratio <= c.target and not (c.target_name == "target 1" and c.imports_torch)  # 1: never torch
+            verdict = _met(ok)
+            torch_col = "-" if c.imports_torch is None else ("yes" if c.imports_torch else "no")
+            verdicts.append(f"{c.target_name} `{c.label}`: {verdict} ({ratio:.2f}x, imports torch: {torch_col})")
+            lines.append(
+                f"| `{c.label}` | {c.median * 1e3:.0f} | {min(c.times) * 1e3:.0f} | {max(c.times) * 1e3:.0f} | "
+                f"{ratio:.2f} | <= {c.target} | {torch_col} | {verdict} |"
+            )
+
+    if cases:
+        cuda_keys = sorted({k for c in cases for k in c.times if k.startswith("torch cuda")})
+        sizes = list(dict.fromkeys(c.size for c in cases))  # in the order run
+        lines += [
+            "",
+            "### Forward: manual (numpy) vs torch on the CPU (target 3)",
+            "",
+            "Median ms of each implementation and their ratio manual / torch (target <= 1.0: the numpy "
+            "forward at least as fast as torch's CPU kernel); both on the same thread count. Implementations "
+            "are interleaved run by run after one untimed run each; `runs` is the number of timed runs. "
+            "GFLOP/s counts the matrix products only (`rnn_cli.bench.forward_flops`).",
+        ]
+        summary = ["", "#### Summary: manual / torch by size and cell", "",
+                   "Over layers 1-2, uni/bidirectional, float32/float64 (as run).", "",
+                   "| size | cell | cases | median ratio | worst ratio | result |", "|---|---|---|---|---|---|"]
+        all_ok = True
+        for size in sizes:
+            for cell in CELLS:
+                group = [c for c in cases if c.size == size and c.cell == cell]
+                if not group:
+                    continue
+                ratios = [c.ratio for c in group]
+                ok = max(ratios) <= RATIO_TARGET
+                all_ok &= ok
+                summary.append(
+                    f"| {_size_label(size)} | {cell} | {len(group)} | {statistics.median(ratios):.2f} | "
+                    f"{max(ratios):.2f} | {_met(ok)} |"
+                )
+        missed = sum(c.ratio > RATIO_TARGET for c in cases)
+        verdicts.append(f"target 3: {_met(all_ok)} ({missed} of {len(cases)} cases above {RATIO_TARGET})")
+        lines += summary
+        head = "| cell | layers | D | dtype | manual ms | torch CPU ms | manual / torch | manual GFLOP/s "
+        head += "| torch GFLOP/s |"
+        rule = "|---|---|---|---|---|---|---|---|---|"
+        if cuda_keys:
+            head += "".join(f" {k} ms | CPU torch / {k.split(' ')[1]} |" for k in cuda_keys)
+            rule += "---|---|" * len(cuda_keys)
+        head += " runs |"
+        rule += "---|"
+        for size in sizes:
+            group = [c for c in cases if c.size == size]
+            if not group:
+                continue
+            lines += ["", f"#### {_size_label(size)}", "", head, rule]
+            for c in group:
+                m, t = c.median("manual"), c.median("torch cpu")
+                ratio = f"{c.ratio:.2f}" if c.ratio <= RATIO_TARGET else f"**{c.ratio:.2f}**"
+                row = (
+                    f"| {c.cell} | {c.layers} | {2 if c.bidirectional else 1} | {c.dtype} | {_ms(m)} | {_ms(t)} | "
+                    f"{ratio} | {c.flops / m / 1e9:.3g} | {c.flops / t / 1e9:.3g} |"
+                )
+                for k in cuda_keys:
+                    g = c.median(k)
+                    row += f" {_ms(g)} | {t / g:.1f}x |"
+                lines.append(row + f" {c.repeat} |")
+
+    if peaks:
+        N, L, H_in, H = SIZES[2]
+        lines += [
+            "",
+            "### Peak memory at the largest size",
+            "",
+            f"`rnn-cli manual|torch --cell CELL --batch {N} --seq-len {L} --input-size {H_in} --hidden-size {H} "
+            "--layers 2 --bidirectional` (float32, human output with values). Peak RSS of the whole process "
+            "(ru_maxrss, read by a small helper that starts it). `above import` is that peak minus the peak of "
+            "the matching import baseline; `allowed` is what the issue lets `manual` hold: input, every layer's "
+            "output, parameters, one layer-direction's input projection and the states "
+            "(`rnn_cli.config.estimate_bytes`).",
+            "",
+            "| command | peak RSS MiB | above import MiB | allowed MiB | result |",
+            "|---|---|---|---|---|",
+        ]
+        base = {"manual": peaks[0].rss_bytes, "torch": peaks[1].rss_bytes}
+        for p in peaks:
+            kind = p.label.split()[1] if p.label.startswith("rnn-cli") else None
+            if kind is None:
+                lines.append(f"| `{p.label}` | {p.rss_bytes / 2**20:.0f} | baseline | | |")
+                continue
+            above = p.rss_bytes - base[kind]
+            allowed = result = ""
+            if kind == "manual" and p.estimate_bytes:
+                ok = above <= p.estimate_bytes
+                allowed, result = f"{p.estimate_bytes / 2**20:.0f}", _met(ok)
+                verdicts.append(
+                    f"memory `{p.label}`: {result} ({above / 2**20:.0f} MiB above import, "
+                    f"{p.estimate_bytes / 2**20:.0f} allowed)"
+                )
+            lines.append(f"| `{p.label}` | {p.rss_bytes / 2**20:.0f} | {above / 2**20:.0f} | {allowed} | {result} |")
+
+    lines[3:3] = ["", "### Verdict", ""] + [f"- {v}" for v in verdicts]
+    return "\n".join(lines) + "\n"
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+
+def _size(text: str) -> tuple[int, int, int, int]:
+    try:
+        N, L, H_in, H = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N,L,H_in,H such as 32,100,128,256, got {text!r}") from None
+    return N, L, H_in, H
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="a subset: one layer, one direction, float32; short budgets")
+    p.add_argument("--cuda", action="store_true", help="also time torch on CUDA (cuDNN) in the matrix")
+    p.add_argument("--no-tf32", action="store_true", help="with --cuda: forbid TF32 in cuDNN's float32 kernels")
+    p.add_argument("--threads", type=int, default=None, help="threads for numpy and torch [default: physical cores]")
+    p.add_argument("--startup-runs", type=int, default=None, help="runs per start-up command [default: 9, quick 5]")
+    p.add_argument(
+        "--budget", type=float, default=None, help="seconds of timed runs per matrix case [default: 2, quick 0.5]"
+    )
+    p.add_argument("--min-repeat", type=int, default=3)
+    p.add_argument("--max-repeat", type=int, default=200)
+    p.add_argument("--size", action="append", type=_size, metavar="N,L,H_in,H",
+                   help="matrix sizes instead of target 3's four (repeatable)")
+    p.add_argument("--cell", action="append", choices=CELLS, help="matrix cells (repeatable) [default: all]")
+    p.add_argument("--only", choices=("startup", "matrix", "memory"), action="append",
+                   help="run only these parts (repeatable) [default: all]")
+    p.add_argument("--output", type=Path, default=None,
+                   help="markdown report [default: benchmarks/RESULTS.md; --quick: benchmarks/RESULTS-quick.md]")
+    p.add_argument("--json", type=Path, default=None, help="also write every timing as JSON here")
+    args = p.parse_args(argv)
+    if args.startup_runs is None:
+        args.startup_runs = 5 if args.quick else 9
+    if args.startup_runs < 5:
+        p.error("--startup-runs must be at least 5")
+    if args.budget is None:
+        args.budget = 0.5 if args.quick else 2.0
+    if args.output is None:
+        args.output = HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    return args
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # `timeout` sends SIGTERM: stop the matrix and still write the report
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    threads = args.threads or physical_cores()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)  # before numpy (and torch, which imports it) is loaded
+    assert "numpy" not in sys.modules and "torch" not in sys.modules
+    started = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    cuda = ""
+    if args.cuda:
+        if not torch.cuda.is_available():
+            raise SystemExit("--cuda: CUDA is not available here")
+        from rnn_cli.bench import _cudnn_version
+
+        cuda = (f"{torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}, cuDNN {_cudnn_version(torch)}, "
+                f"TF32 {'off' if args.no_tf32 else 'on (torch default)'}")
+    command = " ".join(["python benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
+    machine = {
+        "command": command,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "code": code_version(),
+        "cpu": cpu_model(),
+        "cores": f"{os.cpu_count()} logical, {physical_cores()} physical usable",
+        "threads": f"{threads} for both: torch.get_num_threads() = {torch.get_num_threads()}, "
+        f"OMP/OPENBLAS/MKL_NUM_THREADS = {threads} set before numpy was imported",
+        "python": f"{platform.python_version()} ({platform.platform()})",
+        "numpy": np.__version__,
+        "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+        "torch": torch.__version__,
+        "cuda": cuda,
+    }
+    parts = set(args.only or ("startup", "matrix", "memory"))
+    load_before = load_average()
+    log(f"threads {threads}, load average {load_before}")
+    others: dict[str, float | None] = {}
+
+    share = OthersShare()
+    startup = measure_startup(args.startup_runs, log) if "startup" in parts else []
+    if startup:
+        others["start-up"] = share.fraction()
+    cases: list[Case] = []
+    if "matrix" in parts:
+        share = OthersShare()
+        planned = matrix_cases(args.quick, args.size or SIZES, args.cell or CELLS)
+        for i, case in enumerate(planned, 1):
+            try:
+                run_case(case, args.budget, args.cuda, not args.no_tf32, args.min_repeat, args.max_repeat)
+            except KeyboardInterrupt:
+                log(f"interrupted: the report covers the {len(cases)} case(s) done")
+                machine["interrupted"] = f"after {len(cases)} of {len(planned)} matrix cases"
+                parts.discard("memory")
+                break
+            cases.append(case)
+            extra = "".join(f"  {k} {_ms(case.median(k))} ms" for k in case.times if k.startswith("torch cuda"))
+            log(
+                f"{i}/{len(planned)} {case.cell} {_size_label(case.size)} layers={case.layers} "
+                f"D={2 if case.bidirectional else 1} {case.dtype}: manual {_ms(case.median('manual'))} ms, "
+                f"torch {_ms(case.median('torch cpu'))} ms, ratio {case.ratio:.2f}{extra} ({case.repeat} runs)"
+            )
+        others["matrix"] = share.fraction()
+    peaks = measure_memory(log) if "memory" in parts else []
+    seconds = time.perf_counter() - started
+    machine["load"] = f"{load_before} at start, {load_average()} at end (1, 5, 15 min)"
+    known = {phase: f for phase, f in others.items() if f is not None}
+    if known:
+        machine["others"] = f"other processes took this share of the {os.cpu_count()} CPUs' time: " + ", ".join(
+            f"{f:.0%} during the {phase}" for phase, f in known.items()
+        )
+        if max(known.values()) > 0.03:  # 2-thread BLAS and OpenMP suffer badly from any competitor
+            machine["busy"] = (
+                f"{machine['others']}. They competed with the timed code: timings are noisy and ratios "
+                "unreliable. Rerun on an idle machine."
+            )
+
+    text = report(machine, startup, cases, peaks, seconds)
+    args.output.write_text(text)
+    log(f"wrote {args.output}")
+    if args.json is not None:
+        doc = {
+            "machine": machine,
+            "startup": [{"command": c.label, "argv": c.argv, "times_s": c.times, "imports_torch": c.imports_torch}
+                        for c in startup],
+            "matrix": [
+                {"cell": c.cell, "N": c.size[0], "L": c.size[1], "H_in": c.size[2], "H": c.size[3],
+                 "layers": c.layers, "bidirectional": c.bidirectional, "dtype": c.dtype, "flops": c.flops,
+                 "times_s": c.times}
+                for c in cases
+            ],
+            "memory": [{"command": p.label, "peak_rss_bytes": p.rss_bytes, "allowed_bytes": p.estimate_bytes}
+                       for p in peaks],
+        }
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        log(f"wrote {args.json}")
+    print(args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Refresh the command output pasted in README.md from real runs.
+
+Every block between
+    <!-- output: COMMAND -->
+and
+    <!-- /output -->
+is replaced by what COMMAND prints (stdout, then stderr if any, and the exit status when
+it is not 0), run with the installed `rnn-cli` at 80 columns with colour off, as a pipe
+would see it. A block `<!-- include: PATH -->` ... `<!-- /include -->` takes a file's text
+(the benchmark's latest report).
+
+    python docs/update-readme.py          # rewrite README.md in place
+    python docs/update-readme.py --check  # exit 1 if README.md is stale
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+BLOCK = re.compile(r"(<!-- output: (?P<cmd>.+?) -->\n)(?P<body>.*?)(<!-- /output -->)", re.S)
+INCLUDE = re.compile(r"(<!-- include: (?P<path>.+?) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
+
+
+def run(command: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
+    proc = subprocess.run(command, shell=True, capture_output=True, text=True, env=env, cwd=ROOT)
+    text = proc.stdout + proc.stderr
+    lines = [line.rstrip() for line in text.rstrip("\n").splitlines()]
+    if proc.returncode:
+        lines.append(f"# exit status {proc.returncode}")
+    return "```console\n$ " + command + "\n" + "\n".join(lines) + "\n```\n"
+
+
+def refresh(text: str) -> str:
+    text = BLOCK.sub(lambda m: m.group(1) + run(m.group("cmd")) + m.group(4), text)
+    return INCLUDE.sub(lambda m: m.group(1) + (ROOT / m.group("path")).read_text() + m.group(4), text)
+
+
+def main() -> int:
+    old = README.read_text()
+    new = refresh(old)
+    if "--check" in sys.argv:
+        if new != old:
+            print("README.md is stale: run python docs/update-readme.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,341 @@
+"""rnn-cli bench: the FLOP count, the timing loop's bookkeeping, the JSON and human views.
+
+Speed itself is never asserted here (it is measured in benchmarks/): only that every
+implementation ran, the times are positive and consistent, and the numbers reach the views.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import subprocess
+import sys
+import warnings
+from contextlib import contextmanager
+from math import prod
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from rnn_cli import bench
+from rnn_cli.cli import app
+from rnn_cli.config import RunConfig
+
+TINY = dict(input_size=3, hidden_size=4, seq_len=5, batch=2)
+
+
+def cfg_of(**kw) -> RunConfig:
+    if kw.get("cell", "rnn") != "rnn":
+        kw.setdefault("nonlinearity", None)
+    return RunConfig(**kw)
+
+
+# ---- the FLOP formula, against hand counts ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scenario, cfg, expected",
+    [
+        # x_t W_ih^T: 8x5 and h W_hh^T: 8x8 multiply-adds per step; 10 steps; 2 FLOPs each
+        ("defaults", cfg_of(), 2 * 10 * (8 * 5 + 8 * 8)),
+        # 3 gates of 3: W_ih 9x2, W_hh 9x3 per step; N*L = 4*3 = 12 steps
+        ("gru", cfg_of(cell="gru", input_size=2, hidden_size=3, batch=4, seq_len=3), 2 * 12 * (9 * 2 + 9 * 3)),
+        # lstm, 2 layers, bidirectional, H_in 3, H 4, N 2, L 5:
+        # layer 0: 16x3 + 16x4 = 112 per direction; layer 1 reads 2*4 = 8: 16x8 + 16x4 = 192
+        (
+            "lstm_2_layers_bidirectional",
+            cfg_of(cell="lstm", num_layers=2, bidirectional=True, **TINY),
+            2 * 10 * 2 * (112 + 192),
+        ),
+        # lstm with proj_size 2 (H_out 2), 2 layers, bidirectional, N 1, L 2:
+        # layer 0: 16x3 + 16x2 + W_hr 2x4 = 88; layer 1 reads 2*2 = 4: 16x4 + 16x2 + 2x4 = 104
+        (
+            "projection",
+            cfg_of(cell="lstm", input_size=3, hidden_size=4, proj_size=2, num_layers=2, bidirectional=True, seq_len=2),
+            2 * 2 * 2 * (88 + 104),
+        ),
+        # packed: only the real steps count, 10 + 4 + 7 = 21 of the 30
+        ("seq_length", cfg_of(batch=3, lengths=(10, 4, 7)), 2 * 21 * (8 * 5 + 8 * 8)),
+        # unbatched: N is 1
+        ("unbatched", cfg_of(batch=None, seq_len=7), 2 * 7 * (8 * 5 + 8 * 8)),
+    ],
+)
+def test_forward_flops_hand_count(scenario, cfg, expected):
+    assert bench.forward_flops(cfg) == expected
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True), (3, False)])
+def test_forward_flops_uses_every_weight_once_per_step(cell, layers, bidirectional):
+    """Each weight element is one multiply-add per step and sequence: 2 * T * weights."""
+    cfg = cfg_of(cell=cell, num_layers=layers, bidirectional=bidirectional, bias=False, **TINY)
+    weights = sum(prod(shape) for shape in cfg.parameter_shapes().values())
+    assert bench.forward_flops(cfg) == 2 * cfg.N * cfg.seq_len * weights
+
+
+def test_flop_formula_is_in_the_docstring():
+    assert f"FLOPs = {bench.FLOP_FORMULA}" in bench.forward_flops.__doc__
+
+
+# ---- the timing loop ---------------------------------------------------------------------
+
+
+def test_measure_runs_warmup_then_repeat_inside_one_context():
+    calls, entered = [], []
+
+    @contextmanager
+    def context():
+        entered.append("in")
+        yield
+        entered.append("out")
+
+    fake_times = iter([9.0, 9.0, 3.0, 1.0, 2.0])  # two warm-ups (dropped), then three timed runs
+    impl = bench.Implementation(
+        name="fake",
+        device="cpu",
+        backend="test",
+        forward=lambda: calls.append(1),
+        context=context,
+        time_once=lambda fn: (fn(), next(fake_times))[1],
+    )
+    ticks = []
+    t = bench.measure(impl, "float64", repeat=3, warmup=2, on_run=lambda: ticks.append(1))
+    assert len(calls) == 5 and len(ticks) == 5
+    assert entered == ["in", "out"]
+    assert t.times_s == (3.0, 1.0, 2.0)
+    assert (t.min_s, t.median_s, t.max_s) == (1.0, 2.0, 3.0)
+    assert t.gflops(4_000_000_000) == pytest.approx(2.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_bench():
+    return bench.run(cfg_of(cell="lstm", **TINY), repeat=4, warmup=1)
+
+
+def test_run_times_both_cpu_implementations(tiny_bench):
+    rows = [(t.name, t.device, t.dtype) for t in tiny_bench.timings]
+    assert rows == [("manual", "cpu", "float32"), ("torch", "cpu", "float32")]
+    for t in tiny_bench.timings:
+        assert len(t.times_s) == 4
+        assert all(s > 0 for s in t.times_s)
+        assert t.min_s <= t.median_s <= t.max_s
+    assert tiny_bench.flops == bench.forward_flops(tiny_bench.cfg)
+    assert tiny_bench.threads.torch >= 1
+
+
+def test_run_packed_batch_first_float64():
+    cfg = cfg_of(cell="gru", num_layers=2, bidirectional=True, batch_first=True, lengths=(5, 2), dtype="float64", **{
+        k: v for k, v in TINY.items()
+    })
+    result = bench.run(cfg, repeat=2, warmup=0)
+    assert [t.name for t in result.timings] == ["manual", "torch"]
+    assert all(t.dtype == "float64" and len(t.times_s) == 2 for t in result.timings)
+
+
+def test_cuda_timer_synchronises_and_times_with_events():
+    """The CUDA protocol without a GPU: idle device, events on its stream around the call,
+    wait for the end event, elapsed_time (ms) -> seconds."""
+    log = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing):
+            assert enable_timing
+            self.name = "start" if not any(e.startswith("new") for e in log) else "end"
+            log.append(f"new {self.name}")
+
+        def record(self, stream):
+            log.append(f"record {self.name} on {stream}")
+
+        def synchronize(self):
+            log.append(f"wait {self.name}")
+
+        def elapsed_time(self, end):
+            log.append("elapsed")
+            return 12.5
+
+    class Cuda:
+        Event = FakeEvent
+
+        @staticmethod
+        def synchronize(device):
+            log.append(f"synchronize {device}")
+
+        @staticmethod
+        def current_stream(device):
+            return f"stream of {device}"
+
+    class FakeTorch:
+        cuda = Cuda
+
+    time_once = bench._cuda_timer(FakeTorch, "cuda:1")
+    seconds = time_once(lambda: log.append("forward"))
+    assert seconds == pytest.approx(0.0125)
+    assert log == [
+        "synchronize cuda:1",
+        "new start",
+        "new end",
+        "record start on stream of cuda:1",
+        "forward",
+        "record end on stream of cuda:1",
+        "wait end",
+        "elapsed",
+    ]
+
+
+def test_run_lstm_projection_warns_nothing():
+    """torch's CPU LSTM with proj_size warns on every call; bench hides it, as `torch` does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = bench.run(cfg_of(cell="lstm", proj_size=2, **TINY), repeat=1, warmup=1)
+    assert [t.name for t in result.timings] == ["manual", "torch"]
+
+
+@pytest.mark.cuda
+def test_run_on_cuda_when_asked():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    result = bench.run(cfg_of(cell="lstm", device="cuda", **TINY), repeat=3, warmup=1, tf32=False)
+    assert [(t.name, t.device[:4]) for t in result.timings] == [("manual", "cpu"), ("torch", "cpu"), ("torch", "cuda")]
+    gpu = result.timings[2]
+    assert gpu.tf32 is False and "cuDNN" in gpu.backend
+    assert all(s > 0 for s in gpu.times_s)
+
+
+# ---- progress bar ------------------------------------------------------------------------
+
+
+def _terminal() -> Console:
+    return Console(file=io.StringIO(), force_terminal=True, width=80)
+
+
+def test_progress_only_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(bench, "PROGRESS_AFTER_S", 0.0)  # every run is "long"
+    shown = bench._LazyProgress(_terminal(), total=3)
+    shown.advance()
+    assert shown.progress is not None
+    shown.close()
+    piped = bench._LazyProgress(Console(file=io.StringIO(), force_terminal=False), total=3)
+    piped.advance()
+    assert piped.progress is None
+    assert bench._LazyProgress(None, total=3).console is None
+
+
+def test_no_progress_for_short_runs(monkeypatch):
+    monkeypatch.setattr(bench, "PROGRESS_AFTER_S", math.inf)
+    p = bench._LazyProgress(_terminal(), total=3)
+    for _ in range(3):
+        p.advance()
+    assert p.progress is None
+    assert p.console.file.getvalue() == ""
+
+
+# ---- views -------------------------------------------------------------------------------
+
+
+def test_document_has_the_table_numbers(tiny_bench):
+    doc = bench.document(tiny_bench.cfg, tiny_bench)
+    json.dumps(doc, allow_nan=False)  # valid JSON, no NaN
+    assert doc["command"] == "bench"
+    assert doc["config"]["cell"] == "lstm"
+    assert doc["flops"] == tiny_bench.flops
+    assert set(doc["threads"]) == {"torch", "numpy", "numpy_source", "blas"}
+    first, second = doc["results"]
+    assert first["relative_speed"] == 1.0
+    for r, t in zip(doc["results"], tiny_bench.timings):
+        assert r["median_ms"] == pytest.approx(t.median_s * 1e3)
+        assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+        assert r["gflops"] == pytest.approx(tiny_bench.flops / t.median_s / 1e9)
+        assert len(r["times_ms"]) == 4
+    assert second["relative_speed"] == pytest.approx(first["median_ms"] / second["median_ms"])
+
+
+def test_show_prints_one_row_per_implementation(tiny_bench):
+    console = Console(file=io.StringIO(), width=100)
+    bench.show(console, tiny_bench.cfg, tiny_bench, None)
+    text = console.file.getvalue()
+    for header in ("implementation", "device", "dtype", "median ms", "min ms", "max ms", "GFLOP/s", "speed"):
+        assert header in text
+    rows = [line.split() for line in text.splitlines() if line.split()[:1] in (["manual"], ["torch"])]
+    assert [r[:3] for r in rows] == [["manual", "cpu", "float32"], ["torch", "cpu", "float32"]]
+    assert rows[0][-1] == "1.00x"
+
+
+@pytest.mark.parametrize("flops, shown", [(2080, "2.08 kFLOP"), (27_110_000_000, "27.1 GFLOP"), (12, "12 FLOP")])
+def test_format_flops(flops, shown):
+    assert bench.format_flops(flops) == shown
+
+
+@pytest.mark.parametrize("ms, shown", [(1234.5, "1234"), (61.04, "61.0"), (6.191, "6.19"), (0.0912, "0.091")])
+def test_format_ms(ms, shown):
+    assert bench.format_ms(ms) == shown
+
+
+# ---- the command -------------------------------------------------------------------------
+
+runner = CliRunner()
+BENCH = ["bench", "--repeat", "2", "--warmup", "1"]
+
+
+def test_cli_bench_json_schema():
+    result = runner.invoke(app, [*BENCH, "--json", "--cell", "gru", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # one document and nothing else on stdout
+    assert set(doc) == {
+        "command", "config", "repeat", "warmup", "flops", "flop_formula", "threads", "versions", "results"
+    }
+    assert (doc["repeat"], doc["warmup"]) == (2, 1)
+    assert doc["config"]["cell"] == "gru" and doc["config"]["batch"] == 2
+    assert isinstance(doc["threads"]["torch"], int)
+    keys = {"implementation", "device", "dtype", "backend", "tf32", "median_ms", "min_ms", "max_ms", "gflops",
+            "relative_speed", "times_ms"}
+    assert [set(r) for r in doc["results"]] == [keys, keys]
+    assert [(r["implementation"], r["device"]) for r in doc["results"]] == [("manual", "cpu"), ("torch", "cpu")]
+    assert all(len(r["times_ms"]) == 2 and r["median_ms"] > 0 for r in doc["results"])
+
+
+def test_cli_bench_table():
+    result = runner.invoke(app, [*BENCH, "--cell", "lstm", "--layers", "2", "--bidirectional"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "rnn-cli bench: nn.LSTM forward, float32, seed 0" in out
+    assert "median ms" in out and "GFLOP/s" in out
+    assert "Threads: torch" in out
+    assert "2 timed run(s) after 1 warm-up run(s)" in out
+    assert "\x1b[" not in out  # not a terminal: no colour codes, no progress bar
+    assert "{" not in out  # no JSON
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--repeat", "0"], "--repeat must be between 1 and 100000"),
+        (["--warmup", "-1"], "--warmup must be between 0 and 10000"),
+    ],
+)
+def test_cli_bench_rejects_bad_counts(flags, message):
+    result = runner.invoke(app, ["bench", *flags])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_bench_cuda_without_cuda_is_one_line():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    result = runner.invoke(app, [*BENCH, "--device", "cuda"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "CUDA is not available" in result.stderr
+
+
+def test_installed_command_bench_json():
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnn_cli", *BENCH, "--json"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [r["implementation"] for r in json.loads(proc.stdout)["results"]] == ["manual", "torch"]
+    assert proc.stderr == ""  # not a terminal: no progress bar
