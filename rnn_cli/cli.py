@@ -241,7 +241,6 @@ class Output:
 
 def build_output(o: dict, cfg: RunConfig) -> Output:
     from rnn_cli.render import View
-    from rnn_cli.save import check_writable
 
     if o["json"] and o["export_svg"] is not None:
         raise RnnCliError("--export-svg records the human output; it cannot be combined with --json")
@@ -253,10 +252,11 @@ def build_output(o: dict, cfg: RunConfig) -> Output:
         raise RnnCliError(f"--batch-index must be 0 with --unbatched (one sequence), got {batch_index}")
     if not 0 <= batch_index < cfg.N:
         raise RnnCliError(f"--batch-index must be between 0 and {cfg.N - 1} (--batch {cfg.N}), got {batch_index}")
-    if o.get("save") is not None:
-        check_writable(o["save"], "--save")
-    if o["export_svg"] is not None:
-        check_writable(o["export_svg"], "--export-svg")
+    for flag, path in (("--save", o.get("save")), ("--export-svg", o["export_svg"])):
+        if path is not None:
+            from rnn_cli.save import check_writable
+
+            check_writable(path, flag)
     view = View(
         values=not o.get("no_values", False),
         precision=precision,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from contextlib import suppress
 from pathlib import Path
 
@@ -84,6 +83,8 @@ def write_atomic(path: Path, data: bytes, flag: str = "--save") -> None:
     try:
         if _write_unnamed(directory, data, target):
             return
+        import tempfile  # only where O_TMPFILE is unsupported
+
         fd, tmp = tempfile.mkstemp(prefix=".rnn-cli.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
