@@ -103,6 +103,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: typer's rich help imports rich.markdown, rich.syntax (pygments) and
+    # rich.traceback, ~140 ms that would double --help's start-up (issue 5, target 1).
+    rich_markup_mode=None,
 )
 
 
@@ -133,11 +136,11 @@ OPTIONS: dict[str, tuple[Any, Any, Any]] = {
     "hidden_size": (int, 8, typer.Option("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size).", rich_help_panel=NET)),
     "layers": (int, 1, typer.Option("--layers", metavar="INT", help="num_layers: stacked layers.", rich_help_panel=NET)),
     "bidirectional": (bool, False, typer.Option("--bidirectional", help="D = 2: a backward direction too.", rich_help_panel=NET)),
-    "nonlinearity": (Optional[Literal["tanh", "relu"]], None, typer.Option("--nonlinearity", help="rnn only. \\[default: tanh]", show_default=False, rich_help_panel=NET)),
+    "nonlinearity": (Optional[Literal["tanh", "relu"]], None, typer.Option("--nonlinearity", help="rnn only. [default: tanh]", show_default=False, rich_help_panel=NET)),
     "no_bias": (bool, False, typer.Option("--no-bias", help="bias=False.", rich_help_panel=NET)),
     "proj_size": (int, 0, typer.Option("--proj-size", metavar="INT", help="lstm only: project h to this size.", rich_help_panel=NET)),
     "seq_len": (int, 10, typer.Option("--seq-len", metavar="INT", help="L: time steps.", rich_help_panel=INPUT)),
-    "batch": (Optional[int], None, typer.Option("--batch", metavar="INT", help="N: sequences in the batch. \\[default: 1]", show_default=False, rich_help_panel=INPUT)),
+    "batch": (Optional[int], None, typer.Option("--batch", metavar="INT", help="N: sequences in the batch. [default: 1]", show_default=False, rich_help_panel=INPUT)),
     "unbatched": (bool, False, typer.Option("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.", rich_help_panel=INPUT)),
     "batch_first": (bool, False, typer.Option("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.", rich_help_panel=INPUT)),
     "lengths": (Optional[str], None, typer.Option("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.", rich_help_panel=INPUT)),
@@ -158,8 +161,8 @@ TF32_OPTION = {
     "no_tf32": (bool, False, typer.Option("--no-tf32", help="Forbid TF32 in cuDNN's float32 kernels (CUDA).", rich_help_panel=RUN)),
 }
 TOLERANCE_OPTIONS = {
-    "atol": (Optional[float], None, typer.Option("--atol", metavar="FLOAT", help="Absolute tolerance. \\[default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
-    "rtol": (Optional[float], None, typer.Option("--rtol", metavar="FLOAT", help="Relative tolerance. \\[default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
+    "atol": (Optional[float], None, typer.Option("--atol", metavar="FLOAT", help="Absolute tolerance. [default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
+    "rtol": (Optional[float], None, typer.Option("--rtol", metavar="FLOAT", help="Relative tolerance. [default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
 }
 BENCH_OPTIONS = {
     "repeat": (int, 20, typer.Option("--repeat", metavar="INT", help="Timed runs per implementation.", rich_help_panel=RUN)),

@@ -25,30 +25,29 @@ class Sample:
 
 
 def draw(cfg: RunConfig, dtype: str | None = None) -> Sample:
-    """Draw everything in float64, then round to cfg.dtype (or `dtype`).
+    """Draw every array in float64 and round it to cfg.dtype (or `dtype`) at once, so at
+    most one float64 array is alive beside the result.
 
     compare calls this with cfg.dtype and upcasts for its float64 reference, so both
     sides start from bit-identical numbers.
     """
     rng = np.random.default_rng(cfg.seed)
+    np_dtype = np.dtype(dtype or cfg.dtype)
     k = 1.0 / np.sqrt(cfg.hidden_size)
-    params = {name: rng.uniform(-k, k, shape) for name, shape in cfg.parameter_shapes().items()}
+    params = {name: rng.uniform(-k, k, shape).astype(np_dtype) for name, shape in cfg.parameter_shapes().items()}
     L, N, DL = cfg.seq_len, cfg.N, cfg.D * cfg.num_layers
-    x = rng.standard_normal((L, N, cfg.input_size))  # (L, N, H_in)
+    x = rng.standard_normal((L, N, cfg.input_size)).astype(np_dtype)  # (L, N, H_in)
     if cfg.lengths is not None:
         x *= step_mask(cfg)  # zero the padding
-    random = cfg.h0 == "random"
-    h_0 = rng.standard_normal((DL, N, cfg.H_out)) if random else np.zeros((DL, N, cfg.H_out))
-    c_0 = None
-    if cfg.has_c:
-        c_0 = rng.standard_normal((DL, N, cfg.hidden_size)) if random else np.zeros((DL, N, cfg.hidden_size))
-    np_dtype = np.dtype(dtype or cfg.dtype)
-    return Sample(
-        params={name: p.astype(np_dtype) for name, p in params.items()},
-        x=x.astype(np_dtype),
-        h_0=h_0.astype(np_dtype),
-        c_0=None if c_0 is None else c_0.astype(np_dtype),
-    )
+
+    def state(features: int) -> np.ndarray:  # (D*num_layers, N, features)
+        if cfg.h0 == "random":
+            return rng.standard_normal((DL, N, features)).astype(np_dtype)
+        return np.zeros((DL, N, features), np_dtype)
+
+    h_0 = state(cfg.H_out)
+    c_0 = state(cfg.hidden_size) if cfg.has_c else None
+    return Sample(params=params, x=x, h_0=h_0, c_0=c_0)
 
 
 def step_mask(cfg: RunConfig) -> np.ndarray:
