@@ -371,7 +371,8 @@ def value_tables(console: Console, result: RunResult, view: View) -> list[Table]
             m = result.state(name)[:, b, :]  # (D*num_layers, H)
             labels = [f"{k} {s}" for k, s in enumerate(state_labels)]
             cols = [str(j) for j in range(m.shape[1])]
-            tables.append(value_table(console, f"{name}{who}", m, labels, cols, view, "rows: index layer*D + direction, layer, direction"))
+            caption = f"rows: {name}[layer*D + direction]"
+            tables.append(value_table(console, f"{name}{who}", m, labels, cols, view, caption))
     return tables
 
 
