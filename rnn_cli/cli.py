@@ -149,7 +149,7 @@ OPTIONS: dict[str, tuple[Any, Any, Any]] = {
     "dtype": (Literal["float32", "float64"], "float32", typer.Option("--dtype", rich_help_panel=RUN)),
     "device": (str, "cpu", typer.Option("--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).", rich_help_panel=RUN)),
     "json": (bool, False, typer.Option("--json", help="One JSON document on stdout and nothing else.", rich_help_panel=OUT)),
-    "save": (Optional[Path], None, typer.Option("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).", rich_help_panel=OUT, dir_okay=True)),
+    "save": (Optional[Path], None, typer.Option("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).", rich_help_panel=OUT)),
     "no_values": (bool, False, typer.Option("--no-values", help="Shapes and parameters only.", rich_help_panel=OUT)),
     "precision": (int, 4, typer.Option("--precision", metavar="INT", help="Digits in value tables.", rich_help_panel=OUT)),
     "batch_index": (int, 0, typer.Option("--batch-index", metavar="INT", help="Batch element shown in value tables.", rich_help_panel=OUT)),
@@ -320,7 +320,7 @@ def _finish_run(result, command_name: str, out: Output) -> None:
 
 # ---- the commands -------------------------------------------------------------------------
 
-RUN_OPTIONS = {k: v for k, v in OPTIONS.items()}
+RUN_OPTIONS = OPTIONS
 
 
 @command(

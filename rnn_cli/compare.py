@@ -23,7 +23,7 @@ COMPARED = ("output", "h_n", "c_n", "batch_sizes")
 class Tolerance:
     atol: float
     rtol: float
-    why: str  # where the default came from, or "--atol/--rtol"
+    why: str  # where each part came from: the default's reason, or --atol / --rtol
 
 
 def default_tolerance(dtype: str, on_cuda: bool, tf32: bool | None) -> Tolerance:
@@ -69,8 +69,10 @@ def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) ->
     if diff.size == 0:
         return TensorCheck(name, got.shape, ref.shape, 0.0, 0.0, True)
     scale = np.abs(ref64)
-    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    rel[(scale == 0) & (diff > 0)] = np.inf
+    # Relative error only where the relative part of the tolerance is the larger one
+    # (|ref| > atol/rtol): near-zero references make |diff|/|ref| meaningless.
+    where = scale > (tol.atol / tol.rtol if tol.rtol > 0 else 0.0)
+    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=where)
     ok = bool(np.all(diff <= tol.atol + tol.rtol * scale))  # NaN anywhere fails
     return TensorCheck(name, got.shape, ref.shape, float(np.max(diff)), float(np.max(rel)), ok)
 
@@ -100,7 +102,11 @@ def run(
     reference = manual.run(replace(cfg, dtype="float64"), upcast(sample), keep_layers=keep_layers)
     tol = default_tolerance(cfg.dtype, got.device.startswith("cuda"), got.tf32)
     if atol is not None or rtol is not None:
-        tol = Tolerance(tol.atol if atol is None else atol, tol.rtol if rtol is None else rtol, "--atol/--rtol")
+        why = "; ".join(
+            f"{name}: {'--' + name if given is not None else 'default (' + tol.why + ')'}"
+            for name, given in (("atol", atol), ("rtol", rtol))
+        )
+        tol = Tolerance(tol.atol if atol is None else atol, tol.rtol if rtol is None else rtol, why)
     checks = [
         check_tensor(name, got.tensors[name], reference.tensors[name], tol)
         for name in COMPARED

@@ -405,6 +405,8 @@ def sources_table(console: Console, result: RunResult) -> Table:
         direction = "bwd" if s.direction == "backward" else "fwd"
         add_row(table, f"{s.state}[{s.index}]", str(s.layer), direction, s.expression, steps, check)
     notes = []
+    if result.implementation == "manual":
+        notes.append("manual copies h_n from these slices, so this confirms its bookkeeping; `rnn-cli torch` checks torch.")
     if cfg.bidirectional:
         notes.append("The backward direction ends at step 0, so its final state sits at output step 0, not the last step.")
     if cfg.num_layers > 1:

@@ -77,7 +77,15 @@ def h_n_sources(result: RunResult) -> list[Source]:
     D, H, L = cfg.D, cfg.H_out, cfg.seq_len
     lengths = np.asarray(cfg.lengths) if cfg.lengths is not None else np.full(cfg.N, L)
     h_n = result.state("h_n")  # (D*num_layers, N, H_out)
-    tol = 1e-6 if h_n.dtype == np.float32 else 1e-12
+    # The last layer's slices are the very numbers torch returns (equal to the bit on the CPU);
+    # lower layers are re-run one layer at a time, which on cuDNN may pick another algorithm
+    # or use TF32, hence a tolerance that follows compare's.
+    if h_n.dtype == np.float64:
+        atol = rtol = 1e-12
+    elif result.device.startswith("cuda"):
+        atol = rtol = 5e-3 if result.tf32 else 1e-4
+    else:
+        atol, rtol = 1e-6, 1e-5
     sources: list[Source] = []
     for layer in range(cfg.num_layers):
         last = layer == cfg.num_layers - 1
@@ -98,8 +106,9 @@ def h_n_sources(result: RunResult) -> list[Source]:
             diff = ok = None
             if seq is not None:
                 picked = seq[np.asarray(steps), np.arange(cfg.N), d * H : (d + 1) * H]  # (N, H_out)
-                diff = float(np.max(np.abs(picked - h_n[k]))) if picked.size else 0.0
-                ok = bool(diff <= tol)
+                gap = np.abs(picked - h_n[k])
+                diff = float(np.max(gap)) if picked.size else 0.0
+                ok = bool(np.all(gap <= atol + rtol * np.abs(picked)))
             direction = "backward" if d else "forward"
             sources.append(Source("h_n", k, layer, direction, expr, steps, last, diff, ok))
             if cfg.has_c:

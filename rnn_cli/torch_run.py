@@ -6,6 +6,7 @@ commands that need it.
 
 from __future__ import annotations
 
+import re
 import warnings
 from contextlib import contextmanager
 from typing import Iterator
@@ -121,7 +122,6 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 
 def prepare(cfg: RunConfig, sample: Sample, device: torch.device, num_layers: int | None = None):
     """Module and inputs on `device`, in the user's layout: (module, x, hx)."""
-    torch.manual_seed(cfg.seed)
     module = build_module(cfg, num_layers)
     load_params(module, sample.params)
     module.to(device)
@@ -135,11 +135,40 @@ def prepare(cfg: RunConfig, sample: Sample, device: torch.device, num_layers: in
     return module, x, (h_0, c_0)
 
 
+def lower_layer_outputs(cfg: RunConfig, sample: Sample, device: torch.device, x: torch.Tensor, hx) -> list:
+    """Outputs of layers 0..num_layers-2, each (L, N, D*H_out) numpy, time-major.
+
+    torch returns only the last layer's output, so layer k is rebuilt as a one-layer module
+    with layer k's weights (renamed l{k} -> l0) and fed layer k-1's output: one pass in all.
+    """
+    outputs = []
+    layer_in = x  # user layout, padded
+    for k in range(cfg.num_layers - 1):
+        kwargs = constructor_kwargs(cfg)
+        kwargs.pop("num_layers", None)
+        kwargs["input_size"] = cfg.layer_input_size(k)
+        one = getattr(nn, TORCH_CLASS[cfg.cell])(**kwargs, dtype=TORCH_DTYPES[cfg.dtype])
+        own = re.compile(rf"_l{k}(_reverse)?$")
+        load_params(one, {own.sub(lambda m: "_l0" + (m.group(1) or ""), n): v for n, v in sample.params.items() if own.search(n)})
+        one.to(device).eval()
+        rows = slice(k * cfg.D, (k + 1) * cfg.D)  # this layer's h_0 (and c_0) slots
+        one_hx = tuple(h[rows] for h in hx) if isinstance(hx, tuple) else hx[rows]
+        layer_in, _, _ = _forward(cfg, one, layer_in, one_hx)
+        out = _to_numpy(layer_in)
+        if cfg.unbatched:
+            out = out[:, None, :]
+        elif cfg.batch_first:
+            out = out.transpose(1, 0, 2)
+        outputs.append(out)
+    return outputs
+
+
 def run(cfg: RunConfig, sample: Sample | None = None, keep_layers: bool = True, tf32: bool = True) -> RunResult:
     """Run the torch module on cfg.device in inference mode and collect a RunResult.
 
-    With keep_layers, also runs the first k layers alone (same weights) for k < num_layers,
-    so the lower layers' slices of h_n can be checked against real outputs.
+    With keep_layers, also runs the lower layers one by one as single-layer modules with
+    the same weights (see lower_layer_outputs), so the lower layers' slices of h_n can be
+    checked against real outputs.
     """
     device = resolve_device(cfg.device)
     sample = sample if sample is not None else draw(cfg)
@@ -148,18 +177,7 @@ def run(cfg: RunConfig, sample: Sample | None = None, keep_layers: bool = True, 
         # torch's CPU path says so on every LSTM with proj_size; it is no concern of the user's
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
         output, state, packed = _forward(cfg, module, x, hx)
-        layer_outputs = []
-        if keep_layers:
-            for layers in range(1, cfg.num_layers):
-                sub, sx, shx = prepare(cfg, sample, device, num_layers=layers)
-                out_k, _, _ = _forward(cfg, sub, sx, shx)
-                # out_k is in the user's layout; keep it time-major (L, N, D*H_out)
-                out_np = _to_numpy(out_k)
-                if cfg.unbatched:
-                    out_np = out_np[:, None, :]
-                elif cfg.batch_first:
-                    out_np = out_np.transpose(1, 0, 2)
-                layer_outputs.append(out_np)
+        layer_outputs = lower_layer_outputs(cfg, sample, device, x, hx) if keep_layers else []
     h_n, c_n = (state if isinstance(state, tuple) else (state, None))
     tensors = {"input": _to_numpy(x)}
     if isinstance(hx, tuple):
