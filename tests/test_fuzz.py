@@ -292,13 +292,8 @@ def fuzz(command: str) -> Counter:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Tiny tensors gain nothing from threads, and a busy 2-core machine makes them stall."""
 
 
 @pytest.mark.parametrize("command", ["manual", "torch", "compare"])

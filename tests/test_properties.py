@@ -142,14 +142,8 @@ def _label(cfg: RunConfig) -> None:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
+def _one_torch_thread(one_torch_thread):
     """Tiny tensors gain nothing from threads, and a busy 2-core machine makes them stall."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @settings(max_examples=AGREEMENT_EXAMPLES)
