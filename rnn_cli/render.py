@@ -410,7 +410,7 @@ def sources_table(console: Console, result: RunResult) -> Table:
     if cfg.bidirectional:
         notes.append("The backward direction ends at step 0, so its final state sits at output step 0, not the last step.")
     if cfg.num_layers > 1:
-        notes.append("layerK_output: layer K's own output, fed to layer K+1 and not returned (checked by running the first K+1 layers alone).")
+        notes.append("layerK_output: layer K's own output, fed to layer K+1 and not returned (checked by re-running layer K alone on what layer K-1 gave it).")
     if notes:
         table.caption = "\n".join(notes)
         table.caption_justify = "left"
