@@ -26,6 +26,9 @@ class Tolerance:
     why: str  # where each part came from: the default's reason, or --atol / --rtol
 
 
+EXACT = Tolerance(0.0, 0.0, "integers: exact")  # batch_sizes counts sequences
+
+
 def default_tolerance(dtype: str, on_cuda: bool, tf32: bool | None) -> Tolerance:
     """Defaults sized from what each backend is measured to reach against float64, with
     headroom for larger sizes: CPU float32 ~1e-6; on an H100, cuDNN float32 up to 1.1e-5
@@ -47,6 +50,7 @@ class TensorCheck:
     max_abs_diff: float | None  # None when the shapes differ
     max_rel_diff: float | None
     ok: bool
+    tolerance: Tolerance | None = None  # the one this tensor was held to
 
 
 @dataclass
@@ -63,18 +67,18 @@ class CompareResult:
 
 def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) -> TensorCheck:
     if got.shape != ref.shape:
-        return TensorCheck(name, got.shape, ref.shape, None, None, False)
+        return TensorCheck(name, got.shape, ref.shape, None, None, False, tol)
     got64, ref64 = got.astype(np.float64), ref.astype(np.float64)
     diff = np.abs(got64 - ref64)
     if diff.size == 0:
-        return TensorCheck(name, got.shape, ref.shape, 0.0, 0.0, True)
+        return TensorCheck(name, got.shape, ref.shape, 0.0, 0.0, True, tol)
     scale = np.abs(ref64)
-    # Relative error only where the relative part of the tolerance is the larger one
-    # (|ref| > atol/rtol): near-zero references make |diff|/|ref| meaningless.
-    where = scale > (tol.atol / tol.rtol if tol.rtol > 0 else 0.0)
+    # Relative error only over elements above the absolute floor (|ref| > atol): near-zero
+    # references make |diff|/|ref| meaningless, and atol is what judges them.
+    where = scale > tol.atol
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=where)
     ok = bool(np.all(diff <= tol.atol + tol.rtol * scale))  # NaN anywhere fails
-    return TensorCheck(name, got.shape, ref.shape, float(np.max(diff)), float(np.max(rel)), ok)
+    return TensorCheck(name, got.shape, ref.shape, float(np.max(diff)), float(np.max(rel)), ok, tol)
 
 
 def upcast(sample: Sample) -> Sample:
@@ -108,7 +112,7 @@ def run(
         )
         tol = Tolerance(tol.atol if atol is None else atol, tol.rtol if rtol is None else rtol, why)
     checks = [
-        check_tensor(name, got.tensors[name], reference.tensors[name], tol)
+        check_tensor(name, got.tensors[name], reference.tensors[name], EXACT if name == "batch_sizes" else tol)
         for name in COMPARED
         if name in reference.tensors
     ]

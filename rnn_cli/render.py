@@ -456,6 +456,7 @@ def show_run(console: Console, result: RunResult, command: str, view: View) -> N
 
 def show_compare(console: Console, cmp, view: View) -> None:
     """compare's human view: a header, the comparison table and the verdict."""
+    from rnn_cli.compare import EXACT  # compare is a sibling view's input; keep render import-light
     got = cmp.torch
     cfg = got.cfg
     tol = cmp.tolerance
@@ -497,7 +498,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
             shapes,
             "shape" if c.max_abs_diff is None else f"{c.max_abs_diff:.2e}",
             "" if c.max_rel_diff is None else f"{c.max_rel_diff:.2e}",
-            f"{tol.atol:g} / {tol.rtol:g}",
+            "exact" if c.tolerance == EXACT else f"{c.tolerance.atol:g} / {c.tolerance.rtol:g}",
             verdict,
         )
     parts.append(table)
@@ -575,8 +576,8 @@ def compare_document(cmp, values: bool) -> dict:
             "reference_shape": list(c.reference_shape),
             "max_abs_diff": _finite(c.max_abs_diff),
             "max_rel_diff": _finite(c.max_rel_diff),
-            "atol": cmp.tolerance.atol,
-            "rtol": cmp.tolerance.rtol,
+            "atol": c.tolerance.atol,
+            "rtol": c.tolerance.rtol,
             "ok": c.ok,
         }
         for c in cmp.checks
