@@ -206,7 +206,7 @@ def implementations(cfg: RunConfig, sample, tf32: bool = True) -> list[Implement
         on_cuda = device.type == "cuda"
 
         def torch_forward(module=module, x=x, hx=hx):
-            return torch_run._forward(cfg, module, x, hx)
+            return torch_run.forward(cfg, module, x, hx)
 
         def context(device=device) -> ContextManager:
             stack = ExitStack()
@@ -467,7 +467,7 @@ def show(console, cfg: RunConfig, bench: Bench, view=None) -> None:
     from rich.console import Group
     from rich.text import Text
 
-    from rnn_cli.render import _table, add_row, symbols_line
+    from rnn_cli.render import add_row, make_table, symbols_line
 
     what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} forward, {cfg.dtype}, seed {cfg.seed}"
     layout = [symbols_line(cfg)]
@@ -482,7 +482,7 @@ def show(console, cfg: RunConfig, bench: Bench, view=None) -> None:
         Text(_threads_line(bench.threads)),
         Text("Backends: " + "; ".join(_backend(t) for t in bench.timings)),
     ]
-    table = _table(
+    table = make_table(
         console,
         caption=(
             f"{bench.repeat} timed run(s) after {bench.warmup} warm-up run(s), forward only, inference mode; "

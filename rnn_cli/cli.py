@@ -126,47 +126,46 @@ def _root(
 
 # ---- the options, declared once and shared by every command ----------------------------
 
-NET, INPUT, RUN, OUT, CHECK = "Network", "Input", "Run", "Output", "Check"
 
 
 # name -> (type, default, typer.Option)
 OPTIONS: dict[str, tuple[Any, Any, Any]] = {
-    "cell": (Literal["rnn", "lstm", "gru"], "rnn", typer.Option("--cell", help="nn.RNN, nn.LSTM or nn.GRU.", rich_help_panel=NET)),
-    "input_size": (int, 5, typer.Option("--input-size", metavar="INT", help="H_in: features per step.", rich_help_panel=NET)),
-    "hidden_size": (int, 8, typer.Option("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size).", rich_help_panel=NET)),
-    "layers": (int, 1, typer.Option("--layers", metavar="INT", help="num_layers: stacked layers.", rich_help_panel=NET)),
-    "bidirectional": (bool, False, typer.Option("--bidirectional", help="D = 2: a backward direction too.", rich_help_panel=NET)),
-    "nonlinearity": (Optional[Literal["tanh", "relu"]], None, typer.Option("--nonlinearity", help="rnn only. [default: tanh]", show_default=False, rich_help_panel=NET)),
-    "no_bias": (bool, False, typer.Option("--no-bias", help="bias=False.", rich_help_panel=NET)),
-    "proj_size": (int, 0, typer.Option("--proj-size", metavar="INT", help="lstm only: project h to this size.", rich_help_panel=NET)),
-    "seq_len": (int, 10, typer.Option("--seq-len", metavar="INT", help="L: time steps.", rich_help_panel=INPUT)),
-    "batch": (Optional[int], None, typer.Option("--batch", metavar="INT", help="N: sequences in the batch. [default: 1]", show_default=False, rich_help_panel=INPUT)),
-    "unbatched": (bool, False, typer.Option("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.", rich_help_panel=INPUT)),
-    "batch_first": (bool, False, typer.Option("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.", rich_help_panel=INPUT)),
-    "lengths": (Optional[str], None, typer.Option("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.", rich_help_panel=INPUT)),
-    "h0": (Literal["zeros", "random"], "zeros", typer.Option("--h0", help="Initial hidden (and cell) state.", rich_help_panel=INPUT)),
-    "seed": (int, 0, typer.Option("--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.", rich_help_panel=RUN)),
-    "dtype": (Literal["float32", "float64"], "float32", typer.Option("--dtype", rich_help_panel=RUN)),
-    "device": (str, "cpu", typer.Option("--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).", rich_help_panel=RUN)),
-    "json": (bool, False, typer.Option("--json", help="One JSON document on stdout and nothing else.", rich_help_panel=OUT)),
-    "save": (Optional[Path], None, typer.Option("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).", rich_help_panel=OUT)),
-    "no_values": (bool, False, typer.Option("--no-values", help="Shapes and parameters only.", rich_help_panel=OUT)),
-    "precision": (int, 4, typer.Option("--precision", metavar="INT", help="Digits in value tables.", rich_help_panel=OUT)),
-    "batch_index": (int, 0, typer.Option("--batch-index", metavar="INT", help="Batch element shown in value tables.", rich_help_panel=OUT)),
-    "no_diagram": (bool, False, typer.Option("--no-diagram", help="Hide the shape-flow diagram.", rich_help_panel=OUT)),
-    "no_heatmap": (bool, False, typer.Option("--no-heatmap", help="Plain numbers in value tables, no colour scale.", rich_help_panel=OUT)),
-    "export_svg": (Optional[Path], None, typer.Option("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.", rich_help_panel=OUT)),
+    "cell": (Literal["rnn", "lstm", "gru"], "rnn", typer.Option("--cell", help="nn.RNN, nn.LSTM or nn.GRU.")),
+    "input_size": (int, 5, typer.Option("--input-size", metavar="INT", help="H_in: features per step.")),
+    "hidden_size": (int, 8, typer.Option("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size).")),
+    "layers": (int, 1, typer.Option("--layers", metavar="INT", help="num_layers: stacked layers.")),
+    "bidirectional": (bool, False, typer.Option("--bidirectional", help="D = 2: a backward direction too.")),
+    "nonlinearity": (Optional[Literal["tanh", "relu"]], None, typer.Option("--nonlinearity", help="rnn only. [default: tanh]", show_default=False)),
+    "no_bias": (bool, False, typer.Option("--no-bias", help="bias=False.")),
+    "proj_size": (int, 0, typer.Option("--proj-size", metavar="INT", help="lstm only: project h to this size.")),
+    "seq_len": (int, 10, typer.Option("--seq-len", metavar="INT", help="L: time steps.")),
+    "batch": (Optional[int], None, typer.Option("--batch", metavar="INT", help="N: sequences in the batch. [default: 1]", show_default=False)),
+    "unbatched": (bool, False, typer.Option("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")),
+    "batch_first": (bool, False, typer.Option("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")),
+    "lengths": (Optional[str], None, typer.Option("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")),
+    "h0": (Literal["zeros", "random"], "zeros", typer.Option("--h0", help="Initial hidden (and cell) state.")),
+    "seed": (int, 0, typer.Option("--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")),
+    "dtype": (Literal["float32", "float64"], "float32", typer.Option("--dtype")),
+    "device": (str, "cpu", typer.Option("--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")),
+    "json": (bool, False, typer.Option("--json", help="One JSON document on stdout and nothing else.")),
+    "save": (Optional[Path], None, typer.Option("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")),
+    "no_values": (bool, False, typer.Option("--no-values", help="Shapes and parameters only.")),
+    "precision": (int, 4, typer.Option("--precision", metavar="INT", help="Digits in value tables.")),
+    "batch_index": (int, 0, typer.Option("--batch-index", metavar="INT", help="Batch element shown in value tables.")),
+    "no_diagram": (bool, False, typer.Option("--no-diagram", help="Hide the shape-flow diagram.")),
+    "no_heatmap": (bool, False, typer.Option("--no-heatmap", help="Plain numbers in value tables, no colour scale.")),
+    "export_svg": (Optional[Path], None, typer.Option("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")),
 }
 TF32_OPTION = {
-    "no_tf32": (bool, False, typer.Option("--no-tf32", help="Forbid TF32 in cuDNN's float32 kernels (CUDA).", rich_help_panel=RUN)),
+    "no_tf32": (bool, False, typer.Option("--no-tf32", help="Forbid TF32 in cuDNN's float32 kernels (CUDA).")),
 }
 TOLERANCE_OPTIONS = {
-    "atol": (Optional[float], None, typer.Option("--atol", metavar="FLOAT", help="Absolute tolerance. [default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
-    "rtol": (Optional[float], None, typer.Option("--rtol", metavar="FLOAT", help="Relative tolerance. [default: by dtype and device]", show_default=False, rich_help_panel=CHECK)),
+    "atol": (Optional[float], None, typer.Option("--atol", metavar="FLOAT", help="Absolute tolerance. [default: by dtype and device]", show_default=False)),
+    "rtol": (Optional[float], None, typer.Option("--rtol", metavar="FLOAT", help="Relative tolerance. [default: by dtype and device]", show_default=False)),
 }
 BENCH_OPTIONS = {
-    "repeat": (int, 20, typer.Option("--repeat", metavar="INT", help="Timed runs per implementation.", rich_help_panel=RUN)),
-    "warmup": (int, 3, typer.Option("--warmup", metavar="INT", help="Untimed runs first.", rich_help_panel=RUN)),
+    "repeat": (int, 20, typer.Option("--repeat", metavar="INT", help="Timed runs per implementation.")),
+    "warmup": (int, 3, typer.Option("--warmup", metavar="INT", help="Untimed runs first.")),
 }
 RUN_ONLY = ("save", "no_values", "precision", "batch_index", "no_heatmap", "no_diagram")  # views bench lacks
 
@@ -208,8 +207,6 @@ def _parse_lengths(text: str) -> tuple[int, ...]:
 def build_config(o: dict) -> RunConfig:
     if o["unbatched"] and o["batch"] is not None:
         raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
-    if o["unbatched"] and o["lengths"] is not None:
-        raise RnnCliError("--lengths needs batched input; it cannot be combined with --unbatched")
     cell = o["cell"]
     nonlinearity = o["nonlinearity"]
     if cell == "rnn" and nonlinearity is None:

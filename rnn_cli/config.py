@@ -29,6 +29,11 @@ TORCH_CLASS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 _DEVICE = re.compile(r"cpu|auto|cuda(:[0-9]{1,4})?")
 
 
+def shape_str(shape) -> str:
+    """(10, 1, 16), and (5,) for one dimension: how shapes are written everywhere."""
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 def num_gates(cell: str) -> int:
     return max(1, len(GATE_NAMES[cell]))
 

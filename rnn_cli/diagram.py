@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from rnn_cli.config import RunConfig
+from rnn_cli.config import RunConfig, shape_str
 
 MAX_LAYERS = 4  # beyond this the diagram becomes a compact list
 TITLE = "Shape flow"
@@ -49,10 +49,6 @@ STYLE = {
     "state": "green",
     "note": "dim",
 }
-
-
-def shape_str(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _brief_list(values: list[int], limit: int = 24) -> str:

@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from rnn_cli.config import GATE_NAMES, RunConfig
+from rnn_cli.config import RunConfig, num_gates
 from rnn_cli.sample import Sample, draw, state_to_user_layout, step_mask, to_user_layout
 
 State = tuple[np.ndarray, ...]  # (h,) or (h, c), each (N, features)
@@ -93,7 +93,7 @@ def _row_order(cell: str, H: int) -> np.ndarray:
     """Row order that turns torch's stacked gates into the loop's layout."""
     if cell == "lstm":  # torch stacks (i, f, g, o); the loop wants the sigmoid gates together: (i, f, o, g)
         return np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
-    return np.arange(max(1, len(GATE_NAMES[cell])) * H)  # rnn, gru (r, z, n): as torch stacks them
+    return np.arange(num_gates(cell) * H)  # rnn, gru (r, z, n): as torch stacks them
 
 
 def prepare_weights(cfg: RunConfig, params: dict[str, np.ndarray], layer: int, direction: int) -> Weights:

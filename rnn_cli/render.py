@@ -17,7 +17,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from rnn_cli.config import GATE_NAMES, TORCH_CLASS, RunConfig
+from rnn_cli.config import GATE_NAMES, TORCH_CLASS, RunConfig, shape_str
 from rnn_cli.result import RunResult, h_n_sources
 
 MAX_ROWS = 12  # value-table rows shown before truncating
@@ -50,7 +50,7 @@ def add_row(table: Table, *cells: str | Text, **kwargs) -> None:
     table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
 
 
-def _table(console: Console, title: str | None = None, caption: str | None = None, **kwargs) -> Table:
+def make_table(console: Console, title: str | None = None, caption: str | None = None, **kwargs) -> Table:
     return Table(
         title=title,
         caption=caption,
@@ -60,10 +60,6 @@ def _table(console: Console, title: str | None = None, caption: str | None = Non
         show_edge=False,
         **kwargs,
     )
-
-
-def shape_str(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 # ---- 1. the equivalent PyTorch code -------------------------------------------------------
@@ -196,7 +192,7 @@ def shape_notes(cfg: RunConfig) -> list[str]:
 def shapes_table(console: Console, result: RunResult) -> Table:
     cfg = result.cfg
     layouts = cfg.layouts()
-    table = _table(console, "Shapes  " + symbols_line(cfg))
+    table = make_table(console, "Shapes  " + symbols_line(cfg))
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)
     table.add_column("layout", no_wrap=True)
@@ -221,7 +217,7 @@ def gate_label(cfg: RunConfig, name: str) -> str:
 
 def parameter_table(console: Console, result: RunResult) -> Table:
     cfg = result.cfg
-    table = _table(console, "Parameters")
+    table = make_table(console, "Parameters")
     table.add_column("name", style="bold")
     table.add_column("shape", no_wrap=True)
     table.add_column("count", justify="right")
@@ -327,7 +323,7 @@ def value_table(
     if truncated:
         notes.append("truncated; all values: --json or --save PATH.npz")
     caption_text = Text("\n").join(Text(n) if isinstance(n, str) else n for n in notes) if notes else None
-    table = _table(console, title, caption_text, padding=0)
+    table = make_table(console, title, caption_text, padding=0)
     table.add_column("", style="bold", no_wrap=True)
     for c in cols:
         width = 3 if c is None else number_width
@@ -382,7 +378,7 @@ def value_tables(console: Console, result: RunResult, view: View) -> list[Table]
 def sources_table(console: Console, result: RunResult) -> Table:
     cfg = result.cfg
     plain = is_plain(console)
-    table = _table(console, "Where h_n comes from (checked on this run)")
+    table = make_table(console, "Where h_n comes from (checked on this run)")
     table.add_column("state", style="bold", no_wrap=True)
     table.add_column("layer", justify="right")
     table.add_column("dir")
@@ -427,12 +423,16 @@ def code_panel(console: Console, cfg: RunConfig, device: str) -> Panel | Text:
     return Panel(Text(code), title="Equivalent PyTorch", title_align="left", border_style="dim", expand=False)
 
 
+def tf32_line(tf32: bool) -> str:
+    return "TF32 in cuDNN: " + ("allowed (torch's default; --no-tf32 turns it off)" if tf32 else "off (--no-tf32)")
+
+
 def header(result: RunResult, command: str) -> Text:
     cfg = result.cfg
     what = "numpy memory cell" if result.implementation == "manual" else f"torch.nn.{TORCH_CLASS[cfg.cell]}"
     text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, seed {cfg.seed}", style="bold")
     if result.tf32 is not None:
-        text.append(f"\nTF32 in cuDNN: {'allowed (torch default; --no-tf32 turns it off)' if result.tf32 else 'off'}")
+        text.append("\n" + tf32_line(result.tf32))
     return text
 
 
@@ -469,18 +469,13 @@ def show_compare(console: Console, cmp, view: View) -> None:
         Text(symbols_line(cfg)),
     ]
     if got.tf32 is not None:
-        parts.append(
-            Text(
-                "TF32 in cuDNN: "
-                + ("allowed (torch's default; --no-tf32 turns it off)" if got.tf32 else "off (--no-tf32)")
-            )
-        )
+        parts.append(Text(tf32_line(got.tf32)))
     parts.append(Text(f"Tolerance: |torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|  ({tol.why})"))
     if view.diagram:
         from rnn_cli.diagram import flow_diagram
 
         parts += [Text(""), flow_diagram(cfg, plain=is_plain(console), width=console.width), Text("")]
-    table = _table(console)
+    table = make_table(console)
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)  # one shape when both sides agree
     table.add_column("abs diff", justify="right", no_wrap=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnn_cli.config import RunConfig
+from rnn_cli.sample import from_user_layout
 
 
 @dataclass
@@ -31,10 +32,7 @@ class RunResult:
 
     def time_major(self, name: str) -> np.ndarray:
         """A sequence tensor as (L, N, F), whatever the user's layout."""
-        a = self.tensors[name]
-        if self.cfg.unbatched:
-            return a[:, None, :]
-        return a.transpose(1, 0, 2) if self.cfg.batch_first else a
+        return from_user_layout(self.cfg, self.tensors[name])
 
     def state(self, name: str) -> np.ndarray:
         """A state tensor as (D*num_layers, N, F)."""

@@ -24,15 +24,15 @@ class Sample:
     c_0: np.ndarray | None  # (D*num_layers, N, H_cell), LSTM only
 
 
-def draw(cfg: RunConfig, dtype: str | None = None) -> Sample:
-    """Draw every array in float64 and round it to cfg.dtype (or `dtype`) at once, so at
+def draw(cfg: RunConfig) -> Sample:
+    """Draw every array in float64 and round it to cfg.dtype at once, so at
     most one float64 array is alive beside the result.
 
     compare calls this with cfg.dtype and upcasts for its float64 reference, so both
     sides start from bit-identical numbers.
     """
     rng = np.random.default_rng(cfg.seed)
-    np_dtype = np.dtype(dtype or cfg.dtype)
+    np_dtype = np.dtype(cfg.dtype)
     k = 1.0 / np.sqrt(cfg.hidden_size)
     params = {name: rng.uniform(-k, k, shape).astype(np_dtype) for name, shape in cfg.parameter_shapes().items()}
     L, N, DL = cfg.seq_len, cfg.N, cfg.D * cfg.num_layers
@@ -61,6 +61,13 @@ def to_user_layout(cfg: RunConfig, seq: np.ndarray) -> np.ndarray:
     """(L, N, F) -> the layout the user asked for: (N, L, F) batch_first, (L, F) unbatched."""
     if cfg.unbatched:
         return seq[:, 0]
+    return seq.transpose(1, 0, 2) if cfg.batch_first else seq
+
+
+def from_user_layout(cfg: RunConfig, seq: np.ndarray) -> np.ndarray:
+    """The inverse of to_user_layout: any sequence tensor back to (L, N, F)."""
+    if cfg.unbatched:
+        return seq[:, None, :]
     return seq.transpose(1, 0, 2) if cfg.batch_first else seq
 
 

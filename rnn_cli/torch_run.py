@@ -18,7 +18,7 @@ from torch import nn
 from rnn_cli.config import TORCH_CLASS, RunConfig
 from rnn_cli.errors import RnnCliError
 from rnn_cli.result import RunResult
-from rnn_cli.sample import Sample, draw, state_to_user_layout, to_user_layout
+from rnn_cli.sample import Sample, draw, from_user_layout, state_to_user_layout, to_user_layout
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -102,7 +102,7 @@ def load_params(module: nn.Module, params: dict[str, np.ndarray]) -> None:
             p.copy_(torch.from_numpy(value))
 
 
-def _forward(cfg: RunConfig, module: nn.Module, x: torch.Tensor, hx):
+def forward(cfg: RunConfig, module: nn.Module, x: torch.Tensor, hx):
     """module(x, hx), packing the padded input first when cfg.lengths is set."""
     if cfg.lengths is None:
         output, state = module(x, hx)
@@ -153,13 +153,8 @@ def lower_layer_outputs(cfg: RunConfig, sample: Sample, device: torch.device, x:
         one.to(device).eval()
         rows = slice(k * cfg.D, (k + 1) * cfg.D)  # this layer's h_0 (and c_0) slots
         one_hx = tuple(h[rows] for h in hx) if isinstance(hx, tuple) else hx[rows]
-        layer_in, _, _ = _forward(cfg, one, layer_in, one_hx)
-        out = _to_numpy(layer_in)
-        if cfg.unbatched:
-            out = out[:, None, :]
-        elif cfg.batch_first:
-            out = out.transpose(1, 0, 2)
-        outputs.append(out)
+        layer_in, _, _ = forward(cfg, one, layer_in, one_hx)
+        outputs.append(from_user_layout(cfg, _to_numpy(layer_in)))
     return outputs
 
 
@@ -176,7 +171,7 @@ def run(cfg: RunConfig, sample: Sample | None = None, keep_layers: bool = True, 
     with cudnn_tf32(tf32), torch.inference_mode(), warnings.catch_warnings():
         # torch's CPU path says so on every LSTM with proj_size; it is no concern of the user's
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-        output, state, packed = _forward(cfg, module, x, hx)
+        output, state, packed = forward(cfg, module, x, hx)
         layer_outputs = lower_layer_outputs(cfg, sample, device, x, hx) if keep_layers else []
     h_n, c_n = (state if isinstance(state, tuple) else (state, None))
     tensors = {"input": _to_numpy(x)}
