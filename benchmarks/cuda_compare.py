@@ -47,7 +47,7 @@ def main() -> int:
         lens = tuple(max(1, L - (i * L) // N) for i in range(N)) if lengths else None
         cfg = RunConfig(
             cell=cell,
-            nonlinearity="tanh" if cell == "rnn" else None,
+           
             input_size=H_in,
             hidden_size=H,
             num_layers=layers,

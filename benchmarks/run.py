@@ -254,7 +254,7 @@ def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int,
         hidden_size=H,
         num_layers=case.layers,
         bidirectional=case.bidirectional,
-        nonlinearity="tanh" if case.cell == "rnn" else None,
+       
         seq_len=L,
         batch=N,
         dtype=case.dtype,
@@ -325,7 +325,7 @@ def measure_memory(log) -> list[Peak]:
             hidden_size=H,
             num_layers=2,
             bidirectional=True,
-            nonlinearity="tanh" if cell == "rnn" else None,
+           
             seq_len=L,
             batch=N,
         )

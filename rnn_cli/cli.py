@@ -209,8 +209,8 @@ def build_config(o: dict) -> RunConfig:
         raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
     cell = o["cell"]
     nonlinearity = o["nonlinearity"]
-    if cell == "rnn" and nonlinearity is None:
-        nonlinearity = "tanh"
+    if cell != "rnn" and nonlinearity is not None:
+        raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {cell} has fixed activations")
     return RunConfig(
         cell=cell,
         input_size=o["input_size"],

@@ -51,7 +51,7 @@ class RunConfig:
     num_layers: int = 1
     bidirectional: bool = False
     batch_first: bool = False
-    nonlinearity: str | None = "tanh"  # rnn only; None for lstm/gru
+    nonlinearity: str | None = "tanh"  # rnn only; normalised to None for lstm/gru
     bias: bool = True
     proj_size: int = 0  # lstm only
     seq_len: int = 10  # L
@@ -71,13 +71,14 @@ class RunConfig:
         _positive("--seq-len", self.seq_len)
         if self.batch is not None:
             _positive("--batch", self.batch)
-        if self.cell == "rnn":
-            if self.nonlinearity not in NONLINEARITIES:
-                raise RnnCliError(
-                    f"--nonlinearity must be one of {', '.join(NONLINEARITIES)}, got {self.nonlinearity!r}"
-                )
-        elif self.nonlinearity is not None:
-            raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {self.cell} has fixed activations")
+        # Gated cells have fixed activations: their nonlinearity is None whatever was passed
+        # (the CLI refuses an explicit --nonlinearity with them); an RNN's defaults to tanh.
+        if self.cell != "rnn":
+            object.__setattr__(self, "nonlinearity", None)
+        elif self.nonlinearity is None:
+            object.__setattr__(self, "nonlinearity", "tanh")
+        elif self.nonlinearity not in NONLINEARITIES:
+            raise RnnCliError(f"--nonlinearity must be one of {', '.join(NONLINEARITIES)}, got {self.nonlinearity!r}")
         if self.proj_size < 0:
             raise RnnCliError(f"--proj-size must be 0 or positive, got {self.proj_size}")
         if self.proj_size > 0 and self.cell != "lstm":

@@ -67,7 +67,7 @@ def _write_summary(write) -> None:
 def test_compare_passes_on_cuda(cell, layers, bidirectional, lengths, dtype, tf32, tolerance) -> None:
     cfg = RunConfig(
         cell=cell,
-        nonlinearity="tanh" if cell == "rnn" else None,
+       
         input_size=5,
         hidden_size=8,
         num_layers=layers,

@@ -39,7 +39,7 @@ def make_cfg(cell: str, layers: int, bidirectional: bool, layout: str, lengths=N
         num_layers=layers,
         bidirectional=bidirectional,
         batch_first=layout == "batch_first",
-        nonlinearity="tanh" if cell == "rnn" else None,
+       
         proj_size=proj,
         seq_len=L,
         batch=None if layout == "unbatched" else N,

@@ -193,7 +193,7 @@ def test_manual_shapes_follow_the_docs_with_lower_layers_kept(cfg: RunConfig) ->
 def test_float64_agreement_notices_a_perturbed_weight(cell: str) -> None:
     """A 1e-6 change in one input weight is far outside 1e-10: the property has teeth."""
     cfg = RunConfig(cell=cell, input_size=3, hidden_size=4, num_layers=2, seq_len=5, batch=2, dtype="float64",
-                    nonlinearity="tanh" if cell == "rnn" else None)
+                   )
     sample = draw(cfg)
     ours = manual.run(cfg, sample, keep_layers=False)
     params = dict(sample.params)

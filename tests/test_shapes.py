@@ -44,7 +44,7 @@ def make_cfg(cell: str, proj_size: int = 0, **kwargs) -> RunConfig:
     # shapes do not depend on the dtype (the float32 path is exercised by the examples below
     # and by the numerics tests).
     kwargs.setdefault("dtype", "float64")
-    return RunConfig(cell=cell, proj_size=proj_size, nonlinearity="tanh" if cell == "rnn" else None, **kwargs)
+    return RunConfig(cell=cell, proj_size=proj_size, **kwargs)
 
 
 def doc_shapes(
