@@ -342,7 +342,7 @@ def measure_memory(log) -> list[Peak]:
 
 
 def _ms(seconds: float) -> str:
-    from rnn_cli.bench import format_ms
+    from rnn_cli.views import format_ms
 
     return format_ms(seconds * 1e3)
 

@@ -14,24 +14,21 @@ when threadpoolctl is installed (it is not a dependency), and is reported as unk
 otherwise.
 
 Speed is measured here and in benchmarks/, never asserted by a unit test.
-torch and rich are imported only inside the functions that need them.
+torch is imported only inside the functions that need it; the table and the JSON
+document are drawn by views.py and documents.py.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
-import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
-from rnn_cli.config import TORCH_CLASS, RunConfig
+from rnn_cli.config import RunConfig
 
 FLOP_FORMULA = "2 * D * T * sum_k [G * H_cell * (H_in_k + H_out) + P * H_cell]"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-PROGRESS_AFTER_S = 1.0  # show a progress bar only when the whole run looks longer than this
 
 
 def forward_flops(cfg: RunConfig) -> int:
@@ -211,9 +208,7 @@ def implementations(cfg: RunConfig, sample, tf32: bool = True) -> list[Implement
         def context(device=device) -> ContextManager:
             stack = ExitStack()
             stack.enter_context(torch.inference_mode())
-            stack.enter_context(warnings.catch_warnings())
-            # torch's CPU LSTM with proj_size says so on every call; `rnn-cli torch` hides it too
-            warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+            stack.enter_context(torch_run.quiet_onednn())
             if device.type == "cuda":
                 stack.enter_context(torch.cuda.device(device))
                 stack.enter_context(torch_run.cudnn_tf32(tf32))
@@ -294,64 +289,13 @@ class Bench:
     versions: dict[str, Optional[str]] = field(default_factory=dict)
 
 
-# ---- progress ---------------------------------------------------------------------------
+# on_run(label, runs done, runs in all): called after every warm-up and timed run.
+OnRun = Callable[[str, int, int], None]
 
 
-class _LazyProgress:
-    """A transient rich progress bar on a terminal console, started only once the whole
-    run looks longer than PROGRESS_AFTER_S (estimated from the runs so far)."""
-
-    def __init__(self, console, total: int) -> None:
-        self.console = console if console is not None and console.is_terminal else None
-        self.total, self.done = total, 0
-        self.start = time.perf_counter()
-        self.progress = self.task = None
-        self.label = ""
-
-    def describe(self, label: str) -> None:
-        self.label = label
-        if self.progress is not None:
-            self.progress.update(self.task, description=label)
-
-    def advance(self) -> None:
-        self.done += 1
-        if self.progress is not None:
-            self.progress.update(self.task, completed=self.done)
-            return
-        if self.console is None or self.done >= self.total:
-            return
-        elapsed = time.perf_counter() - self.start
-        if elapsed / self.done * self.total > PROGRESS_AFTER_S:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.label, total=self.total, completed=self.done)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
-def run(
-    cfg: RunConfig,
-    repeat: int = 20,
-    warmup: int = 3,
-    tf32: bool = True,
-    progress_console=None,
-) -> Bench:
+def run(cfg: RunConfig, repeat: int = 20, warmup: int = 3, tf32: bool = True, on_run: Optional[OnRun] = None) -> Bench:
     """Time every implementation that can run cfg here; see the module docstring.
-
-    progress_console: a rich Console (stderr) for the progress bar; nothing is shown
-    unless it is a terminal and the run looks longer than about a second.
-    """
+    Progress is reported through on_run; this module shows nothing."""
     import numpy as np
 
     from rnn_cli.sample import draw
@@ -371,159 +315,23 @@ def run(
     )
     versions = {"numpy": np.__version__, "torch": torch.__version__ if torch is not None else None}
     bench = Bench(cfg, repeat, warmup, forward_flops(cfg), threads, versions=versions)
-    progress = _LazyProgress(progress_console, len(impls) * (warmup + repeat))
-    try:
-        for impl in impls:
-            progress.describe(f"{impl.name} {impl.device}")
-            bench.timings.append(measure(impl, cfg.dtype, repeat, warmup, progress.advance))
-    finally:
-        progress.close()
+    total, done = len(impls) * (warmup + repeat), 0
+    for impl in impls:
+        label = f"{impl.name} {impl.device}"
+
+        def advance(label: str = label) -> None:
+            nonlocal done
+            done += 1
+            if on_run is not None:
+                on_run(label, done, total)
+
+        bench.timings.append(measure(impl, cfg.dtype, repeat, warmup, advance))
     return bench
 
 
-# ---- views ------------------------------------------------------------------------------
-
-
-def _relative(bench: Bench, t: Timing) -> Optional[float]:
+def relative_speed(bench: Bench, t: Timing) -> Optional[float]:
     """Speed relative to the first row: its median / this median (2.0 = twice as fast)."""
     first = bench.timings[0].median_s
     return first / t.median_s if t.median_s > 0 else None
 
 
-def document(cfg: RunConfig, bench: Bench) -> dict:
-    """--json: the same numbers as the table, milliseconds and GFLOP/s."""
-    config = cfg.to_dict()
-    return {
-        "command": "bench",
-        "config": config,
-        "repeat": bench.repeat,
-        "warmup": bench.warmup,
-        "flops": bench.flops,
-        "flop_formula": FLOP_FORMULA,
-        "threads": {
-            "torch": bench.threads.torch,
-            "numpy": bench.threads.numpy,
-            "numpy_source": bench.threads.numpy_source,
-            "blas": bench.threads.blas,
-        },
-        "versions": dict(bench.versions),
-        "results": [
-            {
-                "implementation": t.name,
-                "device": t.device,
-                "dtype": t.dtype,
-                "backend": t.backend,
-                "tf32": t.tf32,
-                "median_ms": t.median_s * 1e3,
-                "min_ms": t.min_s * 1e3,
-                "max_ms": t.max_s * 1e3,
-                "gflops": t.gflops(bench.flops),
-                "relative_speed": _relative(bench, t),
-                "times_ms": [s * 1e3 for s in t.times_s],
-            }
-            for t in bench.timings
-        ],
-    }
-
-
-def format_ms(ms: float) -> str:
-    """About three significant digits, never in scientific notation."""
-    if ms >= 100:
-        return f"{ms:.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    return f"{ms:.3f}"
-
-
-def format_flops(flops: int) -> str:
-    """1234 -> '1.23 kFLOP', 2.7e10 -> '27.1 GFLOP'."""
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if flops >= scale:
-            return f"{flops / scale:.3g} {prefix}FLOP"
-    return f"{flops} FLOP"
-
-
-def _threads_line(threads: Threads) -> str:
-    torch = "not installed" if threads.torch is None else str(threads.torch)
-    if threads.numpy is not None:
-        numpy = f"{threads.numpy} ({threads.blas}, via threadpoolctl)"
-    else:
-        numpy = "unknown (install threadpoolctl to see and match it)"
-        env = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
-        if env:
-            numpy += "; environment: " + " ".join(env)
-    return f"Threads: torch {torch}, numpy {numpy}"
-
-
-def _backend(t: Timing) -> str:
-    tf32 = "" if t.tf32 is None else (", TF32" if t.tf32 else ", no TF32")
-    return f"{t.name} {t.device}: {t.backend}{tf32}"
-
-
-def show(console, cfg: RunConfig, bench: Bench, view=None) -> None:
-    """The human table: one row per implementation, speed relative to the first row."""
-    from rich.console import Group
-    from rich.text import Text
-
-    from rnn_cli.render import add_row, make_table, symbols_line
-
-    what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} forward, {cfg.dtype}, seed {cfg.seed}"
-    layout = [symbols_line(cfg)]
-    if cfg.lengths is not None:
-        layout.append(f"lengths={','.join(map(str, cfg.lengths))} (packed)")
-    if cfg.batch_first:
-        layout.append("batch_first")
-    parts: list = [
-        Text(what, style="bold"),
-        Text("  ".join(layout)),
-        Text(f"Work: {format_flops(bench.flops)} per forward (matrix products only, 2 per multiply-add)"),
-        Text(_threads_line(bench.threads)),
-        Text("Backends: " + "; ".join(_backend(t) for t in bench.timings)),
-    ]
-    table = make_table(
-        console,
-        caption=(
-            f"{bench.repeat} timed run(s) after {bench.warmup} warm-up run(s), forward only, inference mode; "
-            "speed = first row's median / this row's median."
-        ),
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    table.add_column("implementation", style="bold", no_wrap=True)
-    table.add_column("device", no_wrap=True)
-    table.add_column("dtype", no_wrap=True)
-    for name in ("median ms", "min ms", "max ms", "GFLOP/s", "speed"):
-        table.add_column(name, justify="right", no_wrap=True)
-    for t in bench.timings:
-        gflops = t.gflops(bench.flops)
-        rel = _relative(bench, t)
-        add_row(
-            table,
-            t.name,
-            t.device,
-            t.dtype,
-            format_ms(t.median_s * 1e3),
-            format_ms(t.min_s * 1e3),
-            format_ms(t.max_s * 1e3),
-            "-" if gflops is None else f"{gflops:.3g}",
-            "-" if rel is None else f"{rel:.2f}x",
-        )
-    parts += [Text(""), table]
-    console.print(Group(*parts))
-
-
-__all__ = [
-    "FLOP_FORMULA",
-    "Bench",
-    "Implementation",
-    "Threads",
-    "Timing",
-    "document",
-    "forward_flops",
-    "implementations",
-    "measure",
-    "run",
-    "show",
-]

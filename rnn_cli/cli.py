@@ -1,4 +1,4 @@
-"""Typer app: flags -> RunConfig -> core (manual, torch, compare, bench) -> render.
+"""Typer app: flags -> RunConfig -> core (manual, torch, compare, bench) -> views / documents.
 
 Nothing else happens here. Every bad input ends as one line on stderr and exit status 2
 (RnnCliError from the core, usage errors from the click that typer vendors); compare's mismatch is exit 1.
@@ -7,12 +7,13 @@ torch is imported only inside the commands that run it, so --help and manual sta
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional, get_type_hints
 
 import typer
 from typer.core import TyperGroup
@@ -124,68 +125,147 @@ def _root(
     """See and check what recurrent layers do: shapes, states and values, numpy vs torch."""
 
 
-# ---- the options, declared once and shared by every command ----------------------------
+# ---- the options: declared once, as typed groups -----------------------------------------
+# Each group is a frozen dataclass whose fields carry their typer.Option. A command names the
+# groups it takes (`@command(..., Network, Output)`) and receives one instance of each, so a
+# command reads `net.hidden_size`, never a string key.
 
 
-
-# name -> (type, default, typer.Option)
-OPTIONS: dict[str, tuple[Any, Any, Any]] = {
-    "cell": (Literal["rnn", "lstm", "gru"], "rnn", typer.Option("--cell", help="nn.RNN, nn.LSTM or nn.GRU.")),
-    "input_size": (int, 5, typer.Option("--input-size", metavar="INT", help="H_in: features per step.")),
-    "hidden_size": (int, 8, typer.Option("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size).")),
-    "layers": (int, 1, typer.Option("--layers", metavar="INT", help="num_layers: stacked layers.")),
-    "bidirectional": (bool, False, typer.Option("--bidirectional", help="D = 2: a backward direction too.")),
-    "nonlinearity": (Optional[Literal["tanh", "relu"]], None, typer.Option("--nonlinearity", help="rnn only. [default: tanh]", show_default=False)),
-    "no_bias": (bool, False, typer.Option("--no-bias", help="bias=False.")),
-    "proj_size": (int, 0, typer.Option("--proj-size", metavar="INT", help="lstm only: project h to this size.")),
-    "seq_len": (int, 10, typer.Option("--seq-len", metavar="INT", help="L: time steps.")),
-    "batch": (Optional[int], None, typer.Option("--batch", metavar="INT", help="N: sequences in the batch. [default: 1]", show_default=False)),
-    "unbatched": (bool, False, typer.Option("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")),
-    "batch_first": (bool, False, typer.Option("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")),
-    "lengths": (Optional[str], None, typer.Option("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")),
-    "h0": (Literal["zeros", "random"], "zeros", typer.Option("--h0", help="Initial hidden (and cell) state.")),
-    "seed": (int, 0, typer.Option("--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")),
-    "dtype": (Literal["float32", "float64"], "float32", typer.Option("--dtype")),
-    "device": (str, "cpu", typer.Option("--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")),
-    "json": (bool, False, typer.Option("--json", help="One JSON document on stdout and nothing else.")),
-    "save": (Optional[Path], None, typer.Option("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")),
-    "no_values": (bool, False, typer.Option("--no-values", help="Shapes and parameters only.")),
-    "precision": (int, 4, typer.Option("--precision", metavar="INT", help="Digits in value tables.")),
-    "batch_index": (int, 0, typer.Option("--batch-index", metavar="INT", help="Batch element shown in value tables.")),
-    "no_diagram": (bool, False, typer.Option("--no-diagram", help="Hide the shape-flow diagram.")),
-    "no_heatmap": (bool, False, typer.Option("--no-heatmap", help="Plain numbers in value tables, no colour scale.")),
-    "export_svg": (Optional[Path], None, typer.Option("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")),
-}
-TF32_OPTION = {
-    "no_tf32": (bool, False, typer.Option("--no-tf32", help="Forbid TF32 in cuDNN's float32 kernels (CUDA).")),
-}
-TOLERANCE_OPTIONS = {
-    "atol": (Optional[float], None, typer.Option("--atol", metavar="FLOAT", help="Absolute tolerance. [default: by dtype and device]", show_default=False)),
-    "rtol": (Optional[float], None, typer.Option("--rtol", metavar="FLOAT", help="Relative tolerance. [default: by dtype and device]", show_default=False)),
-}
-BENCH_OPTIONS = {
-    "repeat": (int, 20, typer.Option("--repeat", metavar="INT", help="Timed runs per implementation.")),
-    "warmup": (int, 3, typer.Option("--warmup", metavar="INT", help="Untimed runs first.")),
-}
-RUN_ONLY = ("save", "no_values", "precision", "batch_index", "no_heatmap", "no_diagram")  # views bench lacks
+def _opt(*names: str, **kwargs: Any) -> Any:
+    kwargs.setdefault("show_default", "help" not in kwargs or "[default" not in kwargs["help"])
+    return typer.Option(*names, **kwargs)
 
 
-def command(name: str, help: str, options: dict[str, tuple[Any, Any, Any]]) -> Callable:
-    """Register fn(opts: dict) as a command whose flags are `options`, declared once above."""
+@dataclass(frozen=True)
+class Network:
+    cell: Annotated[Literal["rnn", "lstm", "gru"], _opt("--cell", help="nn.RNN, nn.LSTM or nn.GRU.")] = "rnn"
+    input_size: Annotated[int, _opt("--input-size", metavar="INT", help="H_in: features per step.")] = 5
+    hidden_size: Annotated[int, _opt("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size).")] = 8
+    layers: Annotated[int, _opt("--layers", metavar="INT", help="num_layers: stacked layers.")] = 1
+    bidirectional: Annotated[bool, _opt("--bidirectional", help="D = 2: a backward direction too.")] = False
+    nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("--nonlinearity", help="rnn only. [default: tanh]")] = None
+    no_bias: Annotated[bool, _opt("--no-bias", help="bias=False.")] = False
+    proj_size: Annotated[int, _opt("--proj-size", metavar="INT", help="lstm only: project h to this size.")] = 0
+    seq_len: Annotated[int, _opt("--seq-len", metavar="INT", help="L: time steps.")] = 10
+    batch: Annotated[Optional[int], _opt("--batch", metavar="INT", help="N: sequences in the batch. [default: 1]")] = None
+    unbatched: Annotated[bool, _opt("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
+    batch_first: Annotated[bool, _opt("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
+    lengths: Annotated[Optional[str], _opt("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
+    h0: Annotated[Literal["zeros", "random"], _opt("--h0", help="Initial hidden (and cell) state.")] = "zeros"
+    seed: Annotated[int, _opt("--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
+    dtype: Annotated[Literal["float32", "float64"], _opt("--dtype")] = "float32"
+    device: Annotated[str, _opt("--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
 
-    def decorator(fn: Callable[[dict], Optional[int]]) -> Callable:
-        params = [
-            inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[typ, option])
-            for key, (typ, default, option) in options.items()
-        ]
+    def config(self) -> RunConfig:
+        if self.unbatched and self.batch is not None:
+            raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
+        if self.cell != "rnn" and self.nonlinearity is not None:
+            raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {self.cell} has fixed activations")
+        return RunConfig(
+            cell=self.cell,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.layers,
+            bidirectional=self.bidirectional,
+            batch_first=self.batch_first,
+            nonlinearity=self.nonlinearity,
+            bias=not self.no_bias,
+            proj_size=self.proj_size,
+            seq_len=self.seq_len,
+            batch=None if self.unbatched else (1 if self.batch is None else self.batch),
+            lengths=None if self.lengths is None else _parse_lengths(self.lengths),
+            h0=self.h0,
+            seed=self.seed,
+            dtype=self.dtype,
+            device=self.device,
+        )
 
-        def callback(**opts: Any) -> None:
-            code = fn(opts)
+
+@dataclass(frozen=True)
+class Output:
+    json: Annotated[bool, _opt("--json", help="One JSON document on stdout and nothing else.")] = False
+    export_svg: Annotated[Optional[Path], _opt("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")] = None
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What manual, torch and compare show and save (bench has none of it)."""
+
+    save: Annotated[Optional[Path], _opt("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")] = None
+    no_values: Annotated[bool, _opt("--no-values", help="Shapes and parameters only.")] = False
+    precision: Annotated[int, _opt("--precision", metavar="INT", help="Digits in value tables.")] = 4
+    batch_index: Annotated[int, _opt("--batch-index", metavar="INT", help="Batch element shown in value tables.")] = 0
+    no_diagram: Annotated[bool, _opt("--no-diagram", help="Hide the shape-flow diagram.")] = False
+    no_heatmap: Annotated[bool, _opt("--no-heatmap", help="Plain numbers in value tables, no colour scale.")] = False
+
+    def view(self, cfg: RunConfig):
+        from rnn_cli.views import View
+
+        if not 0 <= self.precision <= 12:
+            raise RnnCliError(f"--precision must be between 0 and 12, got {self.precision}")
+        if cfg.unbatched and self.batch_index != 0:
+            raise RnnCliError(f"--batch-index must be 0 with --unbatched (one sequence), got {self.batch_index}")
+        if not 0 <= self.batch_index < cfg.N:
+            raise RnnCliError(f"--batch-index must be between 0 and {cfg.N - 1} (--batch {cfg.N}), got {self.batch_index}")
+        return View(
+            values=not self.no_values,
+            precision=self.precision,
+            batch_index=self.batch_index,
+            diagram=not self.no_diagram,
+            heatmap=not self.no_heatmap,
+        )
+
+
+@dataclass(frozen=True)
+class TF32:
+    no_tf32: Annotated[bool, _opt("--no-tf32", help="Forbid TF32 in cuDNN's float32 kernels (CUDA).")] = False
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    atol: Annotated[Optional[float], _opt("--atol", metavar="FLOAT", help="Absolute tolerance. [default: by dtype and device]")] = None
+    rtol: Annotated[Optional[float], _opt("--rtol", metavar="FLOAT", help="Relative tolerance. [default: by dtype and device]")] = None
+
+    def check(self) -> None:
+        for flag, value in (("atol", self.atol), ("rtol", self.rtol)):
+            if value is not None and not (value >= 0 and value != float("inf")):
+                raise RnnCliError(f"--{flag} must be a finite number >= 0, got {value}")
+
+
+@dataclass(frozen=True)
+class Timing:
+    repeat: Annotated[int, _opt("--repeat", metavar="INT", help="Timed runs per implementation.")] = 20
+    warmup: Annotated[int, _opt("--warmup", metavar="INT", help="Untimed runs first.")] = 3
+
+    def check(self) -> None:
+        if not 1 <= self.repeat <= 100_000:
+            raise RnnCliError(f"--repeat must be between 1 and 100000, got {self.repeat}")
+        if not 0 <= self.warmup <= 10_000:
+            raise RnnCliError(f"--warmup must be between 0 and 10000, got {self.warmup}")
+
+
+def command(name: str, help: str, *groups: type) -> Callable:
+    """Register fn(*instances of groups) as the command `name` whose flags are the groups' fields.
+
+    typer reads a command's flags from its signature; this one signature, made from the
+    dataclasses' annotated fields, is the only place they are listed."""
+
+    def decorator(fn: Callable[..., Optional[int]]) -> Callable:
+        owner: dict[str, type] = {}
+        params = []
+        for group in groups:
+            hints = get_type_hints(group, include_extras=True)
+            for f in dataclasses.fields(group):
+                owner[f.name] = group
+                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]))
+
+        def callback(**flags: Any) -> None:
+            parts = [group(**{k: v for k, v in flags.items() if owner[k] is group}) for group in groups]
+            code = fn(*parts)
             if code:
                 raise typer.Exit(code)
 
         callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        callback.__doc__ = help
         callback.__name__ = name
         app.command(name, help=help)(callback)
         return fn
@@ -193,219 +273,170 @@ def command(name: str, help: str, options: dict[str, tuple[Any, Any, Any]]) -> C
     return decorator
 
 
-# ---- flags -> config and output choices -----------------------------------------------------
-
-
 def _parse_lengths(text: str) -> tuple[int, ...]:
     try:
-        values = tuple(int(part) for part in text.split(","))
+        return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise RnnCliError(f"--lengths must be comma-separated integers such as 10,7,3, got {text!r}") from None
-    return values
 
 
-def build_config(o: dict) -> RunConfig:
-    if o["unbatched"] and o["batch"] is not None:
-        raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
-    cell = o["cell"]
-    nonlinearity = o["nonlinearity"]
-    if cell != "rnn" and nonlinearity is not None:
-        raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {cell} has fixed activations")
-    return RunConfig(
-        cell=cell,
-        input_size=o["input_size"],
-        hidden_size=o["hidden_size"],
-        num_layers=o["layers"],
-        bidirectional=o["bidirectional"],
-        batch_first=o["batch_first"],
-        nonlinearity=nonlinearity,
-        bias=not o["no_bias"],
-        proj_size=o["proj_size"],
-        seq_len=o["seq_len"],
-        batch=None if o["unbatched"] else (1 if o["batch"] is None else o["batch"]),
-        lengths=None if o["lengths"] is None else _parse_lengths(o["lengths"]),
-        h0=o["h0"],
-        seed=o["seed"],
-        dtype=o["dtype"],
-        device=o["device"],
-    )
+# ---- one way out: save, then JSON or the human view (and its SVG) ----------------------
 
 
-@dataclass(frozen=True)
-class Output:
-    json: bool
-    save: Optional[Path]
-    export_svg: Optional[Path]
-    view: Any  # render.View
+def emit(
+    out: Output,
+    document: Callable[[], dict],
+    show: Callable[[Any], None],
+    title: str,
+    save: Optional[Path] = None,
+    arrays: Optional[Callable[[], tuple[dict, dict]]] = None,
+) -> None:
+    """Write --save's .npz first; then one JSON document, or the human view (recorded for
+    --export-svg, whose file is written before anything reaches stdout)."""
+    if save is not None and arrays is not None:
+        from rnn_cli.save import save_npz
 
-
-def build_output(o: dict, cfg: RunConfig) -> Output:
-    from rnn_cli.render import View
-
-    if o["json"] and o["export_svg"] is not None:
-        raise RnnCliError("--export-svg records the human output; it cannot be combined with --json")
-    precision = o.get("precision", 4)
-    if not 0 <= precision <= 12:
-        raise RnnCliError(f"--precision must be between 0 and 12, got {precision}")
-    batch_index = o.get("batch_index", 0)
-    if cfg.unbatched and batch_index != 0:
-        raise RnnCliError(f"--batch-index must be 0 with --unbatched (one sequence), got {batch_index}")
-    if not 0 <= batch_index < cfg.N:
-        raise RnnCliError(f"--batch-index must be between 0 and {cfg.N - 1} (--batch {cfg.N}), got {batch_index}")
-    for flag, path in (("--save", o.get("save")), ("--export-svg", o["export_svg"])):
-        if path is not None:
-            from rnn_cli.save import check_writable
-
-            check_writable(path, flag)
-    view = View(
-        values=not o.get("no_values", False),
-        precision=precision,
-        batch_index=batch_index,
-        diagram=not o.get("no_diagram", False),
-        heatmap=not o.get("no_heatmap", False),
-    )
-    return Output(json=o["json"], save=o.get("save"), export_svg=o["export_svg"], view=view)
-
-
-def _console(out: Output):
+        save_npz(save, *arrays())
+    if out.json:
+        sys.stdout.write(json.dumps(document(), allow_nan=False) + "\n")
+        sys.stdout.flush()
+        return
     from rich.console import Console
 
-    return Console(record=out.export_svg is not None, highlight=False)
+    console = Console(record=out.export_svg is not None, highlight=False)
+    show(console)
+    if out.export_svg is not None:
+        from rnn_cli.save import write_atomic
+
+        write_atomic(out.export_svg, console.export_svg(title=title).encode("utf-8"), "--export-svg")
 
 
-def _print_json(doc: dict) -> None:
-    sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
-    sys.stdout.flush()
+def _check_output(out: Output, run_out: Optional[RunOutput] = None) -> None:
+    if out.json and out.export_svg is not None:
+        raise RnnCliError("--export-svg records the human output; it cannot be combined with --json")
+    from rnn_cli.save import check_writable
+
+    for flag, path in (("--save", run_out.save if run_out else None), ("--export-svg", out.export_svg)):
+        if path is not None:
+            check_writable(path, flag)
 
 
-def _export_svg(console, out: Output, title: str) -> None:
-    if out.export_svg is None:
-        return
-    from rnn_cli.save import write_atomic
+def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
+    """What --save keeps of a run: its tensors, lengths, parameters (and `extra`), and its config."""
+    import numpy as np
 
-    svg = console.export_svg(title=title)
-    write_atomic(out.export_svg, svg.encode("utf-8"), "--export-svg")
-
-
-def _save_run(out: Output, result, extra: Optional[dict] = None) -> None:
-    if out.save is None:
-        return
-    from rnn_cli.render import config_dict
-    from rnn_cli.save import save_npz
+    from rnn_cli.documents import config_dict
 
     arrays = dict(result.tensors)
     if result.cfg.lengths is not None:
-        import numpy as np
-
         arrays["lengths"] = np.asarray(result.cfg.lengths, dtype=np.int64)
     arrays.update(result.params)
     arrays.update(extra or {})
-    save_npz(out.save, arrays, config_dict(result))
+    return arrays, config_dict(result)
 
 
-def _finish_run(result, command_name: str, out: Output) -> None:
-    from rnn_cli import render
+def _finish_run(result, name: str, out: Output, run_out: RunOutput, view) -> None:
+    from rnn_cli import documents, views
 
-    _save_run(out, result)
-    if out.json:
-        _print_json(render.run_document(result, command_name, values=out.view.values))
-        return
-    console = _console(out)
-    render.show_run(console, result, command_name, out.view)
-    _export_svg(console, out, f"rnn-cli {command_name}")
+    emit(
+        out,
+        document=lambda: documents.run_document(result, name, with_values=view.values),
+        show=lambda console: views.show_run(console, result, name, view),
+        title=f"rnn-cli {name}",
+        save=run_out.save,
+        arrays=lambda: _run_arrays(result),
+    )
 
 
 # ---- the commands -------------------------------------------------------------------------
-
-RUN_OPTIONS = OPTIONS
 
 
 @command(
     "manual",
     "The memory cell written out in numpy (CPU, no torch): output, h_n and where h_n comes from.",
-    RUN_OPTIONS,
+    Network, Output, RunOutput,
 )
-def manual_command(o: dict) -> None:
-    cfg = build_config(o)
+def manual_command(net: Network, out: Output, run_out: RunOutput) -> None:
+    cfg = net.config()
     if cfg.device.startswith("cuda"):
         raise RnnCliError(
             f"--device {cfg.device}: manual is numpy on the CPU; use 'rnn-cli torch' or 'rnn-cli compare' for CUDA"
         )
-    out = build_output(o, cfg)
+    view = run_out.view(cfg)
+    _check_output(out, run_out)
     check_memory(cfg)
     from rnn_cli import manual
 
-    _finish_run(manual.run(cfg, keep_layers=out.view.values), "manual", out)
+    _finish_run(manual.run(cfg, keep_layers=view.values), "manual", out, run_out, view)
 
 
 @command(
     "torch",
     "torch.nn.RNN / LSTM / GRU built from the same flags, run in inference mode on --device.",
-    {**RUN_OPTIONS, **TF32_OPTION},
+    Network, Output, RunOutput, TF32,
 )
-def torch_command(o: dict) -> None:
-    cfg = build_config(o)
-    out = build_output(o, cfg)
+def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32) -> None:
+    cfg = net.config()
+    view = run_out.view(cfg)
+    _check_output(out, run_out)
     check_memory(cfg, copies=2)
     from rnn_cli import torch_run
 
-    result = torch_run.run(cfg, keep_layers=out.view.values, tf32=not o["no_tf32"])
-    _finish_run(result, "torch", out)
+    result = torch_run.run(cfg, keep_layers=view.values, tf32=not tf32.no_tf32)
+    _finish_run(result, "torch", out, run_out, view)
 
 
 @command(
     "compare",
     "Same weights and inputs through torch and the numpy reference (float64); exit 1 on mismatch.",
-    {**RUN_OPTIONS, **TF32_OPTION, **TOLERANCE_OPTIONS},
+    Network, Output, RunOutput, TF32, Tolerances,
 )
-def compare_command(o: dict) -> int:
-    cfg = build_config(o)
-    out = build_output(o, cfg)
-    for flag in ("atol", "rtol"):
-        value = o[flag]
-        if value is not None and not (value >= 0 and value != float("inf")):
-            raise RnnCliError(f"--{flag} must be a finite number >= 0, got {value}")
+def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, tol: Tolerances) -> int:
+    cfg = net.config()
+    view = run_out.view(cfg)
+    _check_output(out, run_out)
+    tol.check()
     check_memory(cfg, copies=4)
-    from rnn_cli import compare, render
+    from rnn_cli import compare, documents, views
 
-    cmp = compare.run(cfg, atol=o["atol"], rtol=o["rtol"], tf32=not o["no_tf32"])
+    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32)
     reference = {f"reference_{c.name}": cmp.reference.tensors[c.name] for c in cmp.checks}
-    _save_run(out, cmp.torch, reference)
-    if out.json:
-        _print_json(render.compare_document(cmp, values=out.view.values))
-    else:
-        console = _console(out)
-        render.show_compare(console, cmp, out.view)
-        _export_svg(console, out, "rnn-cli compare")
+    emit(
+        out,
+        document=lambda: documents.compare_document(cmp, with_values=view.values),
+        show=lambda console: views.show_compare(console, cmp, view),
+        title="rnn-cli compare",
+        save=run_out.save,
+        arrays=lambda: _run_arrays(cmp.torch, reference),
+    )
     return 0 if cmp.ok else 1
 
 
 @command(
     "bench",
     "Time the forward of each implementation here: numpy, torch CPU, torch CUDA.",
-    {**{k: v for k, v in OPTIONS.items() if k not in RUN_ONLY}, **TF32_OPTION, **BENCH_OPTIONS},
+    Network, Output, TF32, Timing,
 )
-def bench_command(o: dict) -> None:
-    cfg = build_config(o)
-    out = build_output(o, cfg)
-    if not 1 <= o["repeat"] <= 100_000:
-        raise RnnCliError(f"--repeat must be between 1 and 100000, got {o['repeat']}")
-    if not 0 <= o["warmup"] <= 10_000:
-        raise RnnCliError(f"--warmup must be between 0 and 10000, got {o['warmup']}")
+def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing) -> None:
+    cfg = net.config()
+    _check_output(out)
+    timing.check()
     check_memory(cfg, copies=3)
     from rich.console import Console
 
-    from rnn_cli import bench
+    from rnn_cli import bench, documents, views
 
-    console = _console(out)
-    results = bench.run(
-        cfg, repeat=o["repeat"], warmup=o["warmup"], tf32=not o["no_tf32"], progress_console=Console(stderr=True)
+    progress = views.LazyProgress(Console(stderr=True))
+    try:
+        result = bench.run(cfg, repeat=timing.repeat, warmup=timing.warmup, tf32=not tf32.no_tf32, on_run=progress)
+    finally:
+        progress.close()
+    emit(
+        out,
+        document=lambda: documents.bench_document(result),
+        show=lambda console: views.show_bench(console, result),
+        title="rnn-cli bench",
     )
-    if out.json:
-        _print_json(bench.document(cfg, results))
-        return
-    bench.show(console, cfg, results, out.view)
-    _export_svg(console, out, "rnn-cli bench")
 
 
 def main() -> None:

@@ -210,6 +210,24 @@ class RunConfig:
         per_layer = G * H * self.H_out + (2 * G * H if self.bias else 0) + self.proj_size * H
         return D * (G * H * inputs + self.num_layers * per_layer)
 
+    def constructor_kwargs(self) -> dict:
+        """The arguments of nn.RNN / LSTM / GRU that differ from their defaults, in the
+        order the constructor lists them: what the code view prints and torch builds."""
+        kwargs: dict = {"input_size": self.input_size, "hidden_size": self.hidden_size}
+        if self.num_layers != 1:
+            kwargs["num_layers"] = self.num_layers
+        if self.cell == "rnn" and self.nonlinearity != "tanh":
+            kwargs["nonlinearity"] = self.nonlinearity
+        if not self.bias:
+            kwargs["bias"] = False
+        if self.batch_first:
+            kwargs["batch_first"] = True
+        if self.bidirectional:
+            kwargs["bidirectional"] = True
+        if self.proj_size:
+            kwargs["proj_size"] = self.proj_size
+        return kwargs
+
     def to_dict(self) -> dict:
         """Every option resolved, for --json and --save (device is replaced by the one used)."""
         d = asdict(self)

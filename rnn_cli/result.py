@@ -1,6 +1,8 @@
 """What a run produced, and where each slice of h_n (and c_n) comes from, checked on it.
 
-Pure numpy: shared by the manual and torch paths and by the renderers.
+Pure numpy: shared by the manual and torch paths. The checks run once, when the result is
+made; the views only draw them. The tolerance table lives here too: compare and the h_n
+checks use the same one.
 """
 
 from __future__ import annotations
@@ -10,7 +12,30 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnn_cli.config import RunConfig
-from rnn_cli.sample import from_user_layout
+from rnn_cli.sample import Sample, from_user_layout, state_to_user_layout, to_user_layout
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+    why: str  # where each part came from: the default's reason, or --atol / --rtol
+
+
+EXACT = Tolerance(0.0, 0.0, "integers: exact")  # batch_sizes counts sequences
+
+
+def default_tolerance(dtype: str, on_cuda: bool, tf32: bool | None) -> Tolerance:
+    """Defaults sized from what each backend is measured to reach against float64, with
+    headroom for larger sizes: CPU float32 ~1e-6; on an H100, cuDNN float32 up to 1.1e-5
+    without TF32 and 8.2e-4 with it (benchmarks/gpu-h100/cuda-compare.md); float64 ~1e-15."""
+    if dtype == "float64":
+        return Tolerance(1e-10, 1e-10, "float64")
+    if not on_cuda:
+        return Tolerance(1e-5, 1e-5, "float32, CPU")
+    if tf32:
+        return Tolerance(5e-3, 5e-3, "float32, cuDNN with TF32")
+    return Tolerance(1e-4, 1e-4, "float32, cuDNN without TF32")
 
 
 @dataclass
@@ -23,6 +48,37 @@ class RunResult:
     layer_outputs: list[np.ndarray] = field(default_factory=list)  # layers 0..num_layers-2, (L, N, D*H_out)
     packed_data_shape: tuple[int, ...] | None = None  # PackedSequence.data of the output
     tf32: bool | None = None  # cuDNN TF32 allowed (CUDA float32 only)
+    sources: list["Source"] = field(init=False)  # where h_n / c_n come from, checked once
+
+    def __post_init__(self) -> None:
+        self.sources = h_n_sources(self)
+
+    @classmethod
+    def from_time_major(
+        cls,
+        cfg: RunConfig,
+        implementation: str,
+        device: str,
+        sample: Sample,
+        output: np.ndarray,
+        h_n: np.ndarray,
+        c_n: np.ndarray | None,
+        layer_outputs: list[np.ndarray],
+        tf32: bool | None = None,
+    ) -> "RunResult":
+        """A result from the core's time-major arrays (L, N, .) and (D*num_layers, N, .)."""
+        tensors = {"input": to_user_layout(cfg, sample.x), "h_0": state_to_user_layout(cfg, sample.h_0)}
+        if sample.c_0 is not None:
+            tensors["c_0"] = state_to_user_layout(cfg, sample.c_0)
+        tensors["output"] = to_user_layout(cfg, output)
+        tensors["h_n"] = state_to_user_layout(cfg, h_n)
+        if c_n is not None:
+            tensors["c_n"] = state_to_user_layout(cfg, c_n)
+        packed = None
+        if cfg.lengths is not None:
+            tensors["batch_sizes"] = np.asarray(cfg.batch_sizes(), dtype=np.int64)
+            packed = (sum(cfg.lengths), cfg.D * cfg.H_out)
+        return cls(cfg, implementation, device, tensors, sample.params, layer_outputs, packed, tf32)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         out = {name: tuple(a.shape) for name, a in self.tensors.items()}
@@ -77,13 +133,8 @@ def h_n_sources(result: RunResult) -> list[Source]:
     h_n = result.state("h_n")  # (D*num_layers, N, H_out)
     # The last layer's slices are the very numbers torch returns (equal to the bit on the CPU);
     # lower layers are re-run one layer at a time, which on cuDNN may pick another algorithm
-    # or use TF32, hence a tolerance that follows compare's.
-    if h_n.dtype == np.float64:
-        atol = rtol = 1e-12
-    elif result.device.startswith("cuda"):
-        atol = rtol = 5e-3 if result.tf32 else 1e-4
-    else:
-        atol, rtol = 1e-6, 1e-5
+    # or use TF32: compare's tolerance covers both.
+    tol = default_tolerance(str(h_n.dtype), result.device.startswith("cuda"), result.tf32)
     sources: list[Source] = []
     for layer in range(cfg.num_layers):
         last = layer == cfg.num_layers - 1
@@ -106,7 +157,7 @@ def h_n_sources(result: RunResult) -> list[Source]:
                 picked = seq[np.asarray(steps), np.arange(cfg.N), d * H : (d + 1) * H]  # (N, H_out)
                 gap = np.abs(picked - h_n[k])
                 diff = float(np.max(gap)) if picked.size else 0.0
-                ok = bool(np.all(gap <= atol + rtol * np.abs(picked)))
+                ok = bool(np.all(gap <= tol.atol + tol.rtol * np.abs(picked)))
             direction = "backward" if d else "forward"
             sources.append(Source("h_n", k, layer, direction, expr, steps, last, diff, ok))
             if cfg.has_c:

@@ -66,30 +66,19 @@ def cudnn_tf32(allow: bool) -> Iterator[None]:
             torch.backends.cudnn.allow_tf32 = old_flag
 
 
-def build_module(cfg: RunConfig, num_layers: int | None = None) -> nn.Module:
-    """nn.RNN / nn.LSTM / nn.GRU with exactly the constructor arguments the user would write."""
-    kwargs = constructor_kwargs(cfg)
-    if num_layers is not None:
-        kwargs["num_layers"] = num_layers
+def build_module(cfg: RunConfig, **overrides) -> nn.Module:
+    """nn.RNN / nn.LSTM / nn.GRU with exactly the constructor arguments the user would write
+    (cfg.constructor_kwargs()), changed by `overrides` (the single-layer reruns)."""
+    kwargs = {**cfg.constructor_kwargs(), **overrides}
     return getattr(nn, TORCH_CLASS[cfg.cell])(**kwargs, dtype=TORCH_DTYPES[cfg.dtype])
 
 
-def constructor_kwargs(cfg: RunConfig) -> dict:
-    """The non-default constructor arguments, in the order nn.RNN's signature lists them."""
-    kwargs: dict = {"input_size": cfg.input_size, "hidden_size": cfg.hidden_size}
-    if cfg.num_layers != 1:
-        kwargs["num_layers"] = cfg.num_layers
-    if cfg.cell == "rnn" and cfg.nonlinearity != "tanh":
-        kwargs["nonlinearity"] = cfg.nonlinearity
-    if not cfg.bias:
-        kwargs["bias"] = False
-    if cfg.batch_first:
-        kwargs["batch_first"] = True
-    if cfg.bidirectional:
-        kwargs["bidirectional"] = True
-    if cfg.proj_size:
-        kwargs["proj_size"] = cfg.proj_size
-    return kwargs
+@contextmanager
+def quiet_onednn() -> Iterator[None]:
+    """torch's CPU path warns on every LSTM with proj_size; it is no concern of the user's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+        yield
 
 
 def load_params(module: nn.Module, params: dict[str, np.ndarray]) -> None:
@@ -120,18 +109,17 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def prepare(cfg: RunConfig, sample: Sample, device: torch.device, num_layers: int | None = None):
+def prepare(cfg: RunConfig, sample: Sample, device: torch.device):
     """Module and inputs on `device`, in the user's layout: (module, x, hx)."""
-    module = build_module(cfg, num_layers)
+    module = build_module(cfg)
     load_params(module, sample.params)
     module.to(device)
     module.eval()
     x = torch.from_numpy(to_user_layout(cfg, sample.x)).to(device)
-    layers = num_layers or cfg.num_layers
-    h_0 = torch.from_numpy(state_to_user_layout(cfg, sample.h_0)[: cfg.D * layers]).to(device)
+    h_0 = torch.from_numpy(state_to_user_layout(cfg, sample.h_0)).to(device)
     if sample.c_0 is None:
         return module, x, h_0
-    c_0 = torch.from_numpy(state_to_user_layout(cfg, sample.c_0)[: cfg.D * layers]).to(device)
+    c_0 = torch.from_numpy(state_to_user_layout(cfg, sample.c_0)).to(device)
     return module, x, (h_0, c_0)
 
 
@@ -144,10 +132,7 @@ def lower_layer_outputs(cfg: RunConfig, sample: Sample, device: torch.device, x:
     outputs = []
     layer_in = x  # user layout, padded
     for k in range(cfg.num_layers - 1):
-        kwargs = constructor_kwargs(cfg)
-        kwargs.pop("num_layers", None)
-        kwargs["input_size"] = cfg.layer_input_size(k)
-        one = getattr(nn, TORCH_CLASS[cfg.cell])(**kwargs, dtype=TORCH_DTYPES[cfg.dtype])
+        one = build_module(cfg, num_layers=1, input_size=cfg.layer_input_size(k))
         own = re.compile(rf"_l{k}(_reverse)?$")
         load_params(one, {own.sub(lambda m: "_l0" + (m.group(1) or ""), n): v for n, v in sample.params.items() if own.search(n)})
         one.to(device).eval()
@@ -168,9 +153,7 @@ def run(cfg: RunConfig, sample: Sample | None = None, keep_layers: bool = True, 
     device = resolve_device(cfg.device)
     sample = sample if sample is not None else draw(cfg)
     module, x, hx = prepare(cfg, sample, device)
-    with cudnn_tf32(tf32), torch.inference_mode(), warnings.catch_warnings():
-        # torch's CPU path says so on every LSTM with proj_size; it is no concern of the user's
-        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+    with cudnn_tf32(tf32), torch.inference_mode(), quiet_onednn():
         output, state, packed = forward(cfg, module, x, hx)
         layer_outputs = lower_layer_outputs(cfg, sample, device, x, hx) if keep_layers else []
     h_n, c_n = (state if isinstance(state, tuple) else (state, None))

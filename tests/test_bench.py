@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from rnn_cli import bench
+from rnn_cli import bench, documents, views
 from rnn_cli.cli import app
 from rnn_cli.config import RunConfig
 
@@ -211,32 +211,38 @@ def _terminal() -> Console:
     return Console(file=io.StringIO(), force_terminal=True, width=80)
 
 
-def test_progress_only_on_a_terminal(monkeypatch):
-    monkeypatch.setattr(bench, "PROGRESS_AFTER_S", 0.0)  # every run is "long"
-    shown = bench._LazyProgress(_terminal(), total=3)
-    shown.advance()
+def test_progress_only_on_a_terminal():
+    shown = views.LazyProgress(_terminal(), after_s=0.0)  # every job is "long"
+    shown("manual cpu", 1, 3)
     assert shown.progress is not None
     shown.close()
-    piped = bench._LazyProgress(Console(file=io.StringIO(), force_terminal=False), total=3)
-    piped.advance()
+    piped = views.LazyProgress(Console(file=io.StringIO(), force_terminal=False), after_s=0.0)
+    piped("manual cpu", 1, 3)
     assert piped.progress is None
-    assert bench._LazyProgress(None, total=3).console is None
+    assert views.LazyProgress(None).console is None
 
 
-def test_no_progress_for_short_runs(monkeypatch):
-    monkeypatch.setattr(bench, "PROGRESS_AFTER_S", math.inf)
-    p = bench._LazyProgress(_terminal(), total=3)
-    for _ in range(3):
-        p.advance()
+def test_no_progress_for_short_runs():
+    p = views.LazyProgress(_terminal(), after_s=math.inf)
+    for done in range(1, 4):
+        p("manual cpu", done, 3)
     assert p.progress is None
     assert p.console.file.getvalue() == ""
+
+
+def test_bench_reports_every_run_to_its_callback():
+    calls = []
+    bench.run(cfg_of(**TINY), repeat=2, warmup=1, on_run=lambda *a: calls.append(a))
+    assert [done for _, done, _ in calls] == list(range(1, 7))  # 2 implementations x (1 + 2) runs
+    assert {total for _, _, total in calls} == {6}
+    assert [label for label, _, _ in calls] == ["manual cpu"] * 3 + ["torch cpu"] * 3
 
 
 # ---- views -------------------------------------------------------------------------------
 
 
 def test_document_has_the_table_numbers(tiny_bench):
-    doc = bench.document(tiny_bench.cfg, tiny_bench)
+    doc = documents.bench_document(tiny_bench)
     json.dumps(doc, allow_nan=False)  # valid JSON, no NaN
     assert doc["command"] == "bench"
     assert doc["config"]["cell"] == "lstm"
@@ -254,7 +260,7 @@ def test_document_has_the_table_numbers(tiny_bench):
 
 def test_show_prints_one_row_per_implementation(tiny_bench):
     console = Console(file=io.StringIO(), width=100)
-    bench.show(console, tiny_bench.cfg, tiny_bench, None)
+    views.show_bench(console, tiny_bench)
     text = console.file.getvalue()
     for header in ("implementation", "device", "dtype", "median ms", "min ms", "max ms", "GFLOP/s", "speed"):
         assert header in text
@@ -265,12 +271,12 @@ def test_show_prints_one_row_per_implementation(tiny_bench):
 
 @pytest.mark.parametrize("flops, shown", [(2080, "2.08 kFLOP"), (27_110_000_000, "27.1 GFLOP"), (12, "12 FLOP")])
 def test_format_flops(flops, shown):
-    assert bench.format_flops(flops) == shown
+    assert views.format_flops(flops) == shown
 
 
 @pytest.mark.parametrize("ms, shown", [(1234.5, "1234"), (61.04, "61.0"), (6.191, "6.19"), (0.0912, "0.091")])
 def test_format_ms(ms, shown):
-    assert bench.format_ms(ms) == shown
+    assert views.format_ms(ms) == shown
 
 
 # ---- the command -------------------------------------------------------------------------

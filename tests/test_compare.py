@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnn_cli import compare, render, torch_run
+from rnn_cli import compare, torch_run, views
 from rnn_cli.compare import Tolerance, check_tensor, default_tolerance
 from rnn_cli.config import RunConfig
 
@@ -216,7 +216,7 @@ def shape_text(shape) -> str:
 @pytest.mark.parametrize("name", SNIPPETS)
 def test_pytorch_code_runs_and_gives_the_shapes(name):
     cfg = RunConfig(**SNIPPETS[name])
-    code = render.pytorch_code(cfg)
+    code = views.pytorch_code(cfg)
     ns = exec_snippet(code)
     shapes = cfg.shapes()
     assert tuple(ns["x"].shape) == shapes["input"]
@@ -263,7 +263,7 @@ def test_pytorch_code_matches_our_torch_run_with_the_same_numbers():
         h0="random", dtype="float64",
     )
     result = torch_run.run(cfg, keep_layers=False)
-    ns = exec_snippet(render.pytorch_code(cfg))
+    ns = exec_snippet(views.pytorch_code(cfg))
     module = ns[cfg.cell]
     with torch.no_grad():
         for n, p in module.named_parameters():
@@ -324,7 +324,7 @@ def test_pytorch_code_runs_on_cuda():
     cfg = RunConfig(
         **LSTM, proj_size=2, num_layers=2, bidirectional=True, batch=3, lengths=(3, 10, 6), h0="random", device="cuda"
     )
-    ns = exec_snippet(render.pytorch_code(cfg, device="cuda"))
+    ns = exec_snippet(views.pytorch_code(cfg, device="cuda"))
     assert ns["output"].device.type == "cuda"
     assert (tuple(ns["output"].shape), tuple(ns["h_n"].shape), tuple(ns["c_n"].shape)) == (
         cfg.shapes()["output"],

@@ -23,10 +23,10 @@ from rich.table import Table
 from rich.text import Text
 from typer.testing import CliRunner
 
-from rnn_cli import manual, render
+from rnn_cli import manual, views
 from rnn_cli.cli import app
 from rnn_cli.config import RunConfig
-from rnn_cli.render import HEAT_NEGATIVE, HEAT_POSITIVE, HEAT_ZERO, View, heat_style, value_table
+from rnn_cli.views import HEAT_NEGATIVE, HEAT_POSITIVE, HEAT_ZERO, View, heat_style, value_table
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = np.array([[-0.8, -0.2, 0.0], [0.1, 0.4, 0.5], [0.25, -0.05, 0.3]])  # max |value| 0.8, on the blue side
@@ -163,7 +163,7 @@ def test_piped_output_is_the_same_with_and_without_no_heatmap():
     outputs = []
     for view in (View(), View(heatmap=False)):
         console = Console(file=io.StringIO(), width=80)
-        render.show_run(console, result, "manual", view)
+        views.show_run(console, result, "manual", view)
         outputs.append(console.file.getvalue())
     assert outputs[0] == outputs[1]
     assert "\x1b" not in outputs[0]
@@ -173,7 +173,7 @@ def test_show_run_heatmaps_output_h_n_and_c_n_on_a_colour_terminal():
     cfg = RunConfig(cell="lstm", nonlinearity=None, num_layers=2, bidirectional=True)
     result = manual.run(cfg, keep_layers=True)
     console = colour_console(record=True)
-    render.show_run(console, result, "manual", View())
+    views.show_run(console, result, "manual", View())
     text = console.export_text()
     assert text.count("colour scale") == 3  # output, h_n, c_n
     vmax = float(np.abs(result.tensors["h_n"][:, 0, :]).max())  # the h_n table's range

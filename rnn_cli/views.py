@@ -1,4 +1,5 @@
-"""Views of a result: rich tables for people, plain dicts for --json. Computes nothing new.
+"""Views of a result: rich tables for people (the JSON documents are in documents.py).
+Computes nothing: every number and every check comes from a result.
 
 Human output is coloured only on a terminal; piped output is plain ASCII (rich drops the
 styles, and `plain` picks ASCII boxes). NO_COLOR is honoured by rich itself.
@@ -7,6 +8,8 @@ styles, and `plain` picks ASCII boxes). NO_COLOR is honoured by rich itself.
 from __future__ import annotations
 
 import math
+import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rnn_cli.config import GATE_NAMES, TORCH_CLASS, RunConfig, shape_str
-from rnn_cli.result import RunResult, h_n_sources
+from rnn_cli.result import EXACT, RunResult
 
 MAX_ROWS = 12  # value-table rows shown before truncating
 
@@ -70,19 +73,7 @@ def pytorch_code(cfg: RunConfig, device: str = "cpu") -> str:
     shapes = cfg.shapes()
     layouts = cfg.layouts()
     var = cfg.cell
-    kwargs = [f"input_size={cfg.input_size}", f"hidden_size={cfg.hidden_size}"]
-    if cfg.num_layers != 1:
-        kwargs.append(f"num_layers={cfg.num_layers}")
-    if cfg.cell == "rnn" and cfg.nonlinearity != "tanh":
-        kwargs.append(f"nonlinearity={cfg.nonlinearity!r}")
-    if not cfg.bias:
-        kwargs.append("bias=False")
-    if cfg.batch_first:
-        kwargs.append("batch_first=True")
-    if cfg.bidirectional:
-        kwargs.append("bidirectional=True")
-    if cfg.proj_size:
-        kwargs.append(f"proj_size={cfg.proj_size}")
+    kwargs = [f"{k}={v!r}" for k, v in cfg.constructor_kwargs().items()]
     extra = []
     if device != "cpu":
         extra.append(f'device="{device}"')
@@ -385,7 +376,7 @@ def sources_table(console: Console, result: RunResult) -> Table:
     table.add_column("equals")
     table.add_column("step t", no_wrap=False)
     table.add_column("check", no_wrap=True)
-    for s in h_n_sources(result):
+    for s in result.sources:
         if s.ok is None:
             check = Text("-" if plain else "—", style="dim")
         elif s.ok:
@@ -456,7 +447,6 @@ def show_run(console: Console, result: RunResult, command: str, view: View) -> N
 
 def show_compare(console: Console, cmp, view: View) -> None:
     """compare's human view: a header, the comparison table and the verdict."""
-    from rnn_cli.compare import EXACT  # compare is a sibling view's input; keep render import-light
     got = cmp.torch
     cfg = got.cfg
     tol = cmp.tolerance
@@ -504,78 +494,132 @@ def show_compare(console: Console, cmp, view: View) -> None:
     console.print(Group(*parts))
 
 
-# ---- machine output -------------------------------------------------------------------------
+# ---- bench --------------------------------------------------------------------------------
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
+def format_ms(ms: float) -> str:
+    """About three significant digits, never in scientific notation."""
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"
 
 
-def _values(a: np.ndarray):
-    """Nested lists; NaN and infinities become null so the document stays valid JSON."""
-    if a.dtype.kind in "iu":
-        return a.tolist()
-    if np.isfinite(a).all():
-        return a.tolist()
-    return np.where(np.isfinite(a), a, None).tolist()
+def format_flops(flops: int) -> str:
+    """1234 -> '1.23 kFLOP', 2.7e10 -> '27.1 GFLOP'."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if flops >= scale:
+            return f"{flops / scale:.3g} {prefix}FLOP"
+    return f"{flops} FLOP"
 
 
-def config_dict(result: RunResult) -> dict:
-    d = result.cfg.to_dict()
-    d["device"] = result.device
-    d["tf32"] = result.tf32
-    return d
+def _threads_line(threads) -> str:
+    torch = "not installed" if threads.torch is None else str(threads.torch)
+    if threads.numpy is not None:
+        numpy = f"{threads.numpy} ({threads.blas}, via threadpoolctl)"
+    else:
+        numpy = "unknown (install threadpoolctl to see and match it)"
+        env = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
+        if env:
+            numpy += "; environment: " + " ".join(env)
+    return f"Threads: torch {torch}, numpy {numpy}"
 
 
-def run_document(result: RunResult, command: str, values: bool) -> dict:
-    cfg = result.cfg
-    layouts = cfg.layouts()
-    tensors = {}
-    for name, shape in result.shapes().items():
-        entry: dict = {"shape": list(shape), "layout": layouts[name]}
-        if name in result.tensors and (values or name == "batch_sizes"):
-            entry["values"] = _values(result.tensors[name])
-        tensors[name] = entry
-    sources = [
-        {
-            "state": s.state,
-            "index": s.index,
-            "layer": s.layer,
-            "direction": s.direction,
-            "equals": s.expression,
-            "steps": list(s.steps),
-            "returned": s.returned,
-            "max_abs_diff": _finite(s.max_abs_diff),
-            "ok": s.ok,
-        }
-        for s in h_n_sources(result)
+def _backend(t) -> str:
+    tf32 = "" if t.tf32 is None else (", TF32" if t.tf32 else ", no TF32")
+    return f"{t.name} {t.device}: {t.backend}{tf32}"
+
+
+def show_bench(console: Console, bench) -> None:
+    """The human table: one row per implementation, speed relative to the first row."""
+    cfg = bench.cfg
+    from rnn_cli.bench import relative_speed
+
+    what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} forward, {cfg.dtype}, seed {cfg.seed}"
+    layout = [symbols_line(cfg)]
+    if cfg.lengths is not None:
+        layout.append(f"lengths={','.join(map(str, cfg.lengths))} (packed)")
+    if cfg.batch_first:
+        layout.append("batch_first")
+    parts: list = [
+        Text(what, style="bold"),
+        Text("  ".join(layout)),
+        Text(f"Work: {format_flops(bench.flops)} per forward (matrix products only, 2 per multiply-add)"),
+        Text(_threads_line(bench.threads)),
+        Text("Backends: " + "; ".join(_backend(t) for t in bench.timings)),
     ]
-    return {
-        "command": command,
-        "config": config_dict(result),
-        "tensors": tensors,
-        "parameters": [{"name": n, "shape": list(p.shape), "numel": int(p.size)} for n, p in result.params.items()],
-        "num_parameters": int(sum(p.size for p in result.params.values())),
-        "h_n_sources": sources,
-    }
+    table = make_table(
+        console,
+        caption=(
+            f"{bench.repeat} timed run(s) after {bench.warmup} warm-up run(s), forward only, inference mode; "
+            "speed = first row's median / this row's median."
+        ),
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("implementation", style="bold", no_wrap=True)
+    table.add_column("device", no_wrap=True)
+    table.add_column("dtype", no_wrap=True)
+    for name in ("median ms", "min ms", "max ms", "GFLOP/s", "speed"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for t in bench.timings:
+        gflops = t.gflops(bench.flops)
+        rel = relative_speed(bench, t)
+        add_row(
+            table,
+            t.name,
+            t.device,
+            t.dtype,
+            format_ms(t.median_s * 1e3),
+            format_ms(t.min_s * 1e3),
+            format_ms(t.max_s * 1e3),
+            "-" if gflops is None else f"{gflops:.3g}",
+            "-" if rel is None else f"{rel:.2f}x",
+        )
+    parts += [Text(""), table]
+    console.print(Group(*parts))
 
 
-def compare_document(cmp, values: bool) -> dict:
-    doc = run_document(cmp.torch, "compare", values)
-    del doc["h_n_sources"]
-    doc["tolerance"] = {"atol": cmp.tolerance.atol, "rtol": cmp.tolerance.rtol, "source": cmp.tolerance.why}
-    doc["results"] = [
-        {
-            "tensor": c.name,
-            "torch_shape": list(c.torch_shape),
-            "reference_shape": list(c.reference_shape),
-            "max_abs_diff": _finite(c.max_abs_diff),
-            "max_rel_diff": _finite(c.max_rel_diff),
-            "atol": c.tolerance.atol,
-            "rtol": c.tolerance.rtol,
-            "ok": c.ok,
-        }
-        for c in cmp.checks
-    ]
-    doc["ok"] = cmp.ok
-    return doc
+# ---- progress (stderr) ----------------------------------------------------------------------
+
+
+class LazyProgress:
+    """A transient progress bar on a terminal console (stderr), started only once the whole
+    job looks longer than `after_s` (projected from the work done so far). Call it as
+    progress(label, done, total); close() when the work ends. Not a terminal: nothing."""
+
+    def __init__(self, console: Console | None, after_s: float = 1.0) -> None:
+        self.console = console if console is not None and console.is_terminal else None
+        self.after_s = after_s
+        self.start = time.perf_counter()
+        self.progress = self.task = None
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=label, completed=done, total=total)
+            return
+        if self.console is None or done <= 0 or done >= total:
+            return
+        elapsed = time.perf_counter() - self.start
+        if elapsed / done * total > self.after_s:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(label, total=total, completed=done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
