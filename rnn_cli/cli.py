@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from rnn_cli import __version__
-from rnn_cli.config import RunConfig, check_memory
+from rnn_cli.config import RunConfig, View, check_memory
 from rnn_cli.errors import RnnCliError
 
 PROG = "rnn-cli"
@@ -31,9 +31,7 @@ def _error_line(message: str) -> None:
     sys.stderr.flush()
 
 
-# What typer's validation (pydantic, from typer 0.29) says about a value it cannot parse,
-# said plainly with the value, and the same words for click's own types (older typer).
-_PARSE_ERRORS = {"int_parsing": "{input!r} is not an integer", "float_parsing": "{input!r} is not a number"}
+# click's words for a value it cannot parse, said plainly: `'abc' is not an integer`.
 _CLICK_WORDING = {
     " is not a valid int.": " is not an integer",
     " is not a valid integer.": " is not an integer",
@@ -42,18 +40,8 @@ _CLICK_WORDING = {
 
 
 def _usage_message(e: Exception) -> str:
-    """click's usage message in the same words whatever typer version parsed the flags:
-    `Invalid value for '--hidden-size': 'abc' is not an integer`."""
+    """click's usage message: `Invalid value for '--hidden-size': 'abc' is not an integer`."""
     message = e.format_message()  # type: ignore[attr-defined]
-    try:
-        first = e.__cause__.errors()[0]  # type: ignore[union-attr]
-        wording = _PARSE_ERRORS.get(first["type"])
-        if wording is not None:
-            return message.replace(first["msg"], wording.format(input=first["input"]))
-        if first["type"] == "value_error":
-            return message.replace("Value error, ", "", 1)
-    except (AttributeError, IndexError, KeyError, TypeError):
-        pass
     for theirs, ours in _CLICK_WORDING.items():
         if message.endswith(theirs):
             return message[: -len(theirs)] + ours
@@ -105,7 +93,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     # Plain click help: typer's rich help imports rich.markdown, rich.syntax (pygments) and
-    # rich.traceback, ~140 ms that would double --help's start-up (issue 5, target 1).
+    # rich.traceback, ~140 ms that would double --help's start-up.
     rich_markup_mode=None,
 )
 
@@ -198,9 +186,7 @@ class RunOutput:
     no_diagram: Annotated[bool, _opt("--no-diagram", help="Hide the shape-flow diagram.")] = False
     no_heatmap: Annotated[bool, _opt("--no-heatmap", help="Plain numbers in value tables, no colour scale.")] = False
 
-    def view(self, cfg: RunConfig):
-        from rnn_cli.views import View
-
+    def view(self, cfg: RunConfig) -> View:
         if not 0 <= self.precision <= 12:
             raise RnnCliError(f"--precision must be between 0 and 12, got {self.precision}")
         if cfg.unbatched and self.batch_index != 0:
@@ -335,13 +321,18 @@ def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
     return arrays, config_dict(result)
 
 
-def _finish_run(result, name: str, out: Output, run_out: RunOutput, view) -> None:
-    from rnn_cli import documents, views
+def _finish_run(result, name: str, out: Output, run_out: RunOutput, view: View) -> None:
+    from rnn_cli import documents
+
+    def show(console) -> None:
+        from rnn_cli.views import show_run  # rich: only for the human view
+
+        show_run(console, result, name, view)
 
     emit(
         out,
         document=lambda: documents.run_document(result, name, with_values=view.values),
-        show=lambda console: views.show_run(console, result, name, view),
+        show=show,
         title=f"rnn-cli {name}",
         save=run_out.save,
         arrays=lambda: _run_arrays(result),

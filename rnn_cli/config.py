@@ -235,6 +235,17 @@ class RunConfig:
         return d
 
 
+@dataclass(frozen=True)
+class View:
+    """What the human view shows (the flags of RunOutput, resolved)."""
+
+    values: bool = True
+    precision: int = 4
+    batch_index: int = 0
+    diagram: bool = True
+    heatmap: bool = True
+
+
 # ---- memory: refuse before allocating -----------------------------------------
 
 

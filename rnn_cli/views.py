@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from rich import box
@@ -20,19 +19,10 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from rnn_cli.config import GATE_NAMES, TORCH_CLASS, RunConfig, shape_str
+from rnn_cli.config import GATE_NAMES, TORCH_CLASS, RunConfig, View, shape_str
 from rnn_cli.result import EXACT, RunResult
 
 MAX_ROWS = 12  # value-table rows shown before truncating
-
-
-@dataclass(frozen=True)
-class View:
-    values: bool = True
-    precision: int = 4
-    batch_index: int = 0
-    diagram: bool = True
-    heatmap: bool = True
 
 
 def is_plain(console: Console) -> bool:

@@ -3,7 +3,7 @@
 Expected shapes come from the PyTorch documentation's formulas (output (L, N, D*H_out),
 h_n (D*num_layers, N, H_out)), parameter totals from a torch module built here, and
 value digits from the --json document of the same run (a different view of the result).
-typer 0.29's CliRunner keeps stdout and stderr apart (result.stdout / result.stderr).
+typer's CliRunner keeps stdout and stderr apart (result.stdout / result.stderr).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _pytorch_code(text: str) -> str:
     ids=["bidir-2-layers", "batch-first", "unbatched-relu-nobias", "lstm-proj-h0", "gru-lengths"],
 )
 def test_pytorch_code_is_copy_pastable_and_gives_the_documented_shapes(args, expect):
-    torch = pytest.importorskip("torch")
+    import torch
     res = invoke("torch", "--no-values", *args)
     assert_clean_success(res)
     namespace: dict = {}
@@ -166,7 +166,7 @@ def test_batch_first_note_says_h_n_keeps_its_layout():
     ids=["rnn-bidir", "rnn-nobias", "lstm-proj", "gru-3-layers"],
 )
 def test_parameter_table_matches_a_torch_module_built_here(flags, cls, kwargs):
-    torch = pytest.importorskip("torch")
+    import torch
     module = getattr(torch.nn, cls)(**kwargs)
     expected_total = sum(p.numel() for p in module.parameters())
     for command in ("manual", "torch"):
@@ -405,7 +405,7 @@ def test_bad_input_in_json_mode_too(command):
 @pytest.mark.parametrize("command", ["torch", "compare"])
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_cuda_asked_for_but_absent(command, device):
-    torch = pytest.importorskip("torch")
+    import torch
     if torch.cuda.is_available():
         pytest.skip("CUDA is present here")
     line = assert_bad_input(invoke(command, "--device", device), "--device", device)

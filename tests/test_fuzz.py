@@ -304,7 +304,6 @@ def test_fuzzed_arguments_end_cleanly(command: str) -> None:
 
 
 def test_fuzzed_bench_arguments_end_cleanly() -> None:
-    pytest.importorskip("rnn_cli.bench", reason="rnn_cli.bench is not written yet")
     outcomes = fuzz("bench")
     assert outcomes[0] >= 3 and outcomes[2] >= 3, outcomes
 

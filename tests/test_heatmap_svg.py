@@ -26,7 +26,8 @@ from typer.testing import CliRunner
 from rnn_cli import manual, views
 from rnn_cli.cli import app
 from rnn_cli.config import RunConfig
-from rnn_cli.views import HEAT_NEGATIVE, HEAT_POSITIVE, HEAT_ZERO, View, heat_style, value_table
+from rnn_cli.config import View
+from rnn_cli.views import HEAT_NEGATIVE, HEAT_POSITIVE, HEAT_ZERO, heat_style, value_table
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = np.array([[-0.8, -0.2, 0.0], [0.1, 0.4, 0.5], [0.25, -0.05, 0.3]])  # max |value| 0.8, on the blue side

@@ -78,7 +78,7 @@ class Case:
         return out
 
     def torch_module(self):
-        torch = pytest.importorskip("torch")
+        import torch
         kwargs = dict(input_size=self.H_in, hidden_size=self.H, num_layers=self.layers,
                       bidirectional=self.D == 2, batch_first=self.batch_first)  # fmt: skip
         if self.proj:
@@ -275,7 +275,7 @@ def test_manual_and_torch_agree(name):
 
 @pytest.mark.parametrize("command", ["manual", "torch", "compare"])
 def test_config_device_is_the_device_used_not_the_one_asked(command):
-    torch = pytest.importorskip("torch")
+    import torch
     used = run_json(command, "--device", "auto", "--no-values")["config"]["device"]
     if command == "manual" or not torch.cuda.is_available():
         assert used == "cpu"

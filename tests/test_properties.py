@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from rnn_cli import compare, manual, torch_run
 from rnn_cli.config import RunConfig
 from rnn_cli.sample import draw
+from docs_shapes import documented_parameter_shapes, documented_shapes
 
 AGREEMENT_EXAMPLES = 5 * settings.default.max_examples  # 'ci' profile: 100 -> 500
 FLOAT64_ATOL = 1e-10
@@ -62,53 +63,6 @@ def run_configs(draw_, dtype=st.sampled_from(["float32", "float64"])):
 # ---- the PyTorch documentation's shapes, written out ------------------------------------
 
 
-def documented_shapes(cfg: RunConfig) -> dict[str, tuple[int, ...]]:
-    """nn.RNN/LSTM/GRU docs: input (L, H_in) unbatched, (N, L, H_in) batch_first, else (L, N, H_in);
-    h_0/h_n (D*num_layers, [N,] H_out); c_0/c_n (D*num_layers, [N,] H_cell);
-    output like input with D*H_out features; H_out = proj_size if proj_size > 0 else hidden_size.
-    Packed: PackedSequence.data (sum(lengths), D*H_out), batch_sizes (max(lengths),)."""
-    L, H_in, H_cell = cfg.seq_len, cfg.input_size, cfg.hidden_size
-    D = 2 if cfg.bidirectional else 1
-    H_out = cfg.proj_size if cfg.proj_size > 0 else H_cell
-    layers = cfg.num_layers
-    if cfg.batch is None:
-        seq = lambda f: (L, f)  # noqa: E731
-        state = lambda f: (D * layers, f)  # noqa: E731
-    else:
-        N = cfg.batch
-        seq = (lambda f: (N, L, f)) if cfg.batch_first else (lambda f: (L, N, f))
-        state = lambda f: (D * layers, N, f)  # noqa: E731
-    shapes = {"input": seq(H_in), "h_0": state(H_out), "output": seq(D * H_out), "h_n": state(H_out)}
-    if cfg.cell == "lstm":
-        shapes["c_0"] = state(H_cell)
-        shapes["c_n"] = state(H_cell)
-    if cfg.lengths is not None:
-        shapes["batch_sizes"] = (max(cfg.lengths),)
-    return shapes
-
-
-def documented_parameter_shapes(cfg: RunConfig) -> dict[str, tuple[int, ...]]:
-    """weight_ih_l[k]: (G*hidden_size, input_size) for k = 0, else (G*hidden_size, D*H_out);
-    weight_hh_l[k]: (G*hidden_size, H_out); bias_ih_l[k], bias_hh_l[k]: (G*hidden_size,);
-    weight_hr_l[k]: (proj_size, hidden_size); suffix _reverse for the backward direction.
-    G = 1 (rnn), 4 (lstm: i, f, g, o), 3 (gru: r, z, n)."""
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cfg.cell]
-    D = 2 if cfg.bidirectional else 1
-    H = cfg.hidden_size
-    H_out = cfg.proj_size if cfg.proj_size > 0 else H
-    shapes = {}
-    for k in range(cfg.num_layers):
-        for suffix in ("", "_reverse")[:D]:
-            shapes[f"weight_ih_l{k}{suffix}"] = (G * H, cfg.input_size if k == 0 else D * H_out)
-            shapes[f"weight_hh_l{k}{suffix}"] = (G * H, H_out)
-            if cfg.bias:
-                shapes[f"bias_ih_l{k}{suffix}"] = (G * H,)
-                shapes[f"bias_hh_l{k}{suffix}"] = (G * H,)
-            if cfg.proj_size > 0:
-                shapes[f"weight_hr_l{k}{suffix}"] = (cfg.proj_size, H)
-    return shapes
-
-
 def documented_batch_sizes(lengths: tuple[int, ...]) -> list[int]:
     """PackedSequence.batch_sizes[t] = how many sequences have a step t."""
     return [sum(1 for n in lengths if n > t) for t in range(max(lengths))]
@@ -116,6 +70,7 @@ def documented_batch_sizes(lengths: tuple[int, ...]) -> list[int]:
 
 def assert_documented_shapes(result, cfg: RunConfig) -> None:
     expected = documented_shapes(cfg)
+    expected.pop("packed_data", None)  # a PackedSequence field, not a returned tensor
     got = {name: tuple(a.shape) for name, a in result.tensors.items()}
     assert got == expected, f"{result.implementation}: {got} != {expected}"
     params = {name: tuple(p.shape) for name, p in result.params.items()}

@@ -36,7 +36,7 @@ def save_and_json(tmp_path, *args: str, name: str = "run.npz") -> tuple[dict[str
 
 
 def torch_named_shapes(cls: str, **kwargs) -> dict[str, tuple[int, ...]]:
-    torch = pytest.importorskip("torch")
+    import torch
     module = getattr(torch.nn, cls)(**kwargs)
     return {n: tuple(p.shape) for n, p in module.named_parameters()}
 
@@ -110,7 +110,7 @@ def test_saved_numbers_are_the_run_and_the_seed_decides_them(tmp_path):
 
 def test_saved_parameters_reproduce_the_saved_output_in_torch(tmp_path):
     """The file is self-contained: load its weights into nn.RNN, run its input, get its output."""
-    torch = pytest.importorskip("torch")
+    import torch
     arrays, config, _ = save_and_json(tmp_path, "manual", "--layers", "2", "--bidirectional", "--h0", "random")
     rnn = torch.nn.RNN(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
                        bidirectional=config["bidirectional"])  # fmt: skip

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-
-import pytest
 
 # Not a terminal, 80 columns, no colour forced: what a script or CI log gets.
 ENV = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")}
@@ -20,9 +17,9 @@ ENV.update(COLUMNS="80", PYTHONWARNINGS="default")
 
 
 def test_console_script_runs_the_first_example():
-    exe = shutil.which("rnn-cli")
-    if exe is None:
-        pytest.skip("rnn-cli is not installed as a console script in this environment")
+    # The script pip installed beside this interpreter; missing means the install is broken.
+    exe = os.path.join(os.path.dirname(sys.executable), "rnn-cli")
+    assert os.path.exists(exe), f"rnn-cli is not installed next to {sys.executable}"
     proc = subprocess.run(
         [exe, "torch", "--layers", "2", "--bidirectional"], capture_output=True, text=True, env=ENV, timeout=120
     )
@@ -55,12 +52,13 @@ _IMPORT_PROBE = textwrap.dedent(
     from rnn_cli.cli import app
 
     seen = {}
-    for args in (["--help"], ["manual", "--help"], ["manual"], ["manual", "--json", "--cell", "lstm"],
+    for args in (["manual", "--json", "--cell", "lstm"], ["--help"], ["manual", "--help"], ["manual"],
                  ["torch", "--no-values", "--cell", "lstm", "--proj-size", "3"]):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = app(args, standalone_mode=False)
-        seen[" ".join(args)] = {"code": code, "torch": "torch" in sys.modules, "printed": len(out.getvalue())}
+        seen[" ".join(args)] = {"code": code, "torch": "torch" in sys.modules, "rich": "rich" in sys.modules,
+                                "printed": len(out.getvalue())}
     print(json.dumps(seen))
     """
 )
@@ -77,6 +75,9 @@ def test_help_and_manual_never_import_torch_but_torch_does():
         assert seen[args]["code"] in (0, None), (args, seen[args])
         assert seen[args]["printed"] > 0, args  # it really ran and printed something
         assert seen[args]["torch"] is False, f"`rnn-cli {args}` imported torch"
+    # JSON is for scripts: it must not pay for rich's import (it runs first, so nothing else loaded it)
+    assert seen["manual --json --cell lstm"]["rich"] is False
+    assert seen["manual"]["rich"] is True  # the probe can see rich being imported
     # the probe can see an import: the torch command does import it
     ran_torch = seen["torch --no-values --cell lstm --proj-size 3"]
     assert ran_torch["torch"] is True and ran_torch["code"] in (0, None)

@@ -1,0 +1,90 @@
+"""Guards against bugs the rest of the suite could not see (each test names its bug).
+
+A review planted 30 bugs; these four got through every other test, because both sides of
+every comparison were fed the same sample, or a check's tolerance was never probed at its
+edge, or a branch never ran.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rnn_cli import compare, documents, manual, torch_run
+from rnn_cli.cli import app
+from rnn_cli.config import RunConfig
+from rnn_cli.sample import Sample, draw
+
+
+def run_json(*args: str) -> dict:
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# Bug: `--h0 random` silently gives zeros (or ignores the seed) -- manual and torch would
+# still agree, since both get the same sample.
+@pytest.mark.parametrize("command", ["manual", "torch"])
+def test_h0_random_is_random_nonzero_and_follows_the_seed(command):
+    docs = {seed: run_json(command, "--cell", "lstm", "--h0", "random", "--seed", str(seed)) for seed in (0, 1)}
+    for name in ("h_0", "c_0"):
+        a = np.array(docs[0]["tensors"][name]["values"])
+        b = np.array(docs[1]["tensors"][name]["values"])
+        assert np.all(a != 0), name  # standard normal draws: none is exactly zero
+        assert np.std(a) > 0.3, name  # spread like N(0, 1), not a constant
+        assert not np.array_equal(a, b), f"{name} does not depend on --seed"
+    zeros = run_json(command, "--cell", "lstm", "--seed", "0")
+    assert not np.allclose(zeros["tensors"]["h_n"]["values"], docs[0]["tensors"]["h_n"]["values"])
+
+
+# Bug: the h_n check's tolerance loosened (or its comparison inverted). The rule is compare's:
+# float32 on the CPU |a - b| <= 1e-5 + 1e-5 * |b| (README, "compare").
+@pytest.mark.parametrize("factor, ok", [(0.9, True), (1.1, False)])
+def test_h_n_check_fails_just_above_its_tolerance(factor, ok):
+    cfg = RunConfig(cell="gru", num_layers=2, bidirectional=True, batch=2)
+    result = torch_run.run(cfg, keep_layers=True)
+    h_n = result.tensors["h_n"].copy()
+    k, n, j = 3, 1, 2  # last layer's backward direction, second sequence, one feature
+    picked = result.tensors["output"][0, n, cfg.H_out + j]  # its source: output step 0, backward half
+    h_n[k, n, j] = picked + np.float32(factor * (1e-5 + 1e-5 * abs(float(picked))))
+    moved = replace(result, tensors={**result.tensors, "h_n": h_n})
+    by_index = {s.index: s for s in moved.sources if s.state == "h_n"}
+    assert by_index[k].ok is ok
+    assert all(s.ok for i, s in by_index.items() if i != k)
+
+
+# Bug: padding positions of the input left non-zero: packed torch never reads them, the numpy
+# mask never reads them, but `--no-pack` and any user copying the input would.
+def test_padding_positions_of_the_input_are_exactly_zero():
+    lengths = (6, 2, 4)
+    doc = run_json("manual", "--lengths", ",".join(map(str, lengths)), "--batch", "3", "--seq-len", "6", "--batch-first")
+    x = np.array(doc["tensors"]["input"]["values"])  # (N, L, H_in)
+    for n, length in enumerate(lengths):
+        assert np.all(x[n, length:] == 0), n
+        assert np.all(x[n, :length] != 0), n  # real steps are standard normal draws
+
+
+# Bug: the NaN-to-null branch of the JSON removed (json.dumps(allow_nan=False) would raise),
+# or compare calling an overflowed run a pass.
+def test_an_overflowing_run_gives_null_in_json_and_a_failing_compare():
+    cfg = RunConfig(nonlinearity="relu", num_layers=3, hidden_size=4, input_size=3, seq_len=6)
+    sample = draw(cfg)
+    huge = Sample({k: v * np.float32(1e15) for k, v in sample.params.items()}, sample.x, sample.h_0, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the overflow itself
+        result = manual.run(cfg, huge)
+        out = result.tensors["output"]
+        assert not np.isfinite(out).all()  # the run really overflowed
+        doc = documents.run_document(result, "manual", with_values=True)
+        text = json.dumps(doc, allow_nan=False)  # raises if a NaN or inf got through
+        assert "null" in text
+        values = np.array(doc["tensors"]["output"]["values"], dtype=object)
+        assert all(v is None for v in values[~np.isfinite(out)])
+        check = compare.check_tensor("output", out, np.zeros_like(out, dtype=np.float64), compare.default_tolerance("float32", False, None))
+    assert check.ok is False
+    assert documents.finite(check.max_abs_diff) is None  # inf is reported as null in JSON
