@@ -40,7 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -171,6 +171,7 @@ def startup_commands() -> list[Startup]:
         Startup("rnn-cli --help", [*cli, "--help"], base, STARTUP_TARGET, "target 1"),
         Startup("rnn-cli manual --help", [*cli, "manual", "--help"], base, STARTUP_TARGET, "target 1"),
         Startup("rnn-cli manual", [*cli, "manual"], base, STARTUP_TARGET, "target 1"),
+        Startup("rnn-cli manual --json", [*cli, "manual", "--json"], base, STARTUP_TARGET, "target 1"),
         Startup(torch_base, [py, "-c", "import torch"], None, None),
         Startup("rnn-cli torch", [*cli, "torch"], torch_base, TORCH_TARGET, "target 2"),
     ]
@@ -238,6 +239,20 @@ def matrix_cases(quick: bool, sizes=SIZES, cells=CELLS) -> list[Case]:
     ]
 
 
+# The numpy forward as it was before the readable rewrite, loaded from git history so that
+# both can be timed in one run without keeping a copy of the old code in the tree.
+BEFORE = "9adbc37"
+
+
+def manual_before():
+    import types
+
+    source = subprocess.check_output(["git", "-C", str(HERE.parent), "show", f"{BEFORE}:rnn_cli/manual.py"], text=True)
+    module = sys.modules["manual_before"] = types.ModuleType("manual_before")  # dataclasses look it up
+    exec(compile(source, f"{BEFORE}:rnn_cli/manual.py", "exec"), module.__dict__)
+    return module
+
+
 def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int, max_repeat: int) -> None:
     """One untimed run of each implementation (two when that is cheap) to warm up and size
     the number of runs to the budget, then timed runs in rounds: manual, torch, [cuda], ..."""
@@ -261,8 +276,11 @@ def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int,
         device="cuda" if cuda else "cpu",
     )
     case.flops = bench.forward_flops(cfg)
-    impls = bench.implementations(cfg, draw(cfg), tf32=tf32)
-    keys = ["manual" if i.name == "manual" else f"torch {i.device}" for i in impls]
+    sample = draw(cfg)
+    impls = bench.implementations(cfg, sample, tf32=tf32)
+    old = manual_before()
+    impls.insert(1, replace(impls[0], name="manual before", forward=lambda: old.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)))
+    keys = [i.name if i.name.startswith("manual") else f"torch {i.device}" for i in impls]
     with ExitStack() as stack:
         for impl in impls:
             stack.enter_context(impl.context())
@@ -411,8 +429,10 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list
             "GFLOP/s counts the matrix products only (`rnn_cli.bench.forward_flops`).",
         ]
         summary = ["", "#### Summary: manual / torch by size and cell", "",
-                   "Over layers 1-2, uni/bidirectional, float32/float64 (as run).", "",
-                   "| size | cell | cases | median ratio | worst ratio | result |", "|---|---|---|---|---|---|"]
+                   "Over layers 1-2, uni/bidirectional, float32/float64 (as run). `after / before`: the readable "
+                   f"numpy cell against the tuned one it replaced (commit {BEFORE}), timed in the same rounds.", "",
+                   "| size | cell | cases | median ratio | worst ratio | after / before (median) | result |",
+                   "|---|---|---|---|---|---|---|"]
         all_ok = True
         for size in sizes:
             for cell in CELLS:
@@ -422,16 +442,17 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list
                 ratios = [c.ratio for c in group]
                 ok = max(ratios) <= RATIO_TARGET
                 all_ok &= ok
+                before = statistics.median(c.median("manual") / c.median("manual before") for c in group)
                 summary.append(
                     f"| {_size_label(size)} | {cell} | {len(group)} | {statistics.median(ratios):.2f} | "
-                    f"{max(ratios):.2f} | {_met(ok)} |"
+                    f"{max(ratios):.2f} | {before:.2f} | {_met(ok)} |"
                 )
         missed = sum(c.ratio > RATIO_TARGET for c in cases)
         verdicts.append(f"target 3: {_met(all_ok)} ({missed} of {len(cases)} cases above {RATIO_TARGET})")
         lines += summary
-        head = "| cell | layers | D | dtype | manual ms | torch CPU ms | manual / torch | manual GFLOP/s "
+        head = "| cell | layers | D | dtype | manual ms | before ms | after / before | torch CPU ms | manual / torch | manual GFLOP/s "
         head += "| torch GFLOP/s |"
-        rule = "|---|---|---|---|---|---|---|---|---|"
+        rule = "|---|---|---|---|---|---|---|---|---|---|---|"
         if cuda_keys:
             head += "".join(f" {k} ms | CPU torch / {k.split(' ')[1]} |" for k in cuda_keys)
             rule += "---|---|" * len(cuda_keys)
@@ -443,10 +464,11 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list
                 continue
             lines += ["", f"#### {_size_label(size)}", "", head, rule]
             for c in group:
-                m, t = c.median("manual"), c.median("torch cpu")
+                m, t, b = c.median("manual"), c.median("torch cpu"), c.median("manual before")
                 ratio = f"{c.ratio:.2f}" if c.ratio <= RATIO_TARGET else f"**{c.ratio:.2f}**"
                 row = (
-                    f"| {c.cell} | {c.layers} | {2 if c.bidirectional else 1} | {c.dtype} | {_ms(m)} | {_ms(t)} | "
+                    f"| {c.cell} | {c.layers} | {2 if c.bidirectional else 1} | {c.dtype} | {_ms(m)} | {_ms(b)} | "
+                    f"{m / b:.2f} | {_ms(t)} | "
                     f"{ratio} | {c.flops / m / 1e9:.3g} | {c.flops / t / 1e9:.3g} |"
                 )
                 for k in cuda_keys:
