@@ -313,7 +313,8 @@ def padding_effect(cfg: RunConfig, packed: dict, unpacked: dict) -> list[Padding
         feats = slice(d * H_out, (d + 1) * H_out)
         for n in range(cfg.N):
             t = lengths[n] - 1  # the last real step
-            rows.append(PaddingRow(n, lengths[n], name, "output at last real step", diff(out_u[t, n, feats], out_p[t, n, feats])))
+            moved = diff(out_u[t, n, feats], out_p[t, n, feats])  # (H_out,) slices
+            rows.append(PaddingRow(n, lengths[n], name, "output at last real step", moved))
     for layer in range(cfg.num_layers - 1):
         rows += h_rows(layer)
     return rows

@@ -87,9 +87,8 @@ def padding_table(console: Console, rows: list[PaddingRow]) -> Table:
             table.add_section()
         shown = row.tensor if row.tensor != tensor else ""
         tensor = row.tensor
-        table.add_row(
-            Text(shown), Text(str(row.sequence)), Text(str(row.length)), Text(row.direction), Text(_number(row.max_abs_diff))
-        )
+        cells = (shown, str(row.sequence), str(row.length), row.direction, _number(row.max_abs_diff))
+        table.add_row(*(Text(c) for c in cells))  # Text: "h_n[3]" is an index, not markup
     return table
 
 
