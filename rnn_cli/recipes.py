@@ -97,7 +97,9 @@ def _spell(cfg: RunConfig, lib: str) -> list[tuple[str, str, str]]:
     pad_why = "step L-1 is padding for the shorter sequences"
     gather = f"{lib}.arange(N)"
     rows: list[tuple[str, str, str]] = []
-    add = lambda meaning, expr, why="": rows.append((meaning, expr, why))  # noqa: E731
+
+    def add(meaning: str, expr: str, why: str = "") -> None:
+        rows.append((meaning, expr, why))
 
     if not bi:
         add("final", "h_n[-1]")
