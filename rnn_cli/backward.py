@@ -56,6 +56,15 @@ class Upstream:
     h_n: np.ndarray  # (D*num_layers, N, H_out)  G_h (zeros for "last")
     c_n: np.ndarray | None  # (D*num_layers, N, H_cell)  G_c, LSTM only (zeros for "last")
 
+    def astype(self, dtype) -> Upstream:
+        """The same G in another dtype: compare upcasts float32 G for its float64 reference."""
+        return Upstream(
+            loss=self.loss,
+            output=self.output.astype(dtype),
+            h_n=self.h_n.astype(dtype),
+            c_n=None if self.c_n is None else self.c_n.astype(dtype),
+        )
+
     def user_layout(self, cfg: RunConfig) -> dict[str, np.ndarray]:
         """upstream_output, upstream_h_n (upstream_c_n) in the layouts of output, h_n (c_n)."""
         out = {

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from rnn_cli import backward, manual
-from rnn_cli.backward import CellParams, Upstream, draw_upstream, gradients, record_forward
+from rnn_cli.backward import Upstream, draw_upstream, gradients, record_forward
 from rnn_cli.config import RunConfig
 from rnn_cli.errors import RnnCliError
 from rnn_cli.grad_export import grad_arrays, grad_document
@@ -50,8 +50,7 @@ def numpy_grads(cfg: RunConfig, loss: str = "sum"):
 
 def assert_same_gradients(ours, theirs, atol: float = ATOL) -> None:
     assert list(ours.params) == list(theirs.params)
-    pairs = dict(ours.params.items())
-    pairs = {f"grad_{n}": (a, theirs.params[n]) for n, a in pairs.items()}
+    pairs = {f"grad_{n}": (a, theirs.params[n]) for n, a in ours.params.items()}
     pairs["grad_input"] = (ours.input, theirs.input)
     pairs["grad_h_0"] = (ours.h_0, theirs.h_0)
     if ours.c_0 is not None or theirs.c_0 is not None:
@@ -372,6 +371,8 @@ def test_upstream_is_zero_where_the_loss_does_not_look() -> None:
     cfg = RunConfig(cell="lstm", batch=3, seq_len=6, lengths=(6, 2, 4), bidirectional=True)
     up = draw_upstream(cfg, "sum")
     assert up.output.dtype == np.float32
+    up64 = up.astype(np.float64)  # compare's float64 reference must see the very same G
+    assert up64.c_n.dtype == np.float64 and np.array_equal(up64.c_n, up.c_n) and up64.loss == "sum"
     assert np.all(up.output[~step_mask(cfg)[:, :, 0]] == 0)
     assert np.all(up.output[step_mask(cfg)[:, :, 0]] != 0)
     last = draw_upstream(cfg, "last")
@@ -459,3 +460,13 @@ def test_view_fits_80_columns_and_is_ascii_when_piped(terminal: bool) -> None:
     assert len(re.findall(r"^t=\d+ ", out, flags=re.M)) == 50
     for name in cfg.parameter_shapes():
         assert name in out
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("scenario", ["lstm_issue_example", "gru_batch_first_lengths_no_bias"])
+def test_cuda_autograd_matches_numpy_bptt(scenario: str) -> None:
+    """cuDNN's float64 backward, packed, against the numpy BPTT (the float32/TF32 tolerances are compare's)."""
+    cfg = RunConfig(dtype="float64", seq_len=10, hidden_size=5, input_size=4, device="cuda", **SCENARIOS[scenario])
+    sample, upstream, ours = numpy_grads(cfg)
+    assert_same_gradients(ours, torch_gradients(cfg, sample, upstream, torch.device("cuda"), tf32=False), atol=1e-9)
