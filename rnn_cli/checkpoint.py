@@ -73,7 +73,7 @@ def load_tensors(path: str | os.PathLike) -> Loaded:
     if fmt == "torch":
         obj = _read_torch(p, notes)
     elif fmt == "safetensors":
-        obj = _read_safetensors(p)
+        obj = _read_safetensors(p, notes)
     else:
         obj = _read_npz(p)
     tensors, nesting = _unnest(obj)
@@ -100,7 +100,9 @@ def _read_torch(p: Path, notes: list[str]):
         if isinstance(t, torch.Tensor):
             t = t.detach()
             if t.dtype in (torch.bfloat16, torch.float16):
-                notes.append(f"{t.dtype} tensors converted to float32")
+                note = f"{str(t.dtype).removeprefix('torch.')} tensors converted to float32"
+                if note not in notes:
+                    notes.append(note)
                 t = t.float()
             return t.numpy()
         if isinstance(t, dict):
@@ -112,14 +114,49 @@ def _read_torch(p: Path, notes: list[str]):
     return to_numpy(obj)
 
 
-def _read_safetensors(p: Path) -> dict[str, np.ndarray]:
+def _read_safetensors(p: Path, notes: list[str]) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     try:
         return load_file(str(p))
-    except (SafetensorError, OSError, ValueError, TypeError) as e:
+    except TypeError as e:  # numpy has no bfloat16: safetensors.numpy cannot return it
+        if "bfloat16" not in str(e):
+            raise RnnCliError(f"{p}: cannot be read as safetensors ({str(e).splitlines()[0]})") from None
+    except (SafetensorError, OSError, ValueError) as e:
         raise RnnCliError(f"{p}: cannot be read as safetensors ({str(e).splitlines()[0]})") from None
+    return _read_safetensors_bf16(p, notes)
+
+
+# safetensors' dtype names -> numpy (little-endian, as the format stores them)
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+              "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+
+def _read_safetensors_bf16(p: Path, notes: list[str]) -> dict[str, np.ndarray]:
+    """The format by hand (8-byte header length, JSON header, raw data) for files with bfloat16,
+    whose top 16 bits of a float32 are widened back to float32."""
+    import json
+
+    data = p.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    body = memoryview(data)[8 + n :]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = body[start:end]
+        if info["dtype"] == "BF16":
+            a = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        elif info["dtype"] in _ST_DTYPES:
+            a = np.frombuffer(raw, _ST_DTYPES[info["dtype"]]).copy()
+        else:
+            raise RnnCliError(f"{p}: tensor {name} has dtype {info['dtype']}, which rnn-cli cannot read")
+        out[name] = a.reshape(info["shape"])
+    notes.append("bfloat16 tensors converted to float32")
+    return out
 
 
 def _read_npz(p: Path) -> dict[str, np.ndarray]:
@@ -278,8 +315,7 @@ def _layered(prefix: str, params: dict[str, np.ndarray], tensors: dict[str, np.n
     key = (lambda n: f"{prefix}.{n}" if prefix else n)
     name = prefix or "(top level)"
     problems: list[Problem] = []
-    parsed = {n: _LAYERED.match(n) for n in params}
-    slots = {(int(m.group("layer")), bool(m.group("rev"))) for m in parsed.values()}
+    slots = {_slot(n) for n in params}
     layers = sorted({k for k, _ in slots})
     num_layers = layers[-1] + 1
     bidirectional = any(rev for _, rev in slots)
@@ -306,7 +342,8 @@ def _layered(prefix: str, params: dict[str, np.ndarray], tensors: dict[str, np.n
     kind = GATES.get(G) if G else None
     missing_layers = [k for k in range(num_layers) if k not in layers]
     if missing_layers:
-        keys = tuple(key(n) for n in params if int(parsed[n].group("layer")) in {k - 1 for k in missing_layers} | {k + 1 for k in missing_layers})
+        neighbours = {k - 1 for k in missing_layers} | {k + 1 for k in missing_layers}
+        keys = tuple(key(n) for n in params if _slot(n)[0] in neighbours)
         have = ", ".join(f"l{k}" for k in layers)
         problems.append(Problem(keys, (
             f"{name}: has layers {have} but no {', '.join(f'l{k}' for k in missing_layers)}: "
@@ -315,7 +352,7 @@ def _layered(prefix: str, params: dict[str, np.ndarray], tensors: dict[str, np.n
         for d in range(D):
             if (k, bool(d)) not in slots:
                 twin = "forward" if d else "backward (_reverse)"
-                has = [key(n) for n in params if int(parsed[n].group("layer")) == k]
+                has = [key(n) for n in params if _slot(n)[0] == k]
                 problems.append(Problem(tuple(has), (
                     f"{name}: layer {k} has {twin} weights but no {'backward (_reverse)' if d else 'forward'} twin "
                     f"while other layers are bidirectional: the file is damaged or was edited")))
@@ -327,6 +364,12 @@ def _layered(prefix: str, params: dict[str, np.ndarray], tensors: dict[str, np.n
         bidirectional=bidirectional, bias=bias, proj_size=proj, dtype=_main_dtype(params),
         params=params, unknowns=_unknowns(kind), problems=problems,
     )
+
+
+def _slot(name: str) -> tuple[int, bool]:
+    """weight_ih_l1_reverse -> (1, True): the layer and whether it is the backward direction."""
+    m = _LAYERED.match(name)
+    return int(m.group("layer")), bool(m.group("rev"))
 
 
 def _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, bias, slots) -> list[Problem]:
@@ -342,8 +385,7 @@ def _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, b
     H_out = cfg.H_out
     partial_bias = []
     for n, shape in expected.items():
-        m = _LAYERED.match(n)
-        k, rev = int(m.group("layer")), bool(m.group("rev"))
+        k, rev = _slot(n)
         if (k, rev) not in slots:
             continue  # whole layer or direction missing: reported above
         direction = "backward direction" if rev else "forward direction"
@@ -351,7 +393,7 @@ def _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, b
             if n.startswith("bias_"):
                 partial_bias.append(key(n))
                 continue
-            there = [o for o in params if _LAYERED.match(o).group("layer") == str(k) and bool(_LAYERED.match(o).group("rev")) == rev]
+            there = [o for o in params if _slot(o) == (k, rev)]
             what = {"weight_ih": "input weights", "weight_hh": "recurrent weights", "weight_hr": "projection weights"}[n[:9]]
             problems.append(Problem((key(n),), (
                 f"{name}: {n} is missing but {there[0]} is there: layer {k}'s {direction} has no {what}; "
