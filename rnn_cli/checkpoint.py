@@ -278,7 +278,7 @@ def find_modules(tensors: dict[str, np.ndarray]) -> list[RecurrentModule]:
     for (prefix, layered), params in groups.items():
         if not layered and (prefix, True) in groups:
             continue  # cell-style names beside layer names: the layered module reports them
-        modules.append(_layered(prefix, params, tensors) if layered else _cell(prefix, params))
+        modules.append(_layered(prefix, params) if layered else _cell(prefix, params))
     return modules
 
 
@@ -311,7 +311,7 @@ def _infer_gates(weight_hh: tuple[int, ...], weight_hr: tuple[int, ...] | None) 
     return None, cols
 
 
-def _layered(prefix: str, params: dict[str, np.ndarray], tensors: dict[str, np.ndarray]) -> RecurrentModule:
+def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
     key = (lambda n: f"{prefix}.{n}" if prefix else n)
     name = prefix or "(top level)"
     problems: list[Problem] = []
@@ -323,7 +323,10 @@ def _layered(prefix: str, params: dict[str, np.ndarray], tensors: dict[str, np.n
     # reference shapes: the first layer-direction that has weight_hh
     hh_name = next((n for n in params if n.startswith("weight_hh_")), None)
     G, H, proj = None, 0, 0
-    if hh_name is None:
+    if hh_name is not None and params[hh_name].ndim != 2:
+        problems.append(Problem((key(hh_name),), f"{name}: {hh_name} has shape {shape_str(params[hh_name].shape)}: "
+                                "a weight must have 2 dimensions"))
+    elif hh_name is None:
         problems.append(Problem(tuple(key(n) for n in params), f"{name}: no weight_hh_l* at all: the hidden size cannot be inferred"))
     else:
         sfx = hh_name[len("weight_hh_") :]

@@ -337,6 +337,13 @@ def test_gate_count_that_matches_no_cell(tmp_path):
     assert "weight_hh_l0 has shape (16, 8)" in r.module.problems[0].message and "matches no cell" in r.module.problems[0].message
 
 
+def test_weight_of_the_wrong_rank_is_a_problem_not_a_crash(tmp_path):
+    sd = {"rnn.weight_ih_l0": torch.zeros(8, 3), "rnn.weight_hh_l0": torch.zeros(64)}
+    (r,) = ck.inspect_file(save(sd, tmp_path / "m", "npz")).modules
+    assert [p.message for p in r.module.problems] == [
+        "rnn: weight_hh_l0 has shape (64,): a weight must have 2 dimensions"]
+
+
 def test_mixed_dtypes(tmp_path):
     def widen(sd):
         sd["encoder.lstm.weight_hh_l0"] = sd["encoder.lstm.weight_hh_l0"].double()
