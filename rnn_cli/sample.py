@@ -22,6 +22,7 @@ class Sample:
     x: np.ndarray  # (L, N, H_in), time-major; padding steps are zero
     h_0: np.ndarray  # (D*num_layers, N, H_out)
     c_0: np.ndarray | None  # (D*num_layers, N, H_cell), LSTM only
+    rng_state: dict | None = None  # the Generator's state after the last draw: later draws (--grad) go on from here
 
 
 def draw(cfg: RunConfig) -> Sample:
@@ -47,7 +48,7 @@ def draw(cfg: RunConfig) -> Sample:
 
     h_0 = state(cfg.H_out)
     c_0 = state(cfg.hidden_size) if cfg.has_c else None
-    return Sample(params=params, x=x, h_0=h_0, c_0=c_0)
+    return Sample(params=params, x=x, h_0=h_0, c_0=c_0, rng_state=rng.bit_generator.state)
 
 
 def step_mask(cfg: RunConfig) -> np.ndarray:

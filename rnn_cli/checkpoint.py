@@ -1,0 +1,798 @@
+"""Your own model: read a checkpoint's recurrent modules, explain them, run them.
+
+Reading never runs code from the file:
+- .pt / .pth / .bin / .ckpt: torch.load(map_location="cpu", weights_only=True), torch
+  imported inside the one function that needs it;
+- .safetensors: safetensors.numpy (no torch);
+- .npz: np.load(allow_pickle=False) (rnn-cli's own --save files included).
+
+Recognised modules, by their parameter names (torch/nn/modules/rnn.py):
+    nn.RNN / nn.LSTM / nn.GRU   weight_ih_l{k}[_reverse], weight_hh_l{k}[_reverse],
+                                bias_ih_l{k}[_reverse], bias_hh_l{k}[_reverse], weight_hr_l{k}[_reverse]
+    nn.RNNCell / LSTMCell / GRUCell   weight_ih, weight_hh, bias_ih, bias_hh
+
+This module imports numpy only (torch lazily, for torch files).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rnn_cli.config import TORCH_CLASS, RunConfig, shape_str
+from rnn_cli.errors import RnnCliError
+from rnn_cli.sample import Sample, draw
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+FORMATS = {**{s: "torch" for s in TORCH_SUFFIXES}, ".safetensors": "safetensors", ".npz": "npz"}
+# Keys a training script nests its weights under, tried in this order.
+NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
+GATES = {1: "RNN", 3: "GRU", 4: "LSTM"}  # G -> kind
+CELL_OF = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru", "RNNCell": "rnn", "LSTMCell": "lstm", "GRUCell": "gru"}
+GATES_OF = {"rnn": 1, "gru": 3, "lstm": 4}
+FLAG_OF = {  # RunConfig field -> the CLI flag that sets it
+    "cell": "--cell",
+    "input_size": "--input-size",
+    "hidden_size": "--hidden-size",
+    "num_layers": "--layers",
+    "bidirectional": "--bidirectional",
+    "bias": "--no-bias",
+    "proj_size": "--proj-size",
+}
+
+_LAYERED = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<name>(?:weight|bias)_(?:ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?)$")
+_CELL = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<name>weight_ih|weight_hh|bias_ih|bias_hh)$")
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    path: str
+    format: str  # torch, safetensors, npz
+    tensors: dict[str, np.ndarray]  # full dotted keys (nesting removed) -> arrays
+    nesting: str | None  # e.g. "state_dict", "model/module." ; None: a plain state_dict
+    notes: list[str] = field(default_factory=list)  # conversions made while reading
+
+
+def load_tensors(path: str | os.PathLike) -> Loaded:
+    """Every numeric tensor of the file, by full key, without running code from the file."""
+    p = Path(path)
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise RnnCliError(f"{p}: unknown checkpoint format {p.suffix!r}; rnn-cli reads {', '.join(FORMATS)}")
+    if not p.is_file():
+        raise RnnCliError(f"{p}: no such file")
+    notes: list[str] = []
+    if fmt == "torch":
+        obj = _read_torch(p, notes)
+    elif fmt == "safetensors":
+        obj = _read_safetensors(p, notes)
+    else:
+        obj = _read_npz(p)
+    tensors, nesting = _unnest(obj)
+    tensors = {k: _to_float32_if_half(k, v, notes) for k, v in tensors.items()}
+    return Loaded(path=str(p), format=fmt, tensors=tensors, nesting=nesting, notes=notes)
+
+
+def _read_torch(p: Path, notes: list[str]):
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise RnnCliError(
+            f"{p}: refused: it holds pickled Python objects (a whole nn.Module?) and loading them would run "
+            "code from the file; save the weights with torch.save(model.state_dict(), PATH)"
+        ) from None
+    except Exception as e:  # a truncated zip, not a torch file at all, ...
+        raise RnnCliError(f"{p}: cannot be read as a torch file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+    def to_numpy(t):
+        if isinstance(t, torch.Tensor):
+            t = t.detach()
+            if t.dtype in (torch.bfloat16, torch.float16):
+                note = f"{str(t.dtype).removeprefix('torch.')} tensors converted to float32"
+                if note not in notes:
+                    notes.append(note)
+                t = t.float()
+            return t.numpy()
+        if isinstance(t, dict):
+            return {k: to_numpy(v) for k, v in t.items()}
+        if isinstance(t, (list, tuple)):
+            return [to_numpy(v) for v in t]
+        return t
+
+    return to_numpy(obj)
+
+
+def _read_safetensors(p: Path, notes: list[str]) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(p))
+    except TypeError as e:  # numpy has no bfloat16: safetensors.numpy cannot return it
+        if "bfloat16" not in str(e):
+            raise RnnCliError(f"{p}: cannot be read as safetensors ({str(e).splitlines()[0]})") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise RnnCliError(f"{p}: cannot be read as safetensors ({str(e).splitlines()[0]})") from None
+    return _read_safetensors_bf16(p, notes)
+
+
+# safetensors' dtype names -> numpy (little-endian, as the format stores them)
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+              "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+
+def _read_safetensors_bf16(p: Path, notes: list[str]) -> dict[str, np.ndarray]:
+    """The format by hand (8-byte header length, JSON header, raw data) for files with bfloat16,
+    whose top 16 bits of a float32 are widened back to float32."""
+    import json
+
+    data = p.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    body = memoryview(data)[8 + n :]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = body[start:end]
+        if info["dtype"] == "BF16":
+            a = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        elif info["dtype"] in _ST_DTYPES:
+            a = np.frombuffer(raw, _ST_DTYPES[info["dtype"]]).copy()
+        else:
+            raise RnnCliError(f"{p}: tensor {name} has dtype {info['dtype']}, which rnn-cli cannot read")
+        out[name] = a.reshape(info["shape"])
+    notes.append("bfloat16 tensors converted to float32")
+    return out
+
+
+def _read_npz(p: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:  # object arrays need pickle: refused
+        raise RnnCliError(f"{p}: refused: it holds pickled objects ({e}); save plain numeric arrays") from None
+    except (OSError, EOFError) as e:
+        raise RnnCliError(f"{p}: cannot be read as .npz ({e})") from None
+
+
+def _flatten(obj, prefix: str, out: dict[str, np.ndarray]) -> None:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "fiub":  # rnn-cli's --save also stores `config` as text: skipped
+            out[prefix] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _flatten(v, f"{prefix}.{i}" if prefix else str(i), out)
+
+
+def _unnest(obj) -> tuple[dict[str, np.ndarray], str | None]:
+    """Descend through state_dict / model / ... keys to the weights, then strip a common
+    `module.` (DataParallel) prefix. Returns (tensors, nesting path or None)."""
+    path: list[str] = []
+    while isinstance(obj, dict):
+        inner = next((k for k in NESTING_KEYS if isinstance(obj.get(k), dict) and _has_tensors(obj[k])), None)
+        if inner is None:
+            break
+        path.append(inner)
+        obj = obj[inner]
+    tensors: dict[str, np.ndarray] = {}
+    _flatten(obj, "", tensors)
+    if tensors and all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
+        path.append("module.")
+    return tensors, ("/".join(path) or None)
+
+
+def _has_tensors(obj) -> bool:
+    if isinstance(obj, np.ndarray):
+        return True
+    if isinstance(obj, dict):
+        return any(_has_tensors(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_has_tensors(v) for v in obj)
+    return False
+
+
+def _to_float32_if_half(key: str, a: np.ndarray, notes: list[str]) -> np.ndarray:
+    if a.dtype == np.float16:
+        note = "float16 tensors converted to float32"
+        if note not in notes:
+            notes.append(note)
+        return a.astype(np.float32)
+    return a
+
+
+# ---- recognising modules ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    keys: tuple[str, ...]  # full keys (module prefix included)
+    message: str  # one plain line
+
+
+@dataclass
+class RecurrentModule:
+    prefix: str  # "" for a module saved on its own
+    kind: str | None  # RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell; None: gate count matches no cell
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    bias: bool
+    proj_size: int
+    dtype: str
+    params: dict[str, np.ndarray]  # names without the prefix, in the file's order
+    unknowns: dict[str, str]  # what a state_dict cannot tell -> why it matters
+    problems: list[Problem]
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(int(a.size) for a in self.params.values())
+
+    @property
+    def is_cell(self) -> bool:
+        return bool(self.kind) and self.kind.endswith("Cell")
+
+    @property
+    def name(self) -> str:
+        return self.prefix or "(top level)"
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+
+@dataclass(frozen=True)
+class OtherTensors:
+    count: int
+    elements: int
+    largest: list[tuple[str, int]]  # (prefix, elements), largest first
+
+
+def find_modules(tensors: dict[str, np.ndarray]) -> list[RecurrentModule]:
+    """Every recurrent module among the tensors, grouped by prefix, in the file's order."""
+    groups: dict[tuple[str, bool], dict[str, np.ndarray]] = {}
+    for key, a in tensors.items():
+        m = _LAYERED.match(key) or _CELL.match(key)
+        if m is None:
+            continue
+        layered = m.re is _LAYERED
+        groups.setdefault((m.group("prefix") or "", layered), {})[m.group("name")] = a
+    modules = []
+    for (prefix, layered), params in groups.items():
+        if not layered and (prefix, True) in groups:
+            continue  # cell-style names beside layer names: the layered module reports them
+        modules.append(_layered(prefix, params) if layered else _cell(prefix, params))
+    return modules
+
+
+def other_tensors(tensors: dict[str, np.ndarray], modules: list[RecurrentModule], top: int = 5) -> OtherTensors:
+    taken = {m.key(n) for m in modules for n in m.params}
+    by_prefix: Counter[str] = Counter()
+    count = elements = 0
+    for key, a in tensors.items():
+        if key in taken:
+            continue
+        count += 1
+        elements += int(a.size)
+        by_prefix[key.rpartition(".")[0] or key] += int(a.size)
+    return OtherTensors(count, elements, by_prefix.most_common(top))
+
+
+def _infer_gates(weight_hh: tuple[int, ...], weight_hr: tuple[int, ...] | None) -> tuple[int | None, int]:
+    """(G, H_cell) from weight_hh's shape (G*H_cell, H_out) and weight_hr's (proj_size, H_cell).
+
+    Without a projection H_out = H_cell, so G = rows / columns:
+        (8, 8) -> G=1, RNN;  (24, 8) -> G=3, GRU;  (32, 8) -> G=4, LSTM   (H_cell = 8)
+    With weight_hr the module must be an LSTM: G = 4 and H_cell = rows / 4 (= weight_hr's columns).
+    weight_ih (G*H_cell, H_in) cannot decide alone: H_in is free. G is None when nothing fits.
+    """
+    rows, cols = weight_hh
+    if weight_hr is not None:
+        return (4, rows // 4) if rows % 4 == 0 else (None, rows)
+    if cols > 0 and rows % cols == 0 and rows // cols in GATES:
+        return rows // cols, cols
+    return None, cols
+
+
+def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
+    key = (lambda n: f"{prefix}.{n}" if prefix else n)
+    name = prefix or "(top level)"
+    problems: list[Problem] = []
+    slots = {_slot(n) for n in params}
+    layers = sorted({k for k, _ in slots})
+    num_layers = layers[-1] + 1
+    bidirectional = any(rev for _, rev in slots)
+    D = 2 if bidirectional else 1
+    # reference shapes: the first layer-direction that has weight_hh
+    hh_name = next((n for n in params if n.startswith("weight_hh_")), None)
+    G, H, proj = None, 0, 0
+    if hh_name is not None and params[hh_name].ndim != 2:
+        problems.append(Problem((key(hh_name),), f"{name}: {hh_name} has shape {shape_str(params[hh_name].shape)}: "
+                                "a weight must have 2 dimensions"))
+    elif hh_name is None:
+        problems.append(Problem(tuple(key(n) for n in params), f"{name}: no weight_hh_l* at all: the hidden size cannot be inferred"))
+    else:
+        sfx = hh_name[len("weight_hh_") :]
+        hr = params.get(f"weight_hr_{sfx}")
+        if hr is None and any(n.startswith("weight_hr_") for n in params):
+            hr = next(params[n] for n in params if n.startswith("weight_hr_"))
+        G, H = _infer_gates(params[hh_name].shape, None if hr is None else hr.shape)
+        proj = hr.shape[0] if hr is not None else 0
+        if G is None:
+            problems.append(Problem((key(hh_name),), (
+                f"{name}: {hh_name} has shape {shape_str(params[hh_name].shape)}: its rows are not 1, 3 or 4 "
+                "times its columns, so it matches no cell (RNN, GRU, LSTM)")))
+    ih0 = params.get("weight_ih_l0", params.get("weight_ih_l0_reverse"))
+    input_size = int(ih0.shape[1]) if ih0 is not None and ih0.ndim == 2 else 0
+    bias = any(n.startswith("bias_") for n in params)
+    kind = GATES.get(G) if G else None
+    missing_layers = [k for k in range(num_layers) if k not in layers]
+    if missing_layers:
+        neighbours = {k - 1 for k in missing_layers} | {k + 1 for k in missing_layers}
+        keys = tuple(key(n) for n in params if _slot(n)[0] in neighbours)
+        have = ", ".join(f"l{k}" for k in layers)
+        problems.append(Problem(keys, (
+            f"{name}: has layers {have} but no {', '.join(f'l{k}' for k in missing_layers)}: "
+            "a layer's weights were removed or renamed; the file is damaged or was edited")))
+    for k in layers:
+        for d in range(D):
+            if (k, bool(d)) not in slots:
+                twin = "forward" if d else "backward (_reverse)"
+                has = [key(n) for n in params if _slot(n)[0] == k]
+                problems.append(Problem(tuple(has), (
+                    f"{name}: layer {k} has {twin} weights but no {'backward (_reverse)' if d else 'forward'} twin "
+                    f"while other layers are bidirectional: the file is damaged or was edited")))
+    if kind is not None and H > 0:
+        problems += _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, bias, slots)
+    problems += _dtype_problems(name, key, params)
+    return RecurrentModule(
+        prefix=prefix, kind=kind, input_size=input_size, hidden_size=H, num_layers=num_layers,
+        bidirectional=bidirectional, bias=bias, proj_size=proj, dtype=_main_dtype(params),
+        params=params, unknowns=_unknowns(kind), problems=problems,
+    )
+
+
+def _slot(name: str) -> tuple[int, bool]:
+    """weight_ih_l1_reverse -> (1, True): the layer and whether it is the backward direction."""
+    m = _LAYERED.match(name)
+    return int(m.group("layer")), bool(m.group("rev"))
+
+
+def _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, bias, slots) -> list[Problem]:
+    """Every parameter against what torch would build with the inferred arguments."""
+    problems = []
+    cell = CELL_OF[kind]
+    try:
+        cfg = RunConfig(cell=cell, input_size=max(input_size, 1), hidden_size=H, num_layers=num_layers,
+                        bidirectional=D == 2, bias=bias, proj_size=proj)
+    except RnnCliError as e:
+        return [Problem(tuple(key(n) for n in params), f"{name}: inferred arguments are impossible: {e}")]
+    expected = cfg.parameter_shapes()
+    H_out = cfg.H_out
+    partial_bias = []
+    for n, shape in expected.items():
+        k, rev = _slot(n)
+        if (k, rev) not in slots:
+            continue  # whole layer or direction missing: reported above
+        direction = "backward direction" if rev else "forward direction"
+        if n not in params:
+            if n.startswith("bias_"):
+                partial_bias.append(key(n))
+                continue
+            there = [o for o in params if _slot(o) == (k, rev)]
+            what = {"weight_ih": "input weights", "weight_hh": "recurrent weights", "weight_hr": "projection weights"}[n[:9]]
+            problems.append(Problem((key(n),), (
+                f"{name}: {n} is missing but {there[0]} is there: layer {k}'s {direction} has no {what}; "
+                "the file is damaged or was edited")))
+            continue
+        got = params[n].shape
+        if got == shape:
+            continue
+        if n.startswith("weight_ih_") and k > 0 and got[:1] == shape[:1]:
+            problems.append(Problem((key(n),), (
+                f"{name}: {n} takes {got[1]} inputs but layer {k - 1} outputs D*H_out = {D}*{H_out} = {D * H_out}: "
+                "layer input widths do not chain")))
+        else:
+            problems.append(Problem((key(n),), (
+                f"{name}: {n} has shape {shape_str(got)} but an nn.{kind} with these arguments "
+                f"({constructor_args_text(cfg)}) has {shape_str(shape)}")))
+    if partial_bias:
+        problems.append(Problem(tuple(partial_bias), (
+            f"{name}: biases on some layers only: {', '.join(k.rpartition('.')[2] for k in partial_bias)} "
+            "missing while other layers have theirs; torch's bias= applies to every layer")))
+    return problems
+
+
+def _cell(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
+    key = (lambda n: f"{prefix}.{n}" if prefix else n)
+    name = prefix or "(top level)"
+    problems: list[Problem] = []
+    hh, ih = params.get("weight_hh"), params.get("weight_ih")
+    G, H = (None, 0) if hh is None or hh.ndim != 2 else _infer_gates(hh.shape, None)
+    kind = GATES[G] + "Cell" if G else None
+    if hh is None:
+        problems.append(Problem(tuple(key(n) for n in params), f"{name}: weight_hh is missing: the hidden size cannot be inferred"))
+    elif G is None:
+        problems.append(Problem((key("weight_hh"),), (
+            f"{name}: weight_hh has shape {shape_str(hh.shape)}: its rows are not 1, 3 or 4 times its columns, "
+            "so it matches no cell (RNNCell, GRUCell, LSTMCell)")))
+    if ih is None:
+        there = next(iter(params))
+        problems.append(Problem((key("weight_ih"),), (
+            f"{name}: weight_ih is missing but {there} is there: the cell has no input weights; "
+            "the file is damaged or was edited")))
+    input_size = int(ih.shape[1]) if ih is not None and ih.ndim == 2 else 0
+    if G and ih is not None and ih.shape[0] != G * H:
+        problems.append(Problem((key("weight_ih"),), (
+            f"{name}: weight_ih has {ih.shape[0]} rows but weight_hh has {G * H}: both must be G*hidden_size")))
+    has_bias = [n for n in ("bias_ih", "bias_hh") if n in params]
+    if len(has_bias) == 1:
+        lacking = "bias_hh" if has_bias[0] == "bias_ih" else "bias_ih"
+        problems.append(Problem((key(lacking),), (
+            f"{name}: {has_bias[0]} is there but {lacking} is missing: torch's bias= gives both or neither")))
+    for n in has_bias:
+        if G and params[n].shape != (G * H,):
+            problems.append(Problem((key(n),), f"{name}: {n} has shape {shape_str(params[n].shape)}, expected {shape_str((G * H,))}"))
+    problems += _dtype_problems(name, key, params)
+    return RecurrentModule(
+        prefix=prefix, kind=kind, input_size=input_size, hidden_size=H, num_layers=1, bidirectional=False,
+        bias=bool(has_bias), proj_size=0, dtype=_main_dtype(params), params=params,
+        unknowns=_unknowns(kind), problems=problems,
+    )
+
+
+def _main_dtype(params: dict[str, np.ndarray]) -> str:
+    return Counter(str(a.dtype) for a in params.values()).most_common(1)[0][0]
+
+
+def _dtype_problems(name, key, params) -> list[Problem]:
+    dtypes = Counter(str(a.dtype) for a in params.values())
+    if len(dtypes) < 2:
+        return []
+    main = dtypes.most_common(1)[0][0]
+    odd = [n for n, a in params.items() if str(a.dtype) != main]
+    return [Problem(tuple(key(n) for n in odd), (
+        f"{name}: mixed dtypes: most parameters are {main} but "
+        + ", ".join(f"{n} is {params[n].dtype}" for n in odd[:4]) + (" ..." if len(odd) > 4 else "")
+        + "; load_state_dict would cast them, a training run would not have produced this"))]
+
+
+def _unknowns(kind: str | None) -> dict[str, str]:
+    out = {}
+    if kind in ("RNN", "RNNCell"):
+        out["nonlinearity"] = "tanh or relu is not stored in a state_dict (--nonlinearity; default tanh)"
+    if kind in ("RNN", "LSTM", "GRU"):
+        out["batch_first"] = "a layout choice, not stored in a state_dict (--batch-first)"
+        out["dropout"] = "applies in training only, not stored in a state_dict (no effect on inference)"
+    return out
+
+
+# ---- describing -------------------------------------------------------------------------
+
+
+def constructor_args(module: RecurrentModule) -> dict:
+    """The arguments that rebuild the module, in the order nn.LSTM's signature lists them."""
+    args: dict = {"input_size": module.input_size, "hidden_size": module.hidden_size}
+    if module.is_cell:
+        if not module.bias:
+            args["bias"] = False
+        return args
+    if module.num_layers != 1:
+        args["num_layers"] = module.num_layers
+    if not module.bias:
+        args["bias"] = False
+    if module.bidirectional:
+        args["bidirectional"] = True
+    if module.proj_size:
+        args["proj_size"] = module.proj_size
+    return args
+
+
+def constructor_args_text(cfg: RunConfig) -> str:
+    args = [f"input_size={cfg.input_size}", f"hidden_size={cfg.hidden_size}", f"num_layers={cfg.num_layers}"]
+    if not cfg.bias:
+        args.append("bias=False")
+    if cfg.bidirectional:
+        args.append("bidirectional=True")
+    if cfg.proj_size:
+        args.append(f"proj_size={cfg.proj_size}")
+    return ", ".join(args)
+
+
+def constructor_line(module: RecurrentModule) -> str:
+    """nn.LSTM(input_size=80, hidden_size=256, num_layers=2, bidirectional=True, proj_size=64)."""
+    if module.kind is None:
+        return "(no torch module has these shapes)"
+    args = ", ".join(f"{k}={v}" for k, v in constructor_args(module).items())
+    return f"nn.{module.kind}({args})"
+
+
+@dataclass
+class ModuleReport:
+    module: RecurrentModule
+    constructor: str
+    parameters: list[tuple[str, tuple[int, ...], str]]  # (name, shape, dtype)
+    cfg: RunConfig | None  # for the shape-flow diagram; None for cells and broken modules
+    shapes: dict[str, tuple[int, ...]]  # input, h_0 (c_0), output (h_n) for --batch / --seq-len / --batch-first
+    layouts: dict[str, str]  # the same in the docs' symbols
+
+
+@dataclass
+class Inspection:
+    loaded: Loaded
+    modules: list[ModuleReport]
+    other: OtherTensors
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for m in self.modules for p in m.module.problems]
+
+
+def inspect_file(path: str | os.PathLike, batch: int | None = 1, seq_len: int = 10, batch_first: bool = False,
+                 nonlinearity: str | None = None) -> Inspection:
+    """Read and describe a checkpoint. RnnCliError when unreadable or without a recurrent module
+    (the message lists the largest tensor prefixes seen). Problems are in the result: exit 1."""
+    loaded = load_tensors(path)
+    modules = find_modules(loaded.tensors)
+    other = other_tensors(loaded.tensors, modules)
+    if not modules:
+        seen = ", ".join(f"{p} ({n:,} elements)" for p, n in other.largest) or "no numeric tensors at all"
+        raise RnnCliError(f"{loaded.path}: no recurrent module (nn.RNN/LSTM/GRU or a cell) found; largest tensors: {seen}")
+    reports = []
+    for m in modules:
+        cfg = None
+        shapes: dict[str, tuple[int, ...]] = {}
+        layouts: dict[str, str] = {}
+        if m.kind and m.is_cell and not m.problems:  # one step: input (N, H_in), h (N, H_out)
+            shapes = _cell_shapes(m, batch)
+            lead = "" if batch is None else "N, "
+            layouts = {k: f"({lead}{'H_in' if k == 'input' else 'H_out'})" for k in shapes}
+        elif m.kind and not m.problems:
+            cfg = _shape_config(m, batch, seq_len, batch_first, nonlinearity)
+            shapes, layouts = cfg.shapes(), cfg.layouts()
+        params = [(n, tuple(a.shape), str(a.dtype)) for n, a in m.params.items()]
+        reports.append(ModuleReport(m, constructor_line(m), params, cfg, shapes, layouts))
+    return Inspection(loaded, reports, other)
+
+
+def _shape_config(m: RecurrentModule, batch, seq_len, batch_first, nonlinearity) -> RunConfig:
+    return RunConfig(
+        cell=CELL_OF[m.kind], input_size=m.input_size, hidden_size=m.hidden_size,
+        num_layers=m.num_layers, bidirectional=m.bidirectional, bias=m.bias, proj_size=m.proj_size,
+        batch_first=batch_first, nonlinearity=nonlinearity, seq_len=seq_len, batch=batch,
+    )
+
+
+def _cell_shapes(m: RecurrentModule, batch: int | None) -> dict[str, tuple[int, ...]]:
+    lead = () if batch is None else (batch,)
+    out = {"input": (*lead, m.input_size), "h": (*lead, m.hidden_size)}
+    if m.kind == "LSTMCell":
+        out["c"] = (*lead, m.hidden_size)
+    out["h'"] = (*lead, m.hidden_size)
+    if m.kind == "LSTMCell":
+        out["c'"] = (*lead, m.hidden_size)
+    return out
+
+
+# ---- choosing and running one module --------------------------------------------------------
+
+
+def parse_params_arg(text: str) -> tuple[str, str | None]:
+    """--params PATH[:PREFIX]. A path that exists whole wins; else split on the last ':' if
+    what is left of it is a file; else the whole text is the path (and fails to load)."""
+    if os.path.isfile(text) or ":" not in text:
+        return text, None
+    left, _, right = text.rpartition(":")
+    if os.path.isfile(left):
+        return left, right
+    return text, None
+
+
+def select_module(inspection: Inspection, prefix: str | None) -> RecurrentModule:
+    modules = [r.module for r in inspection.modules]
+    names = ", ".join(f"{m.name} ({m.kind or 'unrecognised'})" for m in modules)
+    path = inspection.loaded.path
+    if prefix is None:
+        if len(modules) == 1:
+            return modules[0]
+        raise RnnCliError(f"--params {path}: {len(modules)} recurrent modules; pick one with {path}:PREFIX from: {names}")
+    for m in modules:
+        if m.prefix == prefix or (prefix in ("", "(top level)") and m.prefix == ""):
+            return m
+    raise RnnCliError(f"--params {path}:{prefix}: no recurrent module {prefix!r}; the file has: {names}")
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The shape-defining flags the user gave explicitly; None where not given."""
+
+    cell: str | None = None  # rnn, lstm, gru
+    input_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    bidirectional: bool | None = None  # True only when --bidirectional was given
+    bias: bool | None = None  # False only when --no-bias was given
+    proj_size: int | None = None
+    dtype: str | None = None  # float32 / float64; None: the parameters' own
+
+
+def to_run_config(module: RecurrentModule, flags: Flags = Flags(), path: str = "the checkpoint",
+                  **run_kwargs) -> tuple[RunConfig, dict[str, np.ndarray]]:
+    """RunConfig and parameters (torch's names and order, prefix stripped, in cfg.dtype) that run
+    `module`. run_kwargs are RunConfig's other fields, passed through as the flags give them
+    (nonlinearity, batch_first, seq_len, batch, lengths, h0, seed, device).
+
+    A cell runs as the one-layer nn.RNN/LSTM/GRU with the same weights (renamed weight_ih ->
+    weight_ih_l0, ...): that module applies the cell at each step of the sequence.
+    """
+    if module.kind is None or module.problems:
+        first = module.problems[0].message if module.problems else "unrecognised"
+        raise RnnCliError(f"--params {path}: {module.name} cannot be run: {first} (rnn-cli inspect {path} lists all)")
+    inferred = {
+        "cell": CELL_OF[module.kind], "input_size": module.input_size, "hidden_size": module.hidden_size,
+        "num_layers": module.num_layers, "bidirectional": module.bidirectional, "bias": module.bias,
+        "proj_size": module.proj_size,
+    }
+    for name, have in inferred.items():
+        given = getattr(flags, name)
+        if given is not None and given != have:
+            flag = FLAG_OF[name]
+            shown = flag if isinstance(given, bool) else f"{flag} {given}"
+            raise RnnCliError(f"{shown} but {module.name} in {Path(path).name} has {name} {_word(have)}")
+    dtype = flags.dtype or (module.dtype if module.dtype in ("float32", "float64") else "float32")
+    cfg = RunConfig(**inferred, dtype=dtype, **run_kwargs)
+    np_dtype = np.dtype(dtype)
+    rename = (lambda n: n + "_l0") if module.is_cell else (lambda n: n)
+    own = {rename(n): a for n, a in module.params.items()}
+    params = {}
+    for n, shape in cfg.parameter_shapes().items():
+        a = own[n]
+        assert a.shape == shape, f"{n}: expected {shape}, got {a.shape}"
+        params[n] = np.ascontiguousarray(a, dtype=np_dtype)
+    return cfg, params
+
+
+def _word(v) -> str:
+    return str(v) if not isinstance(v, bool) else ("True" if v else "False")
+
+
+# ---- the user's own input and state -----------------------------------------------------------
+
+
+def _load_npy(path: str | os.PathLike, flag: str) -> np.ndarray:
+    p = Path(path)
+    if p.suffix.lower() != ".npy":
+        raise RnnCliError(f"{flag} {p}: expected a .npy file (np.save(PATH, array))")
+    try:
+        a = np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise RnnCliError(f"{flag} {p}: no such file") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise RnnCliError(f"{flag} {p}: cannot be read as .npy ({e})") from None
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+        raise RnnCliError(f"{flag} {p}: holds {a.dtype} values; expected real numbers")
+    return a
+
+
+def load_input(path: str | os.PathLike, *, batch_first: bool = False, unbatched: bool = False,
+               input_size: int | None = None, seq_len: int | None = None, batch: int | None = None) -> np.ndarray:
+    """--input PATH.npy in the user's layout -> (L, N, H_in) time-major. seq_len / batch are
+    checked only when the user gave them (else the array decides)."""
+    x = _load_npy(path, "--input")
+    s = shape_str(x.shape)
+    if unbatched:
+        if x.ndim != 2:
+            raise RnnCliError(f"--input has shape {s}: with --unbatched it must be (L, H_in)"
+                              + ("; drop --unbatched for batched input" if x.ndim == 3 else ""))
+        L, H_in = x.shape
+        N = None
+        x = x[:, None, :]  # (L, 1, H_in)
+        reading = f"with --unbatched that is L={L}, H_in={H_in}"
+    else:
+        if x.ndim != 3:
+            hint = "; 2-D input (L, H_in) needs --unbatched" if x.ndim == 2 else ""
+            raise RnnCliError(f"--input has shape {s}: expected {'(N, L, H_in)' if batch_first else '(L, N, H_in)'}{hint}")
+        if batch_first:
+            N, L, H_in = x.shape
+            x = x.transpose(1, 0, 2)  # (L, N, H_in)
+        else:
+            L, N, H_in = x.shape
+        reading = f"with --batch-first {'on' if batch_first else 'off'} that is L={L}, N={N}, H_in={H_in}"
+    swapped = not unbatched and (batch is None or batch == L) and (seq_len is None or seq_len == N)
+    fix = f"; did you mean {'no --batch-first' if batch_first else '--batch-first'}?" if swapped else ""
+    if input_size is not None and H_in != input_size:
+        raise RnnCliError(f"--input has shape {s}: {reading}, but the module takes input_size={input_size} features per step")
+    if batch is not None and N is not None and N != batch:
+        raise RnnCliError(f"--input has shape {s}: {reading}, but --batch is {batch}{fix}")
+    if seq_len is not None and L != seq_len:
+        raise RnnCliError(f"--input has shape {s}: {reading}, but --seq-len is {seq_len}{fix}")
+    return np.ascontiguousarray(x)
+
+
+def load_state(path: str | os.PathLike, name: str, cfg: RunConfig) -> np.ndarray:
+    """--h0 / --c0 PATH.npy in the user's layout -> (D*num_layers, N, F); `name` is h_0 or c_0."""
+    flag = "--h0" if name == "h_0" else "--c0"
+    if name == "c_0" and not cfg.has_c:
+        raise RnnCliError(f"--c0 applies to LSTMs only; this module is an nn.{TORCH_CLASS[cfg.cell]}")
+    a = _load_npy(path, flag)
+    want = cfg.shapes()[name]
+    if a.shape != want:
+        raise RnnCliError(f"{name} has shape {shape_str(a.shape)}, the module wants {cfg.layouts()[name]} = {shape_str(want)}")
+    a = a[:, None, :] if cfg.unbatched else a  # (D*num_layers, N, F)
+    return np.ascontiguousarray(a, dtype=cfg.dtype)
+
+
+def make_sample(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray | None = None,
+                h_0: np.ndarray | None = None, c_0: np.ndarray | None = None) -> Sample:
+    """The Sample manual.run / torch_run.run / compare take: the checkpoint's parameters, the
+    user's x (L, N, H_in) / h_0 / c_0 where given, the seeded draw (--seed, --h0) elsewhere."""
+    drawn = draw(cfg) if x is None or h_0 is None or (cfg.has_c and c_0 is None) else None
+    x = drawn.x if x is None else np.ascontiguousarray(x, dtype=cfg.dtype)
+    h_0 = drawn.h_0 if h_0 is None else h_0
+    if cfg.has_c and c_0 is None:
+        c_0 = drawn.c_0
+    return Sample(params=params, x=x, h_0=h_0, c_0=c_0 if cfg.has_c else None)
+
+
+# ---- two checkpoints ------------------------------------------------------------------------
+
+
+def compare_checkpoints(a: Inspection, b: Inspection) -> list[str]:
+    """Differences between the recurrent modules of A and B, as load_state_dict would fail on
+    loading A into a module built like B, each with the constructor argument that fixes it."""
+    out = []
+    ma = {r.module.prefix: r.module for r in a.modules}
+    mb = {r.module.prefix: r.module for r in b.modules}
+    for p in ma.keys() - mb.keys():
+        out.append(f"{ma[p].name}: only in checkpoint A ({constructor_line(ma[p])}): Unexpected key(s) when loaded into B's model")
+    for p in mb.keys() - ma.keys():
+        out.append(f"{mb[p].name}: only in checkpoint B ({constructor_line(mb[p])}): Missing key(s) when loading A")
+    for p in [p for p in ma if p in mb]:
+        out += _module_differences(ma[p], mb[p])
+    return out
+
+
+def _module_differences(x: RecurrentModule, y: RecurrentModule) -> list[str]:
+    n = x.name
+    if x.kind != y.kind:
+        return [f"{n}: checkpoint A is an nn.{x.kind}, B an nn.{y.kind} (different gate counts: size mismatch for "
+                f"weight_hh): build {constructor_line(x)}"]
+    out = []
+    first = "weight_ih" if x.is_cell else "weight_ih_l0"
+    hh = "weight_hh" if x.is_cell else "weight_hh_l0"
+    if x.input_size != y.input_size:
+        out.append(f"{n}: size mismatch for {first}: A has {shape_str(x.params[first].shape)}, B "
+                   f"{shape_str(y.params[first].shape)}: input_size={x.input_size}")
+    if x.hidden_size != y.hidden_size:
+        out.append(f"{n}: size mismatch for {hh}: A has {shape_str(x.params[hh].shape)}, B "
+                   f"{shape_str(y.params[hh].shape)}: hidden_size={x.hidden_size}")
+    if x.num_layers != y.num_layers:
+        more, extra = ("A", f"weight_ih_l{y.num_layers}") if x.num_layers > y.num_layers else ("B", f"weight_ih_l{x.num_layers}")
+        out.append(f"{n}: checkpoint A has {x.num_layers} layer(s), B {y.num_layers} ({more} has {extra}): num_layers={x.num_layers}")
+    if x.bidirectional != y.bidirectional:
+        has, lacks = "bidirectional (has weight_ih_l0_reverse)", "not"
+        a_is, b_is = (has, lacks) if x.bidirectional else ("not bidirectional", "bidirectional (has weight_ih_l0_reverse)")
+        out.append(f"{n}: checkpoint A is {a_is}, B is {b_is}: bidirectional={x.bidirectional}")
+    if x.bias != y.bias:
+        out.append(f"{n}: checkpoint A has {'biases' if x.bias else 'no biases'}, B {'has biases' if y.bias else 'has none'}: bias={x.bias}")
+    if x.proj_size != y.proj_size:
+        out.append(f"{n}: checkpoint A has proj_size {x.proj_size}"
+                   + (" (weight_hr_l0)" if x.proj_size else "") + f", B {y.proj_size}: proj_size={x.proj_size}")
+    return out

@@ -1,0 +1,104 @@
+"""Views of `inspect`: rich renderables for people, a plain dict for --json. Computes nothing:
+every number comes from the checkpoint.Inspection it is given."""
+
+from __future__ import annotations
+
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from rnn_cli.checkpoint import Inspection, ModuleReport
+from rnn_cli.config import shape_str
+from rnn_cli.render import add_row, is_plain, make_table
+
+
+def _file_lines(report: Inspection) -> list[RenderableType]:
+    loaded = report.loaded
+    where = f" (under {loaded.nesting})" if loaded.nesting else ""
+    lines: list[RenderableType] = [Text(f"{loaded.path}: {loaded.format} file{where}, "
+                                        f"{len(report.modules)} recurrent module(s)", style="bold")]
+    lines += [Text(f"note: {n}") for n in loaded.notes]
+    o = report.other
+    if o.count:
+        biggest = ", ".join(f"{p} ({n:,})" for p, n in o.largest)
+        lines.append(Text(f"other tensors: {o.count:,} ({o.elements:,} elements); largest: {biggest}"))
+    return lines
+
+
+def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableType]:
+    m = r.module
+    out: list[RenderableType] = [Text(""), Text(f"{m.name}: {r.constructor}", style="bold")]
+    table = make_table(console, "Parameters", caption=f"{m.num_parameters:,} parameters, {m.dtype}")
+    table.add_column("name", style="bold")
+    table.add_column("shape", no_wrap=True)
+    table.add_column("dtype", no_wrap=True)
+    for name, shape, dtype in r.parameters:
+        add_row(table, name, shape_str(shape), dtype)
+    out.append(table)
+    if r.cfg is not None:
+        from rnn_cli.diagram import flow_diagram
+
+        out.append(flow_diagram(r.cfg, is_plain(console), console.width))
+    if r.shapes:
+        shapes = make_table(console, "Shapes")
+        shapes.add_column("tensor", style="bold", no_wrap=True)
+        shapes.add_column("shape", no_wrap=True)
+        shapes.add_column("layout", no_wrap=True)
+        for name, shape in r.shapes.items():
+            add_row(shapes, name, shape_str(shape), r.layouts[name])
+        out.append(shapes)
+    for what, why in m.unknowns.items():
+        out.append(Text(f"not in the file: {what}: {why}"))
+    for p in m.problems:
+        out.append(Text(f"problem: {p.message}", style="red"))
+    return out
+
+
+def inspect_renderables(console: Console, report: Inspection) -> list[RenderableType]:
+    """Per module: the constructor line, the parameter table, the shape-flow diagram (RNN/LSTM/GRU
+    without problems), the shapes, what a state_dict cannot tell, the problems."""
+    out = _file_lines(report)
+    for r in report.modules:
+        out += _module_renderables(console, r)
+    return out
+
+
+def inspect_document(report: Inspection) -> dict:
+    """The --json document (stable keys, plain JSON types)."""
+    loaded, o = report.loaded, report.other
+    return {
+        "file": loaded.path,
+        "format": loaded.format,
+        "nesting": loaded.nesting,
+        "notes": list(loaded.notes),
+        "modules": [_module_document(r) for r in report.modules],
+        "other_tensors": {
+            "count": o.count,
+            "elements": o.elements,
+            "largest": [{"prefix": p, "elements": n} for p, n in o.largest],
+        },
+        "problems": len(report.problems),
+    }
+
+
+def _module_document(r: ModuleReport) -> dict:
+    m = r.module
+    return {
+        "prefix": m.prefix,
+        "kind": m.kind,
+        "constructor": r.constructor,
+        "config": {
+            "input_size": m.input_size,
+            "hidden_size": m.hidden_size,
+            "num_layers": m.num_layers,
+            "bidirectional": m.bidirectional,
+            "bias": m.bias,
+            "proj_size": m.proj_size,
+        },
+        "dtype": m.dtype,
+        "num_parameters": m.num_parameters,
+        "unknowns": dict(m.unknowns),
+        "parameters": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in r.parameters],
+        "shapes": {k: list(v) for k, v in r.shapes.items()},
+        "layouts": dict(r.layouts),
+        "problems": [{"keys": list(p.keys), "message": p.message} for p in m.problems],
+    }

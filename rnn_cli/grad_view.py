@@ -1,0 +1,139 @@
+"""The `grad` section of --show: what BPTT computed, for people.
+
+Computes nothing: the norms and ratios come from rnn_cli.backward; this module lays them
+out. Piped output (console.is_terminal false) is ASCII only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from rnn_cli.backward import Gradients, first_last_ratio, gradient_norms
+from rnn_cli.config import RunConfig, shape_str
+from rnn_cli.grad_export import user_layout_gradients
+
+BAR_WIDTH = 44  # characters of the longest bar: "t=49 " + bar + " 1.234e-05" fits 80 columns
+MAX_ROWS = 12  # value-table rows shown before eliding the middle
+MAX_COLS = 6  # value-table columns shown before eliding the middle: 6 numbers like -1.234e-05 fit 80
+DECADES = 16  # a full bar spans 16 decades below the chart's largest norm (float64's reach)
+EIGHTHS = " ▏▎▍▌▋▊▉"
+ASCII_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def _plain(console: Console) -> bool:
+    return not console.is_terminal
+
+
+def _table(console: Console, title: str, **kwargs) -> Table:
+    return Table(
+        title=title,
+        box=ASCII_HEAD if _plain(console) else box.SIMPLE_HEAD,
+        title_justify="left",
+        show_edge=False,
+        **kwargs,
+    )
+
+
+def norms_table(console: Console, cfg: RunConfig, grads: Gradients, precision: int) -> Table:
+    table = _table(console, "Gradient norms ||dL/dparameter||")
+    table.add_column("tensor")
+    table.add_column("shape")
+    table.add_column("||grad||", justify="right")
+    shapes = {name: a.shape for name, a in user_layout_gradients(cfg, grads).items()}  # the user's layout
+    for name, norm in gradient_norms(grads).items():
+        table.add_row(Text(name), Text(shape_str(shapes[name])), Text(f"{norm:.{precision}e}"))
+    return table
+
+
+def bar(value: float, hi: float, ascii_only: bool) -> str:
+    """A log-scale bar: hi gets BAR_WIDTH cells, each decade below it BAR_WIDTH / DECADES
+    fewer, so charts of different runs share one scale; any positive value shows at least
+    an eighth of a cell (ASCII: one '#')."""
+    if not math.isfinite(value) or value <= 0:
+        return ""
+    fraction = max(0.0, 1.0 + math.log10(value / hi) / DECADES)
+    eighths = max(1, round(fraction * BAR_WIDTH * 8))
+    if ascii_only:
+        return "#" * max(1, round(eighths / 8))
+    full, part = divmod(eighths, 8)
+    return "█" * full + (EIGHTHS[part] if part else "")
+
+
+def ratio_line(norms: np.ndarray, precision: int) -> str:
+    L = len(norms)
+    ratio = first_last_ratio(norms)
+    if ratio is None:
+        return f"||dL/dh_0|| / ||dL/dh_{L - 1}||: undefined, no gradient reaches step {L - 1}"
+    return f"||dL/dh_0|| / ||dL/dh_{L - 1}|| = {ratio:.{precision - 1}e}"
+
+
+def step_chart(console: Console, layer: int, direction: str, norms: np.ndarray, precision: int) -> Text:
+    """One row per step t: a log-scale bar of ||dL/dh_t|| and its value."""
+    finite = norms[np.isfinite(norms)]
+    hi = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    plain = _plain(console)
+    width = len(str(len(norms) - 1))
+    per_decade = BAR_WIDTH / DECADES
+    title = f"||dL/dh_t||, layer {layer} {direction}: log scale, {per_decade:.3g} characters per decade\n"
+    text = Text(title, style="bold")
+    for t, v in enumerate(norms):
+        b = bar(float(v), hi, plain)
+        text.append(f"t={t:<{width}} ")
+        text.append(b.ljust(BAR_WIDTH), style=None if plain else "cyan")
+        text.append(f" {v:.{precision - 1}e}\n")
+    text.append(ratio_line(norms, precision))
+    return text
+
+
+def _shown(n: int, limit: int) -> list[int | None]:
+    """Indices to show of n, None where the middle is elided."""
+    if n <= limit:
+        return list(range(n))
+    head = limit // 2
+    return list(range(head)) + [None] + list(range(n - (limit - head - 1), n))
+
+
+def matrix_table(console: Console, title: str, row_label: str, matrix: np.ndarray, precision: int) -> Table:
+    """A (rows, features) matrix, eliding rows past MAX_ROWS and columns past MAX_COLS."""
+    ellipsis = "..." if _plain(console) else "…"
+    table = _table(console, title)
+    table.add_column(row_label, justify="right")
+    cols = _shown(matrix.shape[1], MAX_COLS)
+    for j in cols:
+        table.add_column(ellipsis if j is None else str(j), justify="right")
+    for i in _shown(matrix.shape[0], MAX_ROWS):
+        if i is None:
+            table.add_row(*[ellipsis] * (len(cols) + 1))
+            continue
+        cells = [ellipsis if j is None else f"{matrix[i, j]:.{precision - 1}e}" for j in cols]
+        table.add_row(str(i), *cells)
+    return table
+
+
+def value_tables(console: Console, cfg: RunConfig, grads: Gradients, precision: int, batch_index: int = 0) -> list:
+    """dL/dh_0 (dL/dc_0) and dL/dinput for one batch element."""
+    user = user_layout_gradients(cfg, grads)
+    n = "" if cfg.unbatched else f", batch element {batch_index}"
+    tables = []
+    for name in ("h_0", "c_0"):
+        if name in user:
+            state = user[name] if cfg.unbatched else user[name][:, batch_index]  # (D*num_layers, F)
+            tables.append(matrix_table(console, f"dL/d{name}{n}", "k", state, precision))
+    x = grads.input[:, batch_index]  # (L, H_in), time-major
+    tables.append(matrix_table(console, f"dL/dinput{n}", "t", x, precision))
+    return tables
+
+
+def grad_renderables(console: Console, cfg: RunConfig, grads: Gradients, precision: int, batch_index: int = 0) -> list:
+    """The grad section: norms table, per-step charts (numpy BPTT only), value tables."""
+    out: list = [Text(f"loss {grads.loss_kind}: L = {grads.loss:.{precision}e}"), norms_table(console, cfg, grads, precision)]
+    for (layer, direction), norms in (grads.norm_per_step or {}).items():
+        out.append(step_chart(console, layer, direction, norms, precision))
+    out.extend(value_tables(console, cfg, grads, precision, batch_index))
+    return out

@@ -1,0 +1,322 @@
+"""Taking "the final state": the recipes people write, right and wrong, evaluated on a run.
+
+Every recipe is real code, in the user's layout (batch_first, unbatched), with a torch
+spelling and a numpy spelling; `evaluate` runs one of them on the run's own tensors with
+eval() and compares what comes out with the truth.
+
+The truth comes from the definitions, read off the last layer's output (never from h_n,
+or every h_n recipe would be right by construction):
+
+    forward final state of sequence n    output[lengths[n] - 1, n, :H_out]     (L - 1 unpadded)
+    backward final state of sequence n   output[0, n, H_out:2*H_out]
+    both directions                      [forward, backward] side by side
+
+So evaluate() expects a packed (or unpadded) run; on an unpacked padded run the backward
+truth starts in the padding too, and only the forward rows mean anything.
+
+`padding_effect` compares a padded batch run without packing (as people do when they
+forget pack_padded_sequence) with the packed run: per sequence and direction, how far h_n
+and the output at each sequence's last real step moved. The padding value stays zero.
+
+numpy only at import; torch is imported inside the functions that are handed torch tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnn_cli.config import RunConfig, shape_str
+from rnn_cli.sample import Sample, from_user_layout, state_to_user_layout, to_user_layout
+
+# What each recipe claims to give; the truth for each is built in _truths.
+MEANINGS = {
+    "final": "last layer's final state",
+    "forward": "last layer's final state, forward direction",
+    "backward": "last layer's final state, backward direction",
+    "both": "last layer's final state, both directions concatenated",
+    "per_direction": "last layer's final state, one per direction",
+    "last_output": "output at each sequence's last real step",
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    meaning: str  # a key of MEANINGS
+    torch: str  # the torch spelling: what the code view prints
+    numpy: str  # the same recipe for numpy arrays
+    why: str  # shown when the recipe is wrong on this run
+
+
+@dataclass(frozen=True)
+class RecipeRow:
+    expression: str  # the spelling that was evaluated
+    meaning: str  # MEANINGS[recipe.meaning]
+    shape: tuple[int, ...]  # what the expression gives
+    correct: bool
+    max_abs_diff: float | None  # None when the shape differs from the truth's
+    note: str  # why it is wrong ("" when right)
+    torch_expression: str  # the torch spelling, whatever was evaluated
+
+
+@dataclass(frozen=True)
+class PaddingRow:
+    sequence: int  # n
+    length: int  # lengths[n]
+    direction: str  # "forward" or "backward"
+    tensor: str  # "h_n[k]" (k = layer * D + direction) or "output at last real step"
+    max_abs_diff: float  # unpacked run minus packed run
+
+
+def has_trap(cfg: RunConfig) -> bool:
+    """Whether the recipes section is on by default: a configuration where the obvious recipe can be wrong."""
+    return cfg.bidirectional or cfg.num_layers > 1 or cfg.lengths is not None or cfg.batch_first
+
+
+# ---- the recipes, spelled for this configuration's layout ------------------------------------
+
+
+def _output(cfg: RunConfig, t: str, feats: str = ":", n: str = ":") -> str:
+    """output indexed at step t, sequence(s) n, features feats, in the user's layout."""
+    if cfg.unbatched:
+        idx = [t, feats]
+    else:
+        idx = [n, t, feats] if cfg.batch_first else [t, n, feats]
+    while len(idx) > 1 and idx[-1] == ":":
+        idx.pop()
+    return f"output[{', '.join(idx)}]"
+
+
+def _spell(cfg: RunConfig, lib: str) -> list[tuple[str, str, str]]:
+    """(meaning, expression, why) for lib "torch" or "np"; both spellings come from here."""
+    bi, padded, layers = cfg.bidirectional, cfg.lengths is not None, cfg.num_layers
+    view = "view" if lib == "torch" else "reshape"
+    state = "H_out" if cfg.unbatched else "N, H_out"  # trailing axes of h_n
+    pad_why = "step L-1 is padding for the shorter sequences"
+    gather = f"{lib}.arange(N)"
+    rows: list[tuple[str, str, str]] = []
+
+    def add(meaning: str, expr: str, why: str = "") -> None:
+        rows.append((meaning, expr, why))
+
+    if not bi:
+        add("final", "h_n[-1]")
+        add("final", _output(cfg, "-1"), pad_why)
+        if padded:
+            add("final", _output(cfg, "lengths - 1", n=gather))
+        if layers > 1:
+            add("final", "h_n[0]", "h_n[0] is the first layer's final state")
+        if not cfg.unbatched:
+            add("final", f"h_n.{view}(N, -1)", "h_n.view(N, -1) mixes layers and sequences")
+        if cfg.batch_first:
+            add("final", "h_n[:, -1]", "batch_first does not apply to h_n: this is sequence N-1")
+        return rows
+
+    # bidirectional: h_n[k] with k = layer * D + direction, so the last layer's are h_n[-2], h_n[-1]
+    add("forward", "h_n[-2]")
+    add("forward", "h_n[-1]", "h_n[-1] is the backward direction's final state")
+    add("forward", _output(cfg, "-1", ":H_out"), pad_why)
+    if padded:
+        add("forward", _output(cfg, "lengths - 1", ":H_out", n=gather))
+    if cfg.batch_first:
+        add("forward", "h_n[:, -1]", "batch_first does not apply to h_n: this is sequence N-1")
+
+    add("backward", f"h_n.{view}(num_layers, D, {state})[-1, 1]")
+    add("backward", _output(cfg, "0", "H_out:"))
+    add("backward", _output(cfg, "-1", "H_out:"), "step L-1 is where the backward direction starts")
+
+    axis = 0 if cfg.unbatched else 1
+    if lib == "torch":
+        add("both", f"torch.cat((h_n[-2], h_n[-1]), dim={axis})")
+    else:
+        add("both", f"np.concatenate((h_n[-2], h_n[-1]), axis={axis})")
+    if cfg.unbatched:
+        add("both", "h_n[-2:].reshape(2 * H_out)")
+    else:
+        swap = "transpose(0, 1)" if lib == "torch" else "transpose(1, 0, 2)"
+        add("both", f"h_n[-2:].{swap}.reshape(N, 2 * H_out)")
+        add("both", "h_n[-2:].reshape(N, 2 * H_out)", "reshape without a transpose mixes sequences and directions")
+        add("both", f"h_n.{view}(N, -1)", "h_n.view(N, -1) mixes layers, directions and sequences")
+    output_why = "backward half is step L-1, not its final state"
+    add("both", _output(cfg, "-1"), output_why + ("; L-1 is padding for shorter sequences" if padded else ""))
+
+    add("per_direction", f"h_n.{view}(num_layers, D, {state})[-1]")
+    add("per_direction", "h_n[-2:]")
+    if layers > 1:
+        add("per_direction", f"h_n.{view}(D, num_layers, {state})[:, -1]", "h_n's first axis is layer * D + direction")
+
+    if padded:
+        add("last_output", _output(cfg, "lengths - 1", n=gather))  # output[-1] is already under "both"
+    return rows
+
+
+def recipes(cfg: RunConfig) -> list[Recipe]:
+    """The recipes that make sense for this configuration, each with both spellings."""
+    torch_rows, numpy_rows = _spell(cfg, "torch"), _spell(cfg, "np")
+    return [Recipe(meaning, t, n, why) for (meaning, t, why), (_, n, _) in zip(torch_rows, numpy_rows)]
+
+
+# ---- the truth, from the definitions -------------------------------------------------------
+
+
+def _numpy(a) -> np.ndarray:
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+
+def _truths(cfg: RunConfig, output) -> dict[str, np.ndarray]:
+    """Each meaning's true value, in the user's layout, from the last layer's output alone."""
+    out = from_user_layout(cfg, _numpy(output))  # (L, N, D*H_out)
+    L, N, _ = out.shape
+    H_out = cfg.H_out
+    last = np.asarray(cfg.lengths if cfg.lengths is not None else [L] * N) - 1  # (N,)
+    n = np.arange(N)
+    at_last = out[last, n]  # (N, D*H_out): each sequence's last real step
+    forward = at_last[:, :H_out]  # (N, H_out)
+    backward = out[0, :, H_out : 2 * H_out]  # (N, H_out): the backward direction ends at t = 0
+    truths = {"final": forward, "forward": forward, "last_output": at_last}
+    if cfg.bidirectional:
+        truths["backward"] = backward
+        truths["both"] = np.concatenate((forward, backward), axis=1)  # (N, 2*H_out)
+        truths["per_direction"] = np.stack((forward, backward))  # (D, N, H_out)
+    if cfg.unbatched:  # drop the batch axis the core added
+        truths = {k: (v[:, 0] if k == "per_direction" else v[0]) for k, v in truths.items()}
+    return truths
+
+
+def _tolerance(dtype: np.dtype) -> float:
+    """Equal up to rounding: the recipes copy values, so a right one differs by nothing at all."""
+    return 1e-6 if dtype == np.float32 else 1e-12
+
+
+def namespace(cfg: RunConfig, tensors: dict, lib: str) -> dict:
+    """What a recipe may name: output, h_n, c_n, lengths, N, L, D, H_out, num_layers, torch or np."""
+    ns: dict = {"N": cfg.N, "L": cfg.seq_len, "D": cfg.D, "H_out": cfg.H_out, "num_layers": cfg.num_layers}
+    if lib == "torch":
+        import torch
+
+        def conv(a):
+            return a if isinstance(a, torch.Tensor) else torch.as_tensor(a)
+
+        ns["torch"] = torch
+        lengths = torch.tensor(cfg.lengths, dtype=torch.int64) if cfg.lengths is not None else None
+    elif lib == "numpy":
+
+        def conv(a):
+            return _numpy(a)
+
+        ns["np"] = np
+        lengths = np.asarray(cfg.lengths, dtype=np.int64) if cfg.lengths is not None else None
+    else:
+        raise ValueError(f"lib must be 'torch' or 'numpy', got {lib!r}")
+    ns["lengths"] = lengths
+    for name in ("output", "h_n", "c_n"):
+        ns[name] = conv(tensors[name]) if tensors.get(name) is not None else None
+    return ns
+
+
+def evaluate(cfg: RunConfig, tensors: dict, lib: str) -> list[RecipeRow]:
+    """Run every recipe for cfg on the run's tensors (user layout) and judge it against the truth.
+
+    tensors: "output", "h_n" (and "c_n") of a packed or unpadded run, torch tensors or numpy
+    arrays; lib "torch" evaluates the torch spellings (numpy arrays are wrapped, on the CPU),
+    "numpy" the numpy spellings. Recipes that raise on this run are left out.
+    """
+    truths = _truths(cfg, tensors["output"])
+    ns = namespace(cfg, tensors, lib)
+    rows = []
+    for recipe in recipes(cfg):
+        expression = recipe.torch if lib == "torch" else recipe.numpy
+        try:
+            got = _numpy(eval(expression, {"__builtins__": {}}, dict(ns)))  # noqa: S307 - our own strings
+        except (IndexError, RuntimeError, ValueError, TypeError):
+            continue
+        truth = truths[recipe.meaning]
+        if got.shape != truth.shape:
+            correct, diff = False, None
+            note = f"shape {shape_str(got.shape)} vs truth {shape_str(truth.shape)}"
+        else:
+            diff = float(np.max(np.abs(got.astype(np.float64) - truth), initial=0.0))
+            correct = diff <= _tolerance(truth.dtype)
+            note = "" if correct else recipe.why
+        rows.append(
+            RecipeRow(
+                expression=expression,
+                meaning=MEANINGS[recipe.meaning],
+                shape=tuple(got.shape),
+                correct=correct,
+                max_abs_diff=diff,
+                note=note,
+                torch_expression=recipe.torch,
+            )
+        )
+    return rows
+
+
+# ---- --no-pack: the padded batch straight through the module ------------------------------
+
+
+def unpacked_forward_numpy(cfg: RunConfig, sample: Sample) -> dict[str, np.ndarray]:
+    """The numpy forward of the padded batch without lengths; output, h_n, [c_n] in the user's layout."""
+    from rnn_cli import manual
+
+    fwd = manual.forward(dataclasses.replace(cfg, lengths=None), sample.params, sample.x, sample.h_0, sample.c_0)
+    tensors = {"output": to_user_layout(cfg, fwd.output), "h_n": state_to_user_layout(cfg, fwd.h_n)}
+    if fwd.c_n is not None:
+        tensors["c_n"] = state_to_user_layout(cfg, fwd.c_n)
+    return tensors
+
+
+def unpacked_forward_torch(cfg: RunConfig, sample: Sample, device, tf32: bool = True) -> dict[str, np.ndarray]:
+    """module(x, hx) on the padded batch, no pack_padded_sequence; numpy arrays in the user's layout."""
+    import warnings
+
+    import torch
+
+    from rnn_cli import torch_run
+
+    module, x, hx = torch_run.prepare(cfg, sample, device)
+    with torch_run.cudnn_tf32(tf32), torch.inference_mode(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+        output, state = module(x, hx)  # the padding goes through the recurrence
+    h_n, c_n = state if isinstance(state, tuple) else (state, None)
+    tensors = {"output": _numpy(output), "h_n": _numpy(h_n)}
+    if c_n is not None:
+        tensors["c_n"] = _numpy(c_n)
+    return tensors
+
+
+def padding_effect(cfg: RunConfig, packed: dict, unpacked: dict) -> list[PaddingRow]:
+    """How far the unpacked run's h_n and output at each last real step are from the packed run's.
+
+    Rows, in order: the last layer's h_n slices, the output at each sequence's last real
+    step, then the lower layers' h_n slices; within each, forward first, sequence by sequence.
+    """
+    assert cfg.lengths is not None, "padding_effect needs lengths"
+    D, H_out, lengths = cfg.D, cfg.H_out, cfg.lengths
+    directions = ("forward", "backward")[:D]
+    h_p, h_u = _numpy(packed["h_n"]), _numpy(unpacked["h_n"])  # (D*num_layers, N, H_out)
+    out_p = from_user_layout(cfg, _numpy(packed["output"]))  # (L, N, D*H_out)
+    out_u = from_user_layout(cfg, _numpy(unpacked["output"]))
+
+    def diff(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.max(np.abs(a.astype(np.float64) - b)))
+
+    def h_rows(layer: int) -> list[PaddingRow]:
+        return [
+            PaddingRow(n, lengths[n], name, f"h_n[{layer * D + d}]", diff(h_u[layer * D + d, n], h_p[layer * D + d, n]))
+            for d, name in enumerate(directions)
+            for n in range(cfg.N)
+        ]
+
+    rows = h_rows(cfg.num_layers - 1)
+    for d, name in enumerate(directions):
+        feats = slice(d * H_out, (d + 1) * H_out)
+        for n in range(cfg.N):
+            t = lengths[n] - 1  # the last real step
+            moved = diff(out_u[t, n, feats], out_p[t, n, feats])  # (H_out,) slices
+            rows.append(PaddingRow(n, lengths[n], name, "output at last real step", moved))
+    for layer in range(cfg.num_layers - 1):
+        rows += h_rows(layer)
+    return rows

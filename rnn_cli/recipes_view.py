@@ -1,0 +1,118 @@
+"""The recipes and --no-pack sections: rich tables for people, plain dicts for --json.
+
+Computes nothing: every number comes from rnn_cli.recipes. Piped output is ASCII; the
+tables fit 80 columns (expressions never wrap, notes wrap between words).
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich import box
+from rich.console import Console, Group
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from rnn_cli.config import shape_str
+from rnn_cli.recipes import PaddingRow, RecipeRow
+
+# A rule under the header and nothing else; the ASCII twin is for piped output.
+_ASCII_SIMPLE_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def _table(console: Console, title: str, caption: str) -> Table:
+    return Table(
+        title=Text(title),  # Text: "h_n[k]" is an index, not rich markup
+        caption=Text(caption),
+        box=box.SIMPLE_HEAD if console.is_terminal else _ASCII_SIMPLE_HEAD,
+        title_justify="left",
+        caption_justify="left",
+        show_edge=False,
+    )
+
+
+def _number(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2g}"
+
+
+def verdict(row: RecipeRow) -> Text:
+    if row.correct:
+        return Text("equal", style="green")
+    if row.max_abs_diff is None:
+        return Text("WRONG shape", style="bold red")
+    return Text(f"WRONG {_number(row.max_abs_diff)} off", style="bold red")
+
+
+def recipes_table(console: Console, rows: list[RecipeRow]) -> Table:
+    """One group of rows per meaning; a wrong row says why under its expression."""
+    table = _table(
+        console,
+        "Taking the final state: recipes evaluated on this run",
+        "truth from the definitions: forward = output at each sequence's last real step, "
+        "backward = output at step 0",
+    )
+    table.add_column("expression", no_wrap=False)
+    table.add_column("shape", no_wrap=True)
+    table.add_column("on this run", no_wrap=True)
+    meaning = None
+    for row in rows:
+        if row.meaning != meaning:
+            if meaning is not None:
+                table.add_section()
+            meaning = row.meaning
+            table.add_row(Text(meaning, style="bold"), Text(""), Text(""))
+        cell = Text(row.expression, no_wrap=True)
+        if row.note:
+            cell = Group(cell, Padding(Text(row.note, style="dim"), (0, 0, 0, 2)))
+        table.add_row(cell, Text(shape_str(row.shape)), verdict(row))
+    return table
+
+
+def padding_table(console: Console, rows: list[PaddingRow]) -> Table:
+    table = _table(
+        console,
+        "Padding without packing: the padded batch run straight through the module",
+        "max abs diff from the packed run, same weights; the padding value stays zero. "
+        "h_n[k]: layer k // D",
+    )
+    table.add_column("tensor", no_wrap=True)
+    table.add_column("sequence", justify="right", no_wrap=True)
+    table.add_column("length", justify="right", no_wrap=True)
+    table.add_column("direction", no_wrap=True)
+    table.add_column("max abs diff", justify="right", no_wrap=True)
+    tensor = None
+    for row in rows:
+        if row.tensor != tensor and tensor is not None:
+            table.add_section()
+        shown = row.tensor if row.tensor != tensor else ""
+        tensor = row.tensor
+        cells = (shown, str(row.sequence), str(row.length), row.direction, _number(row.max_abs_diff))
+        table.add_row(*(Text(c) for c in cells))  # Text: "h_n[3]" is an index, not markup
+    return table
+
+
+# ---- machine output -------------------------------------------------------------------------
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def recipes_document(rows: list[RecipeRow]) -> list[dict]:
+    return [
+        {
+            "expression": r.expression,
+            "shape": list(r.shape),
+            "correct": r.correct,
+            "max_abs_diff": _finite(r.max_abs_diff),
+        }
+        for r in rows
+    ]
+
+
+def padding_document(rows: list[PaddingRow]) -> list[dict]:
+    return [
+        {"sequence": r.sequence, "direction": r.direction, "tensor": r.tensor, "max_abs_diff": _finite(r.max_abs_diff)}
+        for r in rows
+    ]

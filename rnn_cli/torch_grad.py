@@ -1,0 +1,62 @@
+"""The same loss as rnn_cli.backward, differentiated by torch's autograd.
+
+The module is built and loaded as for the forward (torch_run.prepare), run with packing
+when cfg.lengths is set (torch_run.forward), outside inference mode, with the parameters,
+the input, h_0 and c_0 requiring grad. The upstream gradients multiply the tensors in the
+user's layout, so L = sum(output * G_out) + sum(h_n * G_h) (+ sum(c_n * G_c)).
+
+norm_per_step is None: nn.RNN/LSTM/GRU keep their intermediate states inside one fused
+kernel, so there is no h_t to hook; the per-step norms come from the numpy BPTT.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from rnn_cli.backward import Gradients, Upstream
+from rnn_cli.config import RunConfig
+from rnn_cli.sample import Sample, from_user_layout
+from rnn_cli.torch_run import cudnn_tf32, forward, prepare
+
+
+def _state_from_user_layout(cfg: RunConfig, state: np.ndarray) -> np.ndarray:
+    """(D*num_layers, F) unbatched -> (D*num_layers, 1, F); batched states are unchanged."""
+    return state[:, None] if cfg.unbatched else state
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def torch_gradients(cfg: RunConfig, sample: Sample, upstream: Upstream, device: torch.device, tf32: bool = True) -> Gradients:
+    """dL/d(parameters, input, h_0, c_0) through torch autograd on `device`, in cfg.dtype.
+
+    Gradients come back as numpy, time-major and in the state layout, like backward.gradients.
+    """
+    module, x, hx = prepare(cfg, sample, device)
+    x.requires_grad_(True)
+    states = hx if isinstance(hx, tuple) else (hx,)
+    for s in states:
+        s.requires_grad_(True)
+    G = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in upstream.user_layout(cfg).items()}
+    with cudnn_tf32(tf32), torch.enable_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+        output, state, _ = forward(cfg, module, x, hx)
+        h_n, c_n = state if isinstance(state, tuple) else (state, None)
+        loss = (output * G["upstream_output"]).sum() + (h_n * G["upstream_h_n"]).sum()
+        if c_n is not None:
+            loss = loss + (c_n * G["upstream_c_n"]).sum()
+        loss.backward()
+    params = dict(module.named_parameters())
+    return Gradients(
+        params={name: _numpy(params[name].grad) for name in cfg.parameter_shapes()},
+        input=from_user_layout(cfg, _numpy(x.grad)),
+        h_0=_state_from_user_layout(cfg, _numpy(states[0].grad)),
+        c_0=_state_from_user_layout(cfg, _numpy(states[1].grad)) if len(states) > 1 else None,
+        norm_per_step=None,
+        loss=float(loss.detach().cpu()),
+        loss_kind=upstream.loss,
+    )
