@@ -8,7 +8,7 @@ from rich.text import Text
 
 from rnn_cli.checkpoint import Inspection, ModuleReport
 from rnn_cli.config import shape_str
-from rnn_cli.render import add_row, is_plain, make_table
+from rnn_cli.views import add_row, is_plain, make_table
 
 
 def _file_lines(report: Inspection) -> list[RenderableType]:
