@@ -234,6 +234,23 @@ def test_rnn_keeps_its_activation_and_auto_avoids_the_unrolled_graph(nonlinearit
     assert report.ok
 
 
+def test_rnn_with_dynamo_asked_for_is_unrolled_and_still_checked():
+    """--exporter dynamo --cell rnn: no RNN node to map, but onnxruntime still runs and is checked."""
+    cfg = RunConfig(cell="rnn", num_layers=2)
+    report = _report(cfg, "dynamo")
+    assert report.graph.recurrent == [] and report.mapping == []
+    assert dict(report.graph.node_counts())["Tanh"] == cfg.seq_len * cfg.num_layers  # one per step and layer
+    assert [c.name for c in report.run.vs_torch] == ["output", "h_n"] and report.ok
+    buffer = io.StringIO()
+    onnx_view.show_onnx(Console(file=buffer, width=80, force_terminal=False), report)
+    assert "No RNN node, so no gate mapping" in buffer.getvalue()
+
+
+def test_opset_is_passed_to_the_exporter():
+    cfg = RunConfig(cell="gru")
+    assert ox.export(cfg, draw(cfg), "torchscript", opset=14).opset == 14
+
+
 def test_proj_size_is_refused_in_one_line_by_both_exporters():
     """ONNX's LSTM has no projection: torchscript refuses; dynamo writes an LSTM node with
     hidden_size = proj_size and truncated W, which rnn-cli must not pass off as the module."""
