@@ -297,7 +297,7 @@ def record_forward(
     L, N, _ = x.shape
     D, H_out = cfg.D, cfg.H_out
     step, _ = CELLS[cfg.cell]
-    mask = step_mask(cfg) if cfg.lengths is not None else None  # (L, N, 1)
+    mask = step_mask(cfg) if cfg.packed else None  # (L, N, 1)
     h_n = np.empty((D * cfg.num_layers, N, H_out), x.dtype)
     c_n = np.empty((D * cfg.num_layers, N, cfg.hidden_size), x.dtype) if cfg.has_c else None
     layers: list[list[Direction]] = []
@@ -394,7 +394,7 @@ def _direction_backward(
 def backward_through_time(cfg: RunConfig, rec: Recording, upstream: Upstream) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray | None, dict]:
     """From the top layer down: (param grads, dL/dinput, dL/dh_0, dL/dc_0, norms)."""
     D, H_out = cfg.D, cfg.H_out
-    mask = step_mask(cfg) if cfg.lengths is not None else None
+    mask = step_mask(cfg) if cfg.packed else None
     d_h0 = np.zeros_like(upstream.h_n)
     d_c0 = None if upstream.c_n is None else np.zeros_like(upstream.c_n)
     param_grads: dict[str, np.ndarray] = {}

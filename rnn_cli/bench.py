@@ -49,7 +49,7 @@ def forward_flops(cfg: RunConfig) -> int:
     element-wise work are not counted. Every weight element is used once per step
     and sequence, so without biases this is 2 * T * (number of parameters).
     """
-    T = sum(cfg.lengths) if cfg.lengths is not None else cfg.N * cfg.seq_len
+    T = sum(cfg.lengths) if cfg.packed else cfg.N * cfg.seq_len
     H, P = cfg.hidden_size, cfg.proj_size
     per_step = sum(cfg.gates * H * (cfg.layer_input_size(k) + cfg.H_out) + P * H for k in range(cfg.num_layers))
     return 2 * cfg.D * T * per_step
@@ -164,11 +164,19 @@ def _cudnn_version(torch) -> Optional[str]:
     return f"{v // base}.{v % base // 100}.{v % 100}"
 
 
-def implementations(cfg: RunConfig, sample, tf32: bool = True) -> list[Implementation]:
+def implementations(cfg: RunConfig, sample, tf32: bool = True, grad: Optional[str] = None) -> list[Implementation]:
     """The forwards bench times for cfg, first the numpy cell, then torch on the CPU, then
     torch on CUDA when cfg.device is cuda[:N] (an RnnCliError when there is none) or auto
-    (when there is one). Builds modules and moves inputs here, outside any timing."""
+    (when there is one). With `grad` (a loss), each one is a forward and a backward pass
+    (rnn_cli.backward for numpy, autograd for torch). Builds modules and moves inputs here,
+    outside any timing."""
     from rnn_cli import manual
+
+    upstream = None
+    if grad is not None:
+        from rnn_cli import backward
+
+        upstream = backward.draw_upstream(cfg, grad, sample)
 
     numpy_threads: Optional[int] = None
     torch = _import_torch()
@@ -176,6 +184,8 @@ def implementations(cfg: RunConfig, sample, tf32: bool = True) -> list[Implement
         numpy_threads = torch.get_num_threads()  # numpy's BLAS is held to torch's count
 
     def manual_forward():
+        if upstream is not None:
+            return backward.gradients(cfg, sample.params, sample.x, sample.h_0, sample.c_0, upstream)
         return manual.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)
 
     impls = [
@@ -202,12 +212,25 @@ def implementations(cfg: RunConfig, sample, tf32: bool = True) -> list[Implement
         module, x, hx = torch_run.prepare(cfg, sample, device)
         on_cuda = device.type == "cuda"
 
-        def torch_forward(module=module, x=x, hx=hx):
-            return torch_run.forward(cfg, module, x, hx)
+        if upstream is None:
+
+            def torch_forward(module=module, x=x, hx=hx):
+                return torch_run.forward(cfg, module, x, hx)
+
+        else:
+            from rnn_cli import torch_grad
+
+            for t in (x, *(hx if isinstance(hx, tuple) else (hx,))):
+                t.requires_grad_(True)
+            G = torch_grad.upstream_tensors(cfg, upstream, device)
+
+            def torch_forward(module=module, x=x, hx=hx, G=G):  # forward and backward
+                module.zero_grad(set_to_none=True)
+                return torch_grad.forward_backward(cfg, module, x, hx, G)
 
         def context(device=device) -> ContextManager:
             stack = ExitStack()
-            stack.enter_context(torch.inference_mode())
+            stack.enter_context(torch.enable_grad() if upstream is not None else torch.inference_mode())
             stack.enter_context(torch_run.quiet_onednn())
             if device.type == "cuda":
                 stack.enter_context(torch.cuda.device(device))
@@ -287,21 +310,35 @@ class Bench:
     threads: Threads
     timings: list[Timing] = field(default_factory=list)
     versions: dict[str, Optional[str]] = field(default_factory=dict)
+    grad: Optional[str] = None  # the loss when forward and backward were timed
+
+    def gflops(self, t: Timing) -> Optional[float]:
+        """The forward's GFLOP/s; None with --grad (the backward's work is not counted)."""
+        return None if self.grad else t.gflops(self.flops)
 
 
 # on_run(label, runs done, runs in all): called after every warm-up and timed run.
 OnRun = Callable[[str, int, int], None]
 
 
-def run(cfg: RunConfig, repeat: int = 20, warmup: int = 3, tf32: bool = True, on_run: Optional[OnRun] = None) -> Bench:
-    """Time every implementation that can run cfg here; see the module docstring.
-    Progress is reported through on_run; this module shows nothing."""
+def run(
+    cfg: RunConfig,
+    repeat: int = 20,
+    warmup: int = 3,
+    tf32: bool = True,
+    on_run: Optional[OnRun] = None,
+    sample=None,
+    grad: Optional[str] = None,
+) -> Bench:
+    """Time every implementation that can run cfg here (on `sample`, else the seeded draw);
+    with `grad`, forward and backward. Progress is reported through on_run; this module
+    shows nothing."""
     import numpy as np
 
     from rnn_cli.sample import draw
 
-    sample = draw(cfg)
-    impls = implementations(cfg, sample, tf32)  # imports torch: not timed
+    sample = sample if sample is not None else draw(cfg)
+    impls = implementations(cfg, sample, tf32, grad)  # imports torch: not timed
     torch = _import_torch() if len(impls) > 1 else None
     torch_threads = torch.get_num_threads() if torch is not None else None
     numpy_threads, blas = _numpy_blas()
@@ -314,7 +351,7 @@ def run(cfg: RunConfig, repeat: int = 20, warmup: int = 3, tf32: bool = True, on
         blas=blas,
     )
     versions = {"numpy": np.__version__, "torch": torch.__version__ if torch is not None else None}
-    bench = Bench(cfg, repeat, warmup, forward_flops(cfg), threads, versions=versions)
+    bench = Bench(cfg, repeat, warmup, forward_flops(cfg), threads, versions=versions, grad=grad)
     total, done = len(impls) * (warmup + repeat), 0
     for impl in impls:
         label = f"{impl.name} {impl.device}"

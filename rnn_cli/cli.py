@@ -126,47 +126,131 @@ def _opt(*names: str, **kwargs: Any) -> Any:
 
 @dataclass(frozen=True)
 class Network:
-    cell: Annotated[Literal["rnn", "lstm", "gru"], _opt("--cell", help="nn.RNN, nn.LSTM or nn.GRU.")] = "rnn"
-    input_size: Annotated[int, _opt("--input-size", metavar="INT", help="H_in: features per step.")] = 5
-    hidden_size: Annotated[int, _opt("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size).")] = 8
-    layers: Annotated[int, _opt("--layers", metavar="INT", help="num_layers: stacked layers.")] = 1
+    cell: Annotated[Optional[Literal["rnn", "lstm", "gru"]], _opt("--cell", help="nn.RNN, nn.LSTM or nn.GRU. [default: rnn]")] = None
+    input_size: Annotated[Optional[int], _opt("--input-size", metavar="INT", help="H_in: features per step. [default: 5]")] = None
+    hidden_size: Annotated[Optional[int], _opt("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size). [default: 8]")] = None
+    layers: Annotated[Optional[int], _opt("--layers", metavar="INT", help="num_layers: stacked layers. [default: 1]")] = None
     bidirectional: Annotated[bool, _opt("--bidirectional", help="D = 2: a backward direction too.")] = False
     nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("--nonlinearity", help="rnn only. [default: tanh]")] = None
     no_bias: Annotated[bool, _opt("--no-bias", help="bias=False.")] = False
-    proj_size: Annotated[int, _opt("--proj-size", metavar="INT", help="lstm only: project h to this size.")] = 0
-    seq_len: Annotated[int, _opt("--seq-len", metavar="INT", help="L: time steps.")] = 10
-    batch: Annotated[Optional[int], _opt("--batch", metavar="INT", help="N: sequences in the batch. [default: 1]")] = None
+    proj_size: Annotated[Optional[int], _opt("--proj-size", metavar="INT", help="lstm only: project h to this size. [default: 0]")] = None
+    seq_len: Annotated[Optional[int], _opt("--seq-len", metavar="INT", help="L: time steps. [default: 10, or --input's]")] = None
+    batch: Annotated[Optional[int], _opt("--batch", metavar="INT", help="N: sequences in the batch. [default: 1, or --input's]")] = None
     unbatched: Annotated[bool, _opt("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
     batch_first: Annotated[bool, _opt("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
     lengths: Annotated[Optional[str], _opt("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
-    h0: Annotated[Literal["zeros", "random"], _opt("--h0", help="Initial hidden (and cell) state.")] = "zeros"
+    no_pack: Annotated[bool, _opt("--no-pack", help="With --lengths: run the padded batch unpacked and show what the padding changes.")] = False
+    h0: Annotated[str, _opt("--h0", metavar="zeros|random|PATH.npy", help="Initial hidden (and cell) state.")] = "zeros"
+    c0: Annotated[Optional[Path], _opt("--c0", metavar="PATH.npy", help="lstm: initial cell state from a file.")] = None
+    params: Annotated[Optional[str], _opt("--params", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz).")] = None
+    input: Annotated[Optional[Path], _opt("--input", metavar="PATH.npy", help="Your own input, in the layout the flags describe.")] = None
     seed: Annotated[int, _opt("--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
-    dtype: Annotated[Literal["float32", "float64"], _opt("--dtype")] = "float32"
+    dtype: Annotated[Optional[Literal["float32", "float64"]], _opt("--dtype", help="[default: float32, or the checkpoint's]")] = None
     device: Annotated[str, _opt("--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
 
-    def config(self) -> RunConfig:
+    def _checks(self) -> None:
         if self.unbatched and self.batch is not None:
             raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
-        if self.cell != "rnn" and self.nonlinearity is not None:
+        if self.cell not in (None, "rnn") and self.nonlinearity is not None:
             raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {self.cell} has fixed activations")
-        return RunConfig(
-            cell=self.cell,
-            input_size=self.input_size,
-            hidden_size=self.hidden_size,
-            num_layers=self.layers,
+        if self.c0 is not None and self.h0 in ("zeros", "random"):
+            raise RnnCliError("--c0 needs --h0 PATH.npy too: the initial state comes from files or from --h0 zeros|random")
+
+    def config(self) -> RunConfig:
+        """The flags alone: no checkpoint, no input file."""
+        self._checks()
+        return self._config(
+            cell=self.cell or "rnn",
+            input_size=5 if self.input_size is None else self.input_size,
+            hidden_size=8 if self.hidden_size is None else self.hidden_size,
+            num_layers=1 if self.layers is None else self.layers,
             bidirectional=self.bidirectional,
+            bias=not self.no_bias,
+            proj_size=self.proj_size or 0,
+            dtype=self.dtype or "float32",
+        )
+
+    def _config(self, seq_len: int | None = None, batch: int | None = None, **network) -> RunConfig:
+        return RunConfig(
+            **network,
             batch_first=self.batch_first,
             nonlinearity=self.nonlinearity,
-            bias=not self.no_bias,
-            proj_size=self.proj_size,
-            seq_len=self.seq_len,
-            batch=None if self.unbatched else (1 if self.batch is None else self.batch),
+            seq_len=seq_len or (10 if self.seq_len is None else self.seq_len),
+            batch=None if self.unbatched else (batch or self._batch()),
             lengths=None if self.lengths is None else _parse_lengths(self.lengths),
-            h0=self.h0,
+            pack=not self.no_pack,
+            h0=self.h0 if self.h0 in ("zeros", "random") else "file",
             seed=self.seed,
-            dtype=self.dtype,
             device=self.device,
         )
+
+    def _batch(self) -> int:
+        """--batch, else one per --lengths value, else 1."""
+        if self.batch is not None:
+            return self.batch
+        return len(_parse_lengths(self.lengths)) if self.lengths is not None else 1
+
+    def prepare(self):
+        """(RunConfig, Sample or None): the flags, a checkpoint's weights (--params), the
+        user's input and state (--input, --h0/--c0 PATH.npy); None: the seeded draw."""
+        own_state = self.h0 not in ("zeros", "random")
+        if self.params is None and self.input is None and not own_state:
+            return self.config(), None
+        self._checks()
+        from rnn_cli import checkpoint  # numpy; torch only to read a .pt file
+
+        x = None
+        module = None
+        if self.params is not None:
+            path, prefix = checkpoint.parse_params_arg(self.params)
+            module = checkpoint.select_module(checkpoint.inspect_file(path, batch=1), prefix)
+        if self.input is not None:
+            x = checkpoint.load_input(
+                self.input,
+                batch_first=self.batch_first,
+                unbatched=self.unbatched,
+                input_size=module.input_size if module is not None else self.input_size,
+                seq_len=self.seq_len,
+                batch=self.batch,
+            )  # (L, N, H_in)
+        shape = {} if x is None else {"seq_len": x.shape[0], "batch": x.shape[1]}
+        if module is not None:
+            flags = checkpoint.Flags(
+                cell=self.cell,
+                input_size=self.input_size,
+                hidden_size=self.hidden_size,
+                num_layers=self.layers,
+                bidirectional=True if self.bidirectional else None,
+                bias=False if self.no_bias else None,
+                proj_size=self.proj_size,
+                dtype=self.dtype,
+            )
+            base = self._config(**shape, cell="rnn")  # the run-time fields, checked once
+            cfg, params = checkpoint.to_run_config(
+                module, flags, path, **{k: getattr(base, k) for k in RUN_FIELDS}
+            )
+        else:
+            cfg = self._config(
+                **shape,
+                cell=self.cell or "rnn",
+                input_size=x.shape[2] if x is not None else (5 if self.input_size is None else self.input_size),
+                hidden_size=8 if self.hidden_size is None else self.hidden_size,
+                num_layers=1 if self.layers is None else self.layers,
+                bidirectional=self.bidirectional,
+                bias=not self.no_bias,
+                proj_size=self.proj_size or 0,
+                dtype=self.dtype or "float32",
+            )
+            from rnn_cli.sample import draw
+
+            params = draw(cfg).params
+        h_0 = checkpoint.load_state(self.h0, "h_0", cfg) if own_state else None
+        c_0 = checkpoint.load_state(self.c0, "c_0", cfg) if self.c0 is not None else None
+        return cfg, checkpoint.make_sample(cfg, params, x, h_0, c_0)
+
+
+# RunConfig's fields that a checkpoint cannot know: they come from the flags.
+RUN_FIELDS = ("nonlinearity", "batch_first", "seq_len", "batch", "lengths", "pack", "h0", "seed", "device")
 
 
 @dataclass(frozen=True)
@@ -219,6 +303,16 @@ class Tolerances:
 
 
 @dataclass(frozen=True)
+class Grad:
+    grad: Annotated[bool, _opt("--grad", help="Also the backward pass: gradients through time of a seeded loss.")] = False
+    loss: Annotated[Literal["sum", "last"], _opt("--loss", help="sum: every output and final state times seeded weights; last: the output at each sequence's last step.")] = "sum"
+
+    @property
+    def loss_or_none(self) -> Optional[str]:
+        return self.loss if self.grad else None
+
+
+@dataclass(frozen=True)
 class Timing:
     repeat: Annotated[int, _opt("--repeat", metavar="INT", help="Timed runs per implementation.")] = 20
     warmup: Annotated[int, _opt("--warmup", metavar="INT", help="Untimed runs first.")] = 3
@@ -230,8 +324,9 @@ class Timing:
             raise RnnCliError(f"--warmup must be between 0 and 10000, got {self.warmup}")
 
 
-def command(name: str, help: str, *groups: type) -> Callable:
-    """Register fn(*instances of groups) as the command `name` whose flags are the groups' fields.
+def command(name: str, help: str, *groups: type, arguments: Optional[dict] = None) -> Callable:
+    """Register fn(*instances of groups, **arguments) as the command `name` whose flags are the
+    groups' fields (and whose positional arguments are `arguments`: name -> (type, typer.Argument)).
 
     typer reads a command's flags from its signature; this one signature, made from the
     dataclasses' annotated fields, is the only place they are listed."""
@@ -239,6 +334,8 @@ def command(name: str, help: str, *groups: type) -> Callable:
     def decorator(fn: Callable[..., Optional[int]]) -> Callable:
         owner: dict[str, type] = {}
         params = []
+        for arg, (typ, spec, default) in (arguments or {}).items():
+            params.append(inspect.Parameter(arg, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[typ, spec]))
         for group in groups:
             hints = get_type_hints(group, include_extras=True)
             for f in dataclasses.fields(group):
@@ -246,8 +343,8 @@ def command(name: str, help: str, *groups: type) -> Callable:
                 params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]))
 
         def callback(**flags: Any) -> None:
-            parts = [group(**{k: v for k, v in flags.items() if owner[k] is group}) for group in groups]
-            code = fn(*parts)
+            parts = [group(**{k: v for k, v in flags.items() if owner.get(k) is group}) for group in groups]
+            code = fn(*parts, **{k: v for k, v in flags.items() if k not in owner})
             if code:
                 raise typer.Exit(code)
 
@@ -329,14 +426,31 @@ def _finish_run(result, name: str, out: Output, run_out: RunOutput, view: View) 
 
         show_run(console, result, name, view)
 
+    def arrays():
+        extra = {}
+        if result.gradients is not None:
+            from rnn_cli.grad_export import grad_arrays
+
+            extra = grad_arrays(result.cfg, result.gradients, result.upstream.user_layout(result.cfg))
+        return _run_arrays(result, extra)
+
     emit(
         out,
         document=lambda: documents.run_document(result, name, with_values=view.values),
         show=show,
         title=f"rnn-cli {name}",
         save=run_out.save,
-        arrays=lambda: _run_arrays(result),
+        arrays=arrays,
     )
+
+
+def _progress():
+    """A progress bar on stderr for long numpy loops (only on a terminal)."""
+    from rnn_cli.views import LazyProgress
+
+    from rich.console import Console
+
+    return LazyProgress(Console(stderr=True), after_s=2.0)
 
 
 # ---- the commands -------------------------------------------------------------------------
@@ -344,11 +458,11 @@ def _finish_run(result, name: str, out: Output, run_out: RunOutput, view: View) 
 
 @command(
     "manual",
-    "The memory cell written out in numpy (CPU, no torch): output, h_n and where h_n comes from.",
-    Network, Output, RunOutput,
+    "The memory cell written out in numpy (CPU; torch only to read a .pt checkpoint): output, h_n and where h_n comes from.",
+    Network, Output, RunOutput, Grad,
 )
-def manual_command(net: Network, out: Output, run_out: RunOutput) -> None:
-    cfg = net.config()
+def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) -> None:
+    cfg, sample = net.prepare()
     if cfg.device.startswith("cuda"):
         raise RnnCliError(
             f"--device {cfg.device}: manual is numpy on the CPU; use 'rnn-cli torch' or 'rnn-cli compare' for CUDA"
@@ -356,46 +470,60 @@ def manual_command(net: Network, out: Output, run_out: RunOutput) -> None:
     view = run_out.view(cfg)
     _check_output(out, run_out)
     check_memory(cfg)
-    from rnn_cli import manual
+    from rnn_cli import runs
 
-    _finish_run(manual.run(cfg, keep_layers=view.values), "manual", out, run_out, view)
+    progress = None if out.json else _progress()
+    try:
+        result = runs.run("manual", cfg, sample, runs.Extras(recipes=True, grad=grad.loss_or_none),
+                          keep_layers=view.values, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    _finish_run(result, "manual", out, run_out, view)
 
 
 @command(
     "torch",
     "torch.nn.RNN / LSTM / GRU built from the same flags, run in inference mode on --device.",
-    Network, Output, RunOutput, TF32,
+    Network, Output, RunOutput, TF32, Grad,
 )
-def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32) -> None:
-    cfg = net.config()
+def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, grad: Grad) -> None:
+    cfg, sample = net.prepare()
     view = run_out.view(cfg)
     _check_output(out, run_out)
     check_memory(cfg, copies=2)
-    from rnn_cli import torch_run
+    from rnn_cli import runs
 
-    result = torch_run.run(cfg, keep_layers=view.values, tf32=not tf32.no_tf32)
+    extras = runs.Extras(recipes=True, grad=grad.loss_or_none)
+    result = runs.run("torch", cfg, sample, extras, keep_layers=view.values, tf32=not tf32.no_tf32)
     _finish_run(result, "torch", out, run_out, view)
 
 
 @command(
     "compare",
     "Same weights and inputs through torch and the numpy reference (float64); exit 1 on mismatch.",
-    Network, Output, RunOutput, TF32, Tolerances,
+    Network, Output, RunOutput, TF32, Tolerances, Grad,
 )
-def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, tol: Tolerances) -> int:
-    cfg = net.config()
+def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, tol: Tolerances, grad: Grad) -> int:
+    cfg, sample = net.prepare()
     view = run_out.view(cfg)
     _check_output(out, run_out)
     tol.check()
     check_memory(cfg, copies=4)
-    from rnn_cli import compare, documents, views
+    from rnn_cli import compare, documents
 
-    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32)
-    reference = {f"reference_{c.name}": cmp.reference.tensors[c.name] for c in cmp.checks}
+    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, sample=sample, grad=grad.loss_or_none)
+    reference = {f"reference_{c.name}": cmp.reference.tensors[c.name] for c in cmp.checks if c.name in cmp.reference.tensors}
+
+    def show(console) -> None:
+        from rnn_cli.views import show_compare
+
+        show_compare(console, cmp, view)
+
     emit(
         out,
         document=lambda: documents.compare_document(cmp, with_values=view.values),
-        show=lambda console: views.show_compare(console, cmp, view),
+        show=show,
         title="rnn-cli compare",
         save=run_out.save,
         arrays=lambda: _run_arrays(cmp.torch, reference),
@@ -405,11 +533,11 @@ def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, t
 
 @command(
     "bench",
-    "Time the forward of each implementation here: numpy, torch CPU, torch CUDA.",
-    Network, Output, TF32, Timing,
+    "Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA.",
+    Network, Output, TF32, Timing, Grad,
 )
-def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing) -> None:
-    cfg = net.config()
+def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing, grad: Grad) -> None:
+    cfg, sample = net.prepare()
     _check_output(out)
     timing.check()
     check_memory(cfg, copies=3)
@@ -419,7 +547,8 @@ def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing) -> None
 
     progress = views.LazyProgress(Console(stderr=True))
     try:
-        result = bench.run(cfg, repeat=timing.repeat, warmup=timing.warmup, tf32=not tf32.no_tf32, on_run=progress)
+        result = bench.run(cfg, repeat=timing.repeat, warmup=timing.warmup, tf32=not tf32.no_tf32, on_run=progress,
+                           sample=sample, grad=grad.loss_or_none)
     finally:
         progress.close()
     emit(
@@ -428,6 +557,86 @@ def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing) -> None
         show=lambda console: views.show_bench(console, result),
         title="rnn-cli bench",
     )
+
+
+@dataclass(frozen=True)
+class InspectFlags:
+    against: Annotated[Optional[Path], _opt("--against", metavar="PATH", help="A second checkpoint: explain how its recurrent modules differ.")] = None
+    batch: Annotated[Optional[int], _opt("--batch", metavar="INT", help="N for the shapes shown. [default: 1]")] = None
+    seq_len: Annotated[int, _opt("--seq-len", metavar="INT", help="L for the shapes shown.")] = 10
+    unbatched: Annotated[bool, _opt("--unbatched", help="Shapes for 2-D (unbatched) input.")] = False
+    batch_first: Annotated[bool, _opt("--batch-first", help="A state_dict cannot tell: shapes as with batch_first=True.")] = False
+    nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("--nonlinearity", help="A state_dict cannot tell an nn.RNN's: say it.")] = None
+
+
+@command(
+    "inspect",
+    "Read a checkpoint's recurrent layers (weights only, never code): constructor, shapes, problems. Exit 1 on problems.",
+    Output, InspectFlags,
+    arguments={
+        "path": (Path, typer.Argument(metavar="CHECKPOINT", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors or .npz."), inspect.Parameter.empty),
+        "other": (Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", help="Same as --against.", show_default=False), None),
+    },
+)
+def inspect_command(out: Output, flags: InspectFlags, path: Path, other: Optional[Path] = None) -> int:
+    if flags.unbatched and flags.batch is not None:
+        raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
+    if other is not None and flags.against is not None:
+        raise RnnCliError("give the second checkpoint once: as CHECKPOINT2 or as --against, not both")
+    _check_output(out)
+    from rnn_cli import checkpoint, documents
+
+    batch = None if flags.unbatched else (flags.batch or 1)
+    read = lambda p: checkpoint.inspect_file(p, batch, flags.seq_len, flags.batch_first, flags.nonlinearity)  # noqa: E731
+    report = read(path)
+    against = other or flags.against
+    differences = None if against is None else checkpoint.compare_checkpoints(report, read(against))
+
+    def show(console) -> None:
+        from rnn_cli.checkpoint_view import inspect_renderables, differences_renderables
+
+        for part in inspect_renderables(console, report):
+            console.print(part)
+        if differences is not None:
+            for part in differences_renderables(console, path, against, differences):
+                console.print(part)
+
+    emit(out, document=lambda: documents.inspect_document(report, differences), show=show, title="rnn-cli inspect")
+    return 1 if report.problems or differences else 0
+
+
+@dataclass(frozen=True)
+class OnnxFlags:
+    exporter: Annotated[Literal["auto", "dynamo", "torchscript"], _opt("--exporter", help="torch.onnx.export(dynamo=True/False); auto: the one that works here.")] = "auto"
+    opset: Annotated[Optional[int], _opt("--opset", metavar="INT", help="ONNX opset version. [default: the exporter's]")] = None
+    save_onnx: Annotated[Optional[Path], _opt("--save-onnx", metavar="PATH.onnx", help="Keep the exported model.")] = None
+
+
+@command(
+    "onnx",
+    "Export the layer to ONNX, show what the exporter made of it, run it in onnxruntime and check it (needs rnn-cli[onnx]).",
+    Network, Output, OnnxFlags,
+)
+def onnx_command(net: Network, out: Output, flags: OnnxFlags) -> int:
+    cfg, sample = net.prepare()
+    _check_output(out)
+    if flags.save_onnx is not None:
+        from rnn_cli.save import check_writable
+
+        check_writable(flags.save_onnx, "--save-onnx")
+    check_memory(cfg, copies=4)
+    from rnn_cli import documents, onnx_export
+    from rnn_cli.sample import draw
+
+    report = onnx_export.report(cfg, sample if sample is not None else draw(cfg), flags.exporter, flags.opset, flags.save_onnx)
+
+    def show(console) -> None:
+        from rnn_cli.onnx_view import show_onnx
+
+        show_onnx(console, report)
+
+    emit(out, document=lambda: documents.onnx_document(report), show=show, title="rnn-cli onnx")
+    return 0 if report.ok else 1
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rnn_cli import manual
 from rnn_cli.config import RunConfig
 from rnn_cli.result import EXACT, RunResult, Tolerance, default_tolerance
 from rnn_cli.sample import Sample, draw
@@ -58,6 +57,15 @@ def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) ->
     return TensorCheck(name, got.shape, ref.shape, float(np.max(diff)), float(np.max(rel)), ok, tol)
 
 
+def gradient_arrays(grads) -> dict[str, np.ndarray]:
+    """Every gradient by name: the parameters' (torch's names and order), input, h_0, c_0."""
+    out = dict(grads.params)
+    out["input"], out["h_0"] = grads.input, grads.h_0
+    if grads.c_0 is not None:
+        out["c_0"] = grads.c_0
+    return out
+
+
 def upcast(sample: Sample) -> Sample:
     """The same numbers in float64: the reference starts from bit-identical values."""
     f64 = np.float64
@@ -66,6 +74,7 @@ def upcast(sample: Sample) -> Sample:
         x=sample.x.astype(f64),
         h_0=sample.h_0.astype(f64),
         c_0=None if sample.c_0 is None else sample.c_0.astype(f64),
+        rng_state=sample.rng_state,
     )
 
 
@@ -75,12 +84,23 @@ def run(
     rtol: float | None = None,
     tf32: bool = True,
     keep_layers: bool = False,
+    sample: Sample | None = None,
+    grad: str | None = None,
 ) -> CompareResult:
-    from rnn_cli import torch_run
+    """torch on cfg.device against the float64 numpy reference on the same sample; with
+    `grad` (a loss), also every gradient (grad_<parameter>, grad_input, grad_h_0, grad_c_0)."""
+    from rnn_cli import runs
 
-    sample = draw(cfg)
-    got = torch_run.run(cfg, sample, keep_layers=keep_layers, tf32=tf32)
-    reference = manual.run(replace(cfg, dtype="float64"), upcast(sample), keep_layers=keep_layers)
+    sample = sample if sample is not None else draw(cfg)
+    ref_cfg, ref_sample = replace(cfg, dtype="float64"), upcast(sample)
+    got = runs.forward("torch", cfg, sample, keep_layers, tf32)
+    reference = runs.forward("manual", ref_cfg, ref_sample, keep_layers)
+    if grad is not None:
+        got.gradients, got.upstream = runs.gradients("torch", cfg, sample, grad, tf32)
+        # the reference takes the very upstream torch took, in float64
+        reference.gradients, reference.upstream = runs.gradients(
+            "manual", ref_cfg, ref_sample, grad, upstream=got.upstream.astype(np.float64)
+        )
     tol = default_tolerance(cfg.dtype, got.device.startswith("cuda"), got.tf32)
     if atol is not None or rtol is not None:
         why = "; ".join(
@@ -93,4 +113,7 @@ def run(
         for name in COMPARED
         if name in reference.tensors
     ]
+    if grad is not None:
+        theirs, ours = gradient_arrays(got.gradients), gradient_arrays(reference.gradients)
+        checks += [check_tensor(f"grad_{name}", theirs[name], ours[name], tol) for name in ours]
     return CompareResult(torch=got, reference=reference, tolerance=tol, checks=checks)

@@ -20,7 +20,7 @@ from rnn_cli.errors import RnnCliError
 CELLS = ("rnn", "lstm", "gru")
 NONLINEARITIES = ("tanh", "relu")
 DTYPES = ("float32", "float64")
-H0_CHOICES = ("zeros", "random")
+H0_CHOICES = ("zeros", "random", "file")  # file: --h0 PATH.npy, given by the user
 ITEMSIZE = {"float32": 4, "float64": 8}
 
 # Gates stacked inside each weight, in PyTorch's order.
@@ -57,6 +57,7 @@ class RunConfig:
     seq_len: int = 10  # L
     batch: int | None = 1  # N; None means unbatched input
     lengths: tuple[int, ...] | None = None  # one per batch element: packed sequences
+    pack: bool = True  # False (--no-pack): the padded batch goes straight through the module
     h0: str = "zeros"
     seed: int = 0
     dtype: str = "float32"
@@ -97,6 +98,8 @@ class RunConfig:
             raise RnnCliError(f"--device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
         if self.lengths is not None:
             self._check_lengths(self.lengths)
+        elif not self.pack:
+            raise RnnCliError("--no-pack needs --lengths: without lengths there is no padding to run through")
 
     def _check_lengths(self, lengths: tuple[int, ...]) -> None:
         if self.batch is None:
@@ -124,6 +127,11 @@ class RunConfig:
     def N(self) -> int:
         """Batch size the core works with (1 for unbatched input)."""
         return 1 if self.batch is None else self.batch
+
+    @property
+    def packed(self) -> bool:
+        """Sequences packed by length (pack_padded_sequence); False with --no-pack."""
+        return self.lengths is not None and self.pack
 
     @property
     def has_c(self) -> bool:
@@ -157,7 +165,7 @@ class RunConfig:
         out["h_n"] = self._state_shape(self.H_out)
         if self.has_c:
             out["c_n"] = self._state_shape(self.hidden_size)
-        if self.lengths is not None:
+        if self.packed:
             out["packed_data"] = (sum(self.lengths), self.D * self.H_out)
             out["batch_sizes"] = (max(self.lengths),)
         return out
@@ -176,7 +184,7 @@ class RunConfig:
         out["h_n"] = state.format("H_out")
         if self.has_c:
             out["c_n"] = state.format("H_cell")
-        if self.lengths is not None:
+        if self.packed:
             out["packed_data"] = "(sum(lengths), D*H_out)"
             out["batch_sizes"] = "(max(lengths),)"
         return out

@@ -77,7 +77,7 @@ class Flow:
 
 def flow_of(cfg: RunConfig) -> Flow:
     s = cfg.shapes()
-    packed = cfg.lengths is not None
+    packed = cfg.packed
     seq = s["packed_data"] if packed else s["output"]  # (..., D*H_out)
     return Flow(
         input=shape_str(s["input"]),

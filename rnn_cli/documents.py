@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from rnn_cli import __version__
+from rnn_cli.config import RunConfig
 from rnn_cli.result import RunResult
 
 
@@ -79,7 +80,20 @@ def run_document(result: RunResult, command: str, with_values: bool) -> dict:
         "parameters": [{"name": n, "shape": list(p.shape), "numel": int(p.size)} for n, p in result.params.items()],
         "num_parameters": int(sum(p.size for p in result.params.values())),
         "h_n_sources": _sources(result),
+        **run_sections(result, with_values),
     }
+
+
+def run_sections(result: RunResult, with_values: bool) -> dict:
+    """What the flags added to a run: recipes, padding_effect (--no-pack), the --grad fragment."""
+    out: dict = {}
+    if result.recipes is not None:
+        out["recipes"] = recipes_document(result.recipes)
+    if result.padding_effect is not None:
+        out["padding_effect"] = padding_document(result.padding_effect)
+    if result.gradients is not None:
+        out.update(grad_document(result.cfg, result.gradients, with_values))
+    return out
 
 
 def compare_document(cmp, with_values: bool) -> dict:
@@ -111,6 +125,7 @@ def bench_document(bench) -> dict:
         "command": "bench",
         "versions": {**versions(), **bench.versions},
         "config": bench.cfg.to_dict(),
+        "grad": bench.grad,
         "repeat": bench.repeat,
         "warmup": bench.warmup,
         "flops": bench.flops,
@@ -131,10 +146,175 @@ def bench_document(bench) -> dict:
                 "median_ms": t.median_s * 1e3,
                 "min_ms": t.min_s * 1e3,
                 "max_ms": t.max_s * 1e3,
-                "gflops": t.gflops(bench.flops),
+                "gflops": bench.gflops(t),
                 "relative_speed": relative_speed(bench, t),
                 "times_ms": [s * 1e3 for s in t.times_s],
             }
             for t in bench.timings
         ],
+    }
+
+
+# ---- the sections of --grad, the recipes, inspect and onnx --------------------------------
+
+
+def recipes_document(rows) -> list[dict]:
+    return [
+        {
+            "expression": r.expression,
+            "shape": list(r.shape),
+            "correct": r.correct,
+            "max_abs_diff": finite(r.max_abs_diff),
+        }
+        for r in rows
+    ]
+
+
+def padding_document(rows) -> list[dict]:
+    return [
+        {"sequence": r.sequence, "direction": r.direction, "tensor": r.tensor, "max_abs_diff": finite(r.max_abs_diff)}
+        for r in rows
+    ]
+
+
+def grad_document(cfg: RunConfig, grads, with_values: bool) -> dict:
+    """The --json fragment: gradients (name -> shape, values), grad_norm_per_step, loss.
+
+    grad_norm_per_step is [] when the gradients come without per-step norms (torch).
+    """
+    gradients = {}
+    from rnn_cli.grad_export import user_layout_gradients
+
+    for name, a in user_layout_gradients(cfg, grads).items():
+        entry: dict = {"shape": list(a.shape)}
+        if with_values:
+            entry["values"] = values(a)
+        gradients[name] = entry
+    per_step = [
+        {"layer": layer, "direction": direction, "norms": [finite(float(v)) for v in norms]}
+        for (layer, direction), norms in (grads.norm_per_step or {}).items()
+    ]
+    return {
+        "gradients": gradients,
+        "grad_norm_per_step": per_step,
+        "loss": {"kind": grads.loss_kind, "value": finite(grads.loss)},
+    }
+
+
+def inspect_document(report, differences: list[str] | None = None) -> dict:
+    """inspect --json (stable keys, plain JSON types); `differences` with --against."""
+    loaded, o = report.loaded, report.other
+    return {
+        "command": "inspect",
+        "versions": versions(),
+        "file": loaded.path,
+        "format": loaded.format,
+        "nesting": loaded.nesting,
+        "notes": list(loaded.notes),
+        "modules": [_module_document(r) for r in report.modules],
+        "other_tensors": {
+            "count": o.count,
+            "elements": o.elements,
+            "largest": [{"prefix": p, "elements": n} for p, n in o.largest],
+        },
+        "problems": len(report.problems),
+        "differences": differences,
+    }
+
+
+def _module_document(r) -> dict:
+    m = r.module
+    return {
+        "prefix": m.prefix,
+        "kind": m.kind,
+        "constructor": r.constructor,
+        "config": {
+            "input_size": m.input_size,
+            "hidden_size": m.hidden_size,
+            "num_layers": m.num_layers,
+            "bidirectional": m.bidirectional,
+            "bias": m.bias,
+            "proj_size": m.proj_size,
+        },
+        "dtype": m.dtype,
+        "num_parameters": m.num_parameters,
+        "unknowns": dict(m.unknowns),
+        "parameters": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in r.parameters],
+        "shapes": {k: list(v) for k, v in r.shapes.items()},
+        "layouts": dict(r.layouts),
+        "problems": [{"keys": list(p.keys), "message": p.message} for p in m.problems],
+    }
+
+
+def _info(info) -> dict | None:
+    if info is None:
+        return None
+    return {"name": info.name, "shape": list(info.shape), "dtype": info.dtype}
+
+
+def _check(c, against: str) -> dict:
+    return {
+        "tensor": c.name,
+        "against": against,
+        "shape": list(c.torch_shape),
+        "expected_shape": list(c.reference_shape),
+        "max_abs_diff": finite(c.max_abs_diff),
+        "max_rel_diff": finite(c.max_rel_diff),
+        "atol": c.tolerance.atol,
+        "rtol": c.tolerance.rtol,
+        "ok": c.ok,
+    }
+
+
+def onnx_document(report) -> dict:
+    """The --json fragment: exporter, nodes, initializer shapes, mapping, compare results, ok."""
+    exported, graph, run = report.exported, report.graph, report.run
+    return {
+        "command": "onnx",
+        "versions": versions(),
+        "config": report.cfg.to_dict(),
+        "exporter": {
+            "used": exported.exporter_used,
+            "why": exported.why,
+            "fallback_reason": exported.fallback_reason,
+            "opset": exported.opset,
+        },
+        "nodes": [
+            {
+                "index": n.index,
+                "name": n.name,
+                "op": n.op,
+                "attributes": n.attributes,
+                "inputs": {k: _info(v) for k, v in n.inputs.items()},
+                "outputs": {k: _info(v) for k, v in n.outputs.items()},
+                "after_Y": list(n.after_Y),
+            }
+            for n in graph.recurrent
+        ],
+        "other_nodes": [{"op": op, "count": count} for op, count in graph.node_counts()],
+        "initializers": [_info(i) for i in graph.initializers],
+        "inputs": [_info(i) for i in graph.inputs],
+        "outputs": [_info(o) for o in graph.outputs],
+        "torch_shapes": {k: list(v) for k, v in report.torch_shapes.items()},
+        "batch_order": list(run.batch_order),
+        "mapping": [
+            {
+                "node": r.node,
+                "direction": r.direction,
+                "tensor": r.tensor,
+                "rows": list(r.rows),
+                "gate": r.gate,
+                "torch_param": r.torch_param,
+                "torch_rows": list(r.torch_rows),
+                "torch_gate": r.torch_gate,
+                "equal": r.equal,
+                "text": r.text,
+            }
+            for r in report.mapping
+        ],
+        "tolerance": {"atol": run.tolerance.atol, "rtol": run.tolerance.rtol, "source": run.tolerance.why},
+        "results": [_check(c, "torch") for c in run.vs_torch]
+        + [_check(c, "reference") for c in run.vs_reference]
+        + [_check(c, "reference, ONNX layout") for c in run.y_checks],
+        "ok": report.ok,
     }

@@ -9,7 +9,6 @@ numpy only.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -26,42 +25,6 @@ def user_layout_gradients(cfg: RunConfig, grads: Gradients) -> dict[str, np.ndar
     if grads.c_0 is not None:
         out["c_0"] = state_to_user_layout(cfg, grads.c_0)
     return out
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _values(a: np.ndarray) -> list:
-    """Nested lists; NaN and infinities become null so the document stays valid JSON."""
-    a = np.asarray(a, dtype=np.float64)
-    if np.isfinite(a).all():
-        return a.tolist()
-    return np.where(np.isfinite(a), a, None).tolist()
-
-
-def grad_document(cfg: RunConfig, grads: Gradients, values: bool) -> dict:
-    """The --json fragment: gradients (name -> shape, values), grad_norm_per_step, loss.
-
-    grad_norm_per_step is [] when the gradients come without per-step norms (torch).
-    """
-    gradients = {}
-    for name, a in user_layout_gradients(cfg, grads).items():
-        entry: dict = {"shape": list(a.shape)}
-        if values:
-            entry["values"] = _values(a)
-        gradients[name] = entry
-    per_step = [
-        {"layer": layer, "direction": direction, "norms": [_finite(float(v)) for v in norms]}
-        for (layer, direction), norms in (grads.norm_per_step or {}).items()
-    ]
-    return {
-        "gradients": gradients,
-        "grad_norm_per_step": per_step,
-        "loss": {"kind": grads.loss_kind, "value": _finite(grads.loss)},
-    }
-
-
 def grad_arrays(cfg: RunConfig, grads: Gradients, upstream_user_layout: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The --save arrays: grad_<parameter>, grad_input, grad_h_0 (grad_c_0), and the upstream
     gradients (upstream_output, upstream_h_n, upstream_c_n) from Upstream.user_layout(cfg)."""

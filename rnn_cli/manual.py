@@ -210,7 +210,7 @@ def forward(
     """
     L, N, H_in = x.shape  # time-major
     D = cfg.D
-    mask = step_mask(cfg)[:, :, 0] if cfg.lengths is not None else None  # (L, N)
+    mask = step_mask(cfg)[:, :, 0] if cfg.packed else None  # (L, N)
     h_n, c_n, layer_outputs = [], [], []
     layer_in = x
     for k in range(cfg.num_layers):

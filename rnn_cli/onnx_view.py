@@ -7,7 +7,6 @@ when the console is not a terminal, literal text cells, fits 80 columns.
 
 from __future__ import annotations
 
-import math
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -187,81 +186,3 @@ def onnx_renderables(console: Console, report) -> list[RenderableType]:
 
 def show_onnx(console: Console, report) -> None:
     console.print(Group(*onnx_renderables(console, report)))
-
-
-# ---- machine output -----------------------------------------------------------------------
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def _info(info) -> dict | None:
-    if info is None:
-        return None
-    return {"name": info.name, "shape": list(info.shape), "dtype": info.dtype}
-
-
-def _check(c, against: str) -> dict:
-    return {
-        "tensor": c.name,
-        "against": against,
-        "shape": list(c.torch_shape),
-        "expected_shape": list(c.reference_shape),
-        "max_abs_diff": _finite(c.max_abs_diff),
-        "max_rel_diff": _finite(c.max_rel_diff),
-        "atol": c.tolerance.atol,
-        "rtol": c.tolerance.rtol,
-        "ok": c.ok,
-    }
-
-
-def onnx_document(report) -> dict:
-    """The --json fragment: exporter, nodes, initializer shapes, mapping, compare results, ok."""
-    exported, graph, run = report.exported, report.graph, report.run
-    return {
-        "exporter": {
-            "used": exported.exporter_used,
-            "why": exported.why,
-            "fallback_reason": exported.fallback_reason,
-            "opset": exported.opset,
-        },
-        "nodes": [
-            {
-                "index": n.index,
-                "name": n.name,
-                "op": n.op,
-                "attributes": n.attributes,
-                "inputs": {k: _info(v) for k, v in n.inputs.items()},
-                "outputs": {k: _info(v) for k, v in n.outputs.items()},
-                "after_Y": list(n.after_Y),
-            }
-            for n in graph.recurrent
-        ],
-        "other_nodes": [{"op": op, "count": count} for op, count in graph.node_counts()],
-        "initializers": [_info(i) for i in graph.initializers],
-        "inputs": [_info(i) for i in graph.inputs],
-        "outputs": [_info(o) for o in graph.outputs],
-        "torch_shapes": {k: list(v) for k, v in report.torch_shapes.items()},
-        "batch_order": list(run.batch_order),
-        "mapping": [
-            {
-                "node": r.node,
-                "direction": r.direction,
-                "tensor": r.tensor,
-                "rows": list(r.rows),
-                "gate": r.gate,
-                "torch_param": r.torch_param,
-                "torch_rows": list(r.torch_rows),
-                "torch_gate": r.torch_gate,
-                "equal": r.equal,
-                "text": r.text,
-            }
-            for r in report.mapping
-        ],
-        "tolerance": {"atol": run.tolerance.atol, "rtol": run.tolerance.rtol, "source": run.tolerance.why},
-        "results": [_check(c, "torch") for c in run.vs_torch]
-        + [_check(c, "reference") for c in run.vs_reference]
-        + [_check(c, "reference, ONNX layout") for c in run.y_checks],
-        "ok": report.ok,
-    }

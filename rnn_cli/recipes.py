@@ -23,13 +23,12 @@ numpy only at import; torch is imported inside the functions that are handed tor
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from rnn_cli.config import RunConfig, shape_str
-from rnn_cli.sample import Sample, from_user_layout, state_to_user_layout, to_user_layout
+from rnn_cli.sample import from_user_layout
 
 # What each recipe claims to give; the truth for each is built in _truths.
 MEANINGS = {
@@ -255,36 +254,6 @@ def evaluate(cfg: RunConfig, tensors: dict, lib: str) -> list[RecipeRow]:
 
 
 # ---- --no-pack: the padded batch straight through the module ------------------------------
-
-
-def unpacked_forward_numpy(cfg: RunConfig, sample: Sample) -> dict[str, np.ndarray]:
-    """The numpy forward of the padded batch without lengths; output, h_n, [c_n] in the user's layout."""
-    from rnn_cli import manual
-
-    fwd = manual.forward(dataclasses.replace(cfg, lengths=None), sample.params, sample.x, sample.h_0, sample.c_0)
-    tensors = {"output": to_user_layout(cfg, fwd.output), "h_n": state_to_user_layout(cfg, fwd.h_n)}
-    if fwd.c_n is not None:
-        tensors["c_n"] = state_to_user_layout(cfg, fwd.c_n)
-    return tensors
-
-
-def unpacked_forward_torch(cfg: RunConfig, sample: Sample, device, tf32: bool = True) -> dict[str, np.ndarray]:
-    """module(x, hx) on the padded batch, no pack_padded_sequence; numpy arrays in the user's layout."""
-    import warnings
-
-    import torch
-
-    from rnn_cli import torch_run
-
-    module, x, hx = torch_run.prepare(cfg, sample, device)
-    with torch_run.cudnn_tf32(tf32), torch.inference_mode(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-        output, state = module(x, hx)  # the padding goes through the recurrence
-    h_n, c_n = state if isinstance(state, tuple) else (state, None)
-    tensors = {"output": _numpy(output), "h_n": _numpy(h_n)}
-    if c_n is not None:
-        tensors["c_n"] = _numpy(c_n)
-    return tensors
 
 
 def padding_effect(cfg: RunConfig, packed: dict, unpacked: dict) -> list[PaddingRow]:

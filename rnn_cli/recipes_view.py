@@ -6,7 +6,6 @@ tables fit 80 columns (expressions never wrap, notes wrap between words).
 
 from __future__ import annotations
 
-import math
 
 from rich import box
 from rich.console import Console, Group
@@ -93,26 +92,3 @@ def padding_table(console: Console, rows: list[PaddingRow]) -> Table:
 
 
 # ---- machine output -------------------------------------------------------------------------
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def recipes_document(rows: list[RecipeRow]) -> list[dict]:
-    return [
-        {
-            "expression": r.expression,
-            "shape": list(r.shape),
-            "correct": r.correct,
-            "max_abs_diff": _finite(r.max_abs_diff),
-        }
-        for r in rows
-    ]
-
-
-def padding_document(rows: list[PaddingRow]) -> list[dict]:
-    return [
-        {"sequence": r.sequence, "direction": r.direction, "tensor": r.tensor, "max_abs_diff": _finite(r.max_abs_diff)}
-        for r in rows
-    ]

@@ -8,6 +8,7 @@ checks use the same one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,11 @@ class RunResult:
     layer_outputs: list[np.ndarray] = field(default_factory=list)  # layers 0..num_layers-2, (L, N, D*H_out)
     packed_data_shape: tuple[int, ...] | None = None  # PackedSequence.data of the output
     tf32: bool | None = None  # cuDNN TF32 allowed (CUDA float32 only)
+    # Filled in by rnn_cli.runs when the flags ask for them:
+    recipes: list | None = None  # recipes.RecipeRow: the final-state recipes, evaluated
+    padding_effect: list | None = None  # recipes.PaddingRow: --no-pack against the packed run
+    gradients: Any = None  # backward.Gradients of --grad
+    upstream: Any = None  # backward.Upstream: the loss's upstream gradients
     sources: list["Source"] = field(init=False)  # where h_n / c_n come from, checked once
 
     def __post_init__(self) -> None:
@@ -75,7 +81,7 @@ class RunResult:
         if c_n is not None:
             tensors["c_n"] = state_to_user_layout(cfg, c_n)
         packed = None
-        if cfg.lengths is not None:
+        if cfg.packed:
             tensors["batch_sizes"] = np.asarray(cfg.batch_sizes(), dtype=np.int64)
             packed = (sum(cfg.lengths), cfg.D * cfg.H_out)
         return cls(cfg, implementation, device, tensors, sample.params, layer_outputs, packed, tf32)
@@ -129,7 +135,7 @@ def h_n_sources(result: RunResult) -> list[Source]:
     """
     cfg = result.cfg
     D, H, L = cfg.D, cfg.H_out, cfg.seq_len
-    lengths = np.asarray(cfg.lengths) if cfg.lengths is not None else np.full(cfg.N, L)
+    lengths = np.asarray(cfg.lengths) if cfg.packed else np.full(cfg.N, L)
     h_n = result.state("h_n")  # (D*num_layers, N, H_out)
     # The last layer's slices are the very numbers torch returns (equal to the bit on the CPU);
     # lower layers are re-run one layer at a time, which on cuDNN may pick another algorithm
@@ -145,10 +151,10 @@ def h_n_sources(result: RunResult) -> list[Source]:
             k = layer * D + d
             steps = tuple(int(n) - 1 for n in lengths) if d == 0 else (0,) * cfg.N
             if d == 0:
-                t = "lengths[n]-1" if cfg.lengths is not None else str(L - 1)
+                t = "lengths[n]-1" if cfg.packed else str(L - 1)
             else:
                 t = "0"
-            n = "n" if cfg.lengths is not None else ":"
+            n = "n" if cfg.packed else ":"
             feats = f"{d * H}:{(d + 1) * H}"
             tensor = "output" if last else f"layer{layer}_output"
             expr = _index_expr(cfg, tensor, t, n, feats)

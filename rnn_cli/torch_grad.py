@@ -11,15 +11,13 @@ kernel, so there is no h_t to hook; the per-step norms come from the numpy BPTT.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 
 from rnn_cli.backward import Gradients, Upstream
 from rnn_cli.config import RunConfig
 from rnn_cli.sample import Sample, from_user_layout
-from rnn_cli.torch_run import cudnn_tf32, forward, prepare
+from rnn_cli.torch_run import cudnn_tf32, forward, prepare, quiet_onednn
 
 
 def _state_from_user_layout(cfg: RunConfig, state: np.ndarray) -> np.ndarray:
@@ -29,6 +27,22 @@ def _state_from_user_layout(cfg: RunConfig, state: np.ndarray) -> np.ndarray:
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
+
+
+def upstream_tensors(cfg: RunConfig, upstream: Upstream, device) -> dict[str, torch.Tensor]:
+    """The upstream gradients as tensors on `device`, in the user's layout."""
+    return {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in upstream.user_layout(cfg).items()}
+
+
+def forward_backward(cfg: RunConfig, module, x, hx, G: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L = sum(output * G_out) + sum(h_n * G_h) (+ sum(c_n * G_c)), then L.backward(); returns L."""
+    output, state, _ = forward(cfg, module, x, hx)
+    h_n, c_n = state if isinstance(state, tuple) else (state, None)
+    loss = (output * G["upstream_output"]).sum() + (h_n * G["upstream_h_n"]).sum()
+    if c_n is not None:
+        loss = loss + (c_n * G["upstream_c_n"]).sum()
+    loss.backward()
+    return loss
 
 
 def torch_gradients(cfg: RunConfig, sample: Sample, upstream: Upstream, device: torch.device, tf32: bool = True) -> Gradients:
@@ -41,15 +55,9 @@ def torch_gradients(cfg: RunConfig, sample: Sample, upstream: Upstream, device: 
     states = hx if isinstance(hx, tuple) else (hx,)
     for s in states:
         s.requires_grad_(True)
-    G = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in upstream.user_layout(cfg).items()}
-    with cudnn_tf32(tf32), torch.enable_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-        output, state, _ = forward(cfg, module, x, hx)
-        h_n, c_n = state if isinstance(state, tuple) else (state, None)
-        loss = (output * G["upstream_output"]).sum() + (h_n * G["upstream_h_n"]).sum()
-        if c_n is not None:
-            loss = loss + (c_n * G["upstream_c_n"]).sum()
-        loss.backward()
+    G = upstream_tensors(cfg, upstream, device)
+    with cudnn_tf32(tf32), torch.enable_grad(), quiet_onednn():
+        loss = forward_backward(cfg, module, x, hx, G)
     params = dict(module.named_parameters())
     return Gradients(
         params={name: _numpy(params[name].grad) for name in cfg.parameter_shapes()},

@@ -93,7 +93,7 @@ def load_params(module: nn.Module, params: dict[str, np.ndarray]) -> None:
 
 def forward(cfg: RunConfig, module: nn.Module, x: torch.Tensor, hx):
     """module(x, hx), packing the padded input first when cfg.lengths is set."""
-    if cfg.lengths is None:
+    if not cfg.packed:
         output, state = module(x, hx)
         return output, state, None
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence

@@ -72,7 +72,7 @@ def pytorch_code(cfg: RunConfig, device: str = "cpu") -> str:
     tensor_kw = "".join(", " + e for e in extra)
 
     lines = ["import torch", "from torch import nn"]
-    if cfg.lengths is not None:
+    if cfg.packed:
         lines.append("from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence")
     lines.append("")
     lines.append(_call(f"{var} = nn.{TORCH_CLASS[cfg.cell]}", kwargs + extra))
@@ -86,7 +86,7 @@ def pytorch_code(cfg: RunConfig, device: str = "cpu") -> str:
         else:
             args += ", h_0"
     state = "(h_n, c_n)" if cfg.has_c else "h_n"
-    if cfg.lengths is not None:
+    if cfg.packed:
         lines.append(f"lengths = torch.tensor({list(cfg.lengths)})  # real steps of each sequence")
         pack_args = ["x", "lengths"] + (["batch_first=True"] if cfg.batch_first else []) + ["enforce_sorted=False"]
         lines.append(_call("packed = pack_padded_sequence", pack_args))
@@ -129,12 +129,12 @@ MEANINGS = {
 def _meaning(cfg: RunConfig, name: str) -> str:
     text = MEANINGS[name]
     if name in ("h_0", "c_0"):
-        text += " (zeros)" if cfg.h0 == "zeros" else " (random)"
+        text += {"zeros": " (zeros)", "random": " (random)", "file": " (from --h0/--c0)"}[cfg.h0]
     if name == "input" and cfg.lengths is not None:
         text += "; zero past each length"
     if name == "output":
         text += ", both directions concatenated" if cfg.D == 2 else ""
-        if cfg.lengths is not None:
+        if cfg.packed:
             text += "; zero past each length"
     return text
 
@@ -163,9 +163,14 @@ def shape_notes(cfg: RunConfig) -> list[str]:
             f"proj_size={cfg.proj_size}: h is projected from H_cell={cfg.hidden_size} to H_out={cfg.proj_size}; "
             "c keeps H_cell; layers above the first take D*proj_size inputs."
         )
-    if cfg.lengths is not None:
+    if cfg.packed:
         notes.append(
             "Packed: each sequence ends at its own length; h_n holds each sequence's state at its last real step."
+        )
+    elif cfg.lengths is not None:
+        notes.append(
+            "Not packed (--no-pack): the zero padding runs through the module like real steps, so h_n is the "
+            "state after step L-1 for every sequence, and the backward direction starts in the padding."
         )
     return notes
 
@@ -530,10 +535,11 @@ def show_bench(console: Console, bench) -> None:
     cfg = bench.cfg
     from rnn_cli.bench import relative_speed
 
-    what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} forward, {cfg.dtype}, seed {cfg.seed}"
+    passes = "forward" if bench.grad is None else f"forward + backward (--loss {bench.grad})"
+    what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} {passes}, {cfg.dtype}, seed {cfg.seed}"
     layout = [symbols_line(cfg)]
     if cfg.lengths is not None:
-        layout.append(f"lengths={','.join(map(str, cfg.lengths))} (packed)")
+        layout.append(f"lengths={','.join(map(str, cfg.lengths))} " + ("(packed)" if cfg.packed else "(not packed)"))
     if cfg.batch_first:
         layout.append("batch_first")
     parts: list = [
@@ -546,7 +552,9 @@ def show_bench(console: Console, bench) -> None:
     table = make_table(
         console,
         caption=(
-            f"{bench.repeat} timed run(s) after {bench.warmup} warm-up run(s), forward only, inference mode; "
+            f"{bench.repeat} timed run(s) after {bench.warmup} warm-up run(s), "
+            + ("forward only, inference mode; " if bench.grad is None else "forward and backward; ")
+            + 
             "speed = first row's median / this row's median."
         ),
         pad_edge=False,
@@ -558,7 +566,7 @@ def show_bench(console: Console, bench) -> None:
     for name in ("median ms", "min ms", "max ms", "GFLOP/s", "speed"):
         table.add_column(name, justify="right", no_wrap=True)
     for t in bench.timings:
-        gflops = t.gflops(bench.flops)
+        gflops = bench.gflops(t)
         rel = relative_speed(bench, t)
         add_row(
             table,

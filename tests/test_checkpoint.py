@@ -20,7 +20,8 @@ from torch import nn
 
 from rnn_cli import checkpoint as ck
 from rnn_cli import manual
-from rnn_cli.checkpoint_view import inspect_document, inspect_renderables
+from rnn_cli.checkpoint_view import inspect_renderables
+from rnn_cli.documents import inspect_document
 from rnn_cli.errors import RnnCliError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -28,7 +28,8 @@ from rnn_cli import backward, manual
 from rnn_cli.backward import Upstream, draw_upstream, gradients, record_forward
 from rnn_cli.config import RunConfig
 from rnn_cli.errors import RnnCliError
-from rnn_cli.grad_export import grad_arrays, grad_document
+from rnn_cli.documents import grad_document
+from rnn_cli.grad_export import grad_arrays
 from rnn_cli.grad_view import BAR_WIDTH, DECADES, bar, grad_renderables
 from rnn_cli.sample import draw, from_user_layout, step_mask
 from rnn_cli.torch_grad import torch_gradients
@@ -389,17 +390,17 @@ def test_upstream_is_zero_where_the_loss_does_not_look() -> None:
 def test_grad_document_shapes_values_and_nulls() -> None:
     cfg = RunConfig(cell="gru", batch=2, batch_first=True, bidirectional=True, seq_len=3, hidden_size=2, dtype="float64")
     _, _, g = numpy_grads(cfg, "last")
-    doc = grad_document(cfg, g, values=True)
+    doc = grad_document(cfg, g, with_values=True)
     assert list(doc["gradients"]) == [*cfg.parameter_shapes(), "input", "h_0"]
     assert doc["gradients"]["input"]["shape"] == [2, 3, 5]  # (N, L, H_in): batch_first
     assert doc["gradients"]["input"]["values"][1][2] == g.input[2, 1].tolist()
     assert [(e["layer"], e["direction"]) for e in doc["grad_norm_per_step"]] == [(0, "forward"), (0, "backward")]
     assert doc["loss"] == {"kind": "last", "value": g.loss}
-    assert "values" not in grad_document(cfg, g, values=False)["gradients"]["h_0"]
+    assert "values" not in grad_document(cfg, g, with_values=False)["gradients"]["h_0"]
 
     g.params["bias_hh_l0"][0] = np.nan
     g.norm_per_step[(0, "forward")][1] = np.inf
-    bad = json.loads(json.dumps(grad_document(cfg, g, values=True), allow_nan=False))
+    bad = json.loads(json.dumps(grad_document(cfg, g, with_values=True), allow_nan=False))
     assert bad["gradients"]["bias_hh_l0"]["values"][0] is None
     assert bad["grad_norm_per_step"][0]["norms"][1] is None
 

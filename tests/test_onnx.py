@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 from rich.console import Console  # noqa: E402
 
 from rnn_cli import onnx_export as ox  # noqa: E402
-from rnn_cli import onnx_view  # noqa: E402
+from rnn_cli import documents, onnx_view  # noqa: E402
 from rnn_cli.config import RunConfig  # noqa: E402
 from rnn_cli.errors import RnnCliError  # noqa: E402
 from rnn_cli.sample import draw  # noqa: E402
@@ -350,7 +350,7 @@ def test_view_fits_80_ascii_columns_and_shows_the_story(lstm_2_bi):
 
 
 def test_document_is_json_with_nodes_mapping_and_results(gru_packed):
-    doc = json.loads(json.dumps(onnx_view.onnx_document(gru_packed)))
+    doc = json.loads(json.dumps(documents.onnx_document(gru_packed)))
     assert doc["exporter"]["used"] == "torchscript" and doc["ok"] is True
     assert doc["nodes"][0]["inputs"]["W"]["shape"] == [2, 24, 5]
     assert doc["nodes"][0]["inputs"]["sequence_lens"] is not None

@@ -9,6 +9,7 @@ backward: after step 0, having started at lengths[n] - 1).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 import io
 import math
 import subprocess
@@ -19,9 +20,9 @@ import pytest
 import torch
 from rich.console import Console
 
-from rnn_cli import manual, recipes, recipes_view, torch_run
+from rnn_cli import documents, manual, recipes, recipes_view, torch_run
 from rnn_cli.config import RunConfig
-from rnn_cli.sample import draw, state_to_user_layout, to_user_layout
+from rnn_cli.sample import draw
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -145,7 +146,7 @@ def test_recipes_on_an_unpacked_padded_run_show_h_n_walked_through_the_padding()
     """h_n[-1] of an unpacked run is the state at step L-1; the definition wants lengths - 1."""
     cfg = RunConfig(cell="lstm", lengths=(10, 7, 3), batch=3)
     sample = draw(cfg)
-    unpacked = recipes.unpacked_forward_torch(cfg, sample, torch.device("cpu"))
+    unpacked = unpacked_tensors(cfg, sample, "torch")
     truth = true_final_states(cfg, sample)[-1]
     rows = by_expression(recipes.evaluate(cfg, unpacked, "torch"))
     assert not rows["h_n[-1]"].correct
@@ -235,11 +236,16 @@ def test_has_trap():
 # ---- --no-pack -----------------------------------------------------------------------------------
 
 
+def unpacked_tensors(cfg: RunConfig, sample, impl: str) -> dict:
+    """The same run with --no-pack: the padded batch straight through the module."""
+    runner = torch_run if impl == "torch" else manual
+    return runner.run(replace(cfg, pack=False), sample).tensors
+
+
 def padding_rows(cfg: RunConfig, impl: str):
     sample = draw(cfg)
-    if impl == "torch":
-        return recipes.padding_effect(cfg, torch_tensors(cfg, sample), recipes.unpacked_forward_torch(cfg, sample, "cpu"))
-    return recipes.padding_effect(cfg, manual_tensors(cfg, sample), recipes.unpacked_forward_numpy(cfg, sample))
+    packed = torch_tensors(cfg, sample) if impl == "torch" else manual_tensors(cfg, sample)
+    return recipes.padding_effect(cfg, packed, unpacked_tensors(cfg, sample, impl))
 
 
 @pytest.mark.parametrize("impl", ["torch", "manual"])
@@ -278,10 +284,10 @@ def test_unpacked_forwards_agree_and_keep_the_padding_zero():
     cfg = RunConfig(cell="lstm", batch_first=True, lengths=(4, 10), batch=2, num_layers=2, bidirectional=True)
     sample = draw(cfg)
     assert not sample.x[4:, 0].any()  # the padding value is zero
-    t = recipes.unpacked_forward_torch(cfg, sample, "cpu")
-    m = recipes.unpacked_forward_numpy(cfg, sample)
-    assert set(t) == set(m) == {"output", "h_n", "c_n"}
-    for name in t:
+    t = unpacked_tensors(cfg, sample, "torch")
+    m = unpacked_tensors(cfg, sample, "manual")
+    assert "batch_sizes" not in t and "batch_sizes" not in m  # nothing was packed
+    for name in ("output", "h_n", "c_n"):
         assert t[name].shape == m[name].shape == cfg.shapes()[name]
         assert max_abs(t[name], m[name]) <= 1e-5
     # padded steps of an unpacked output are not zero: the state kept running there
@@ -336,12 +342,12 @@ def test_padding_table_fits_80_columns():
 def test_documents_have_the_issue_keys_and_no_non_finite_numbers():
     row = recipes.RecipeRow("output[-1]", "m", (3, 16), False, math.nan, "n", "output[-1]")
     shape_row = recipes.RecipeRow("h_n.view(N, -1)", "m", (3, 32), False, None, "n", "h_n.view(N, -1)")
-    assert recipes_view.recipes_document([row, shape_row]) == [
+    assert documents.recipes_document([row, shape_row]) == [
         {"expression": "output[-1]", "shape": [3, 16], "correct": False, "max_abs_diff": None},
         {"expression": "h_n.view(N, -1)", "shape": [3, 32], "correct": False, "max_abs_diff": None},
     ]
     pad = [recipes.PaddingRow(1, 7, "backward", "h_n[1]", math.inf), recipes.PaddingRow(0, 10, "forward", "h_n[0]", 0.5)]
-    assert recipes_view.padding_document(pad) == [
+    assert documents.padding_document(pad) == [
         {"sequence": 1, "direction": "backward", "tensor": "h_n[1]", "max_abs_diff": None},
         {"sequence": 0, "direction": "forward", "tensor": "h_n[0]", "max_abs_diff": 0.5},
     ]

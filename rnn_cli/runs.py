@@ -1,0 +1,88 @@
+"""What manual and torch compute for a command: the forward, then what the flags ask for on
+top of it (the final-state recipes, the padding's effect under --no-pack, the gradients
+of --grad), all stored on the RunResult. Returns results; shows nothing.
+
+torch is imported only when the torch side runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
+
+from rnn_cli.config import RunConfig
+from rnn_cli.result import RunResult
+from rnn_cli.sample import Sample, draw
+
+# progress(label, done, total): steps of the numpy loop done so far.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What to compute beyond the forward."""
+
+    recipes: bool = False  # evaluate the final-state recipes (and, with --no-pack, the padding's effect)
+    grad: Optional[str] = None  # the loss of --grad ("sum" or "last"), None without --grad
+
+
+def forward(
+    implementation: str,
+    cfg: RunConfig,
+    sample: Sample,
+    keep_layers: bool,
+    tf32: bool = True,
+    progress: Optional[Progress] = None,
+) -> RunResult:
+    if implementation == "manual":
+        from rnn_cli import manual
+
+        total = cfg.num_layers * cfg.seq_len
+        on_step = None if progress is None else (lambda k, s: progress(f"layer {k}", k * cfg.seq_len + s, total))
+        return manual.run(cfg, sample, keep_layers=keep_layers, progress=on_step)
+    from rnn_cli import torch_run
+
+    return torch_run.run(cfg, sample, keep_layers=keep_layers, tf32=tf32)
+
+
+def gradients(implementation: str, cfg: RunConfig, sample: Sample, loss: str, tf32: bool = True, upstream=None):
+    """(Gradients, Upstream) of `loss` for one implementation; see rnn_cli.backward. The
+    upstream gradients are drawn from the seed after the sample unless given."""
+    from rnn_cli import backward
+
+    if upstream is None:
+        upstream = backward.draw_upstream(cfg, loss, sample)
+    if implementation == "manual":
+        grads = backward.gradients(cfg, sample.params, sample.x, sample.h_0, sample.c_0, upstream)
+    else:
+        from rnn_cli import torch_grad, torch_run
+
+        grads = torch_grad.torch_gradients(cfg, sample, upstream, torch_run.resolve_device(cfg.device), tf32)
+    return grads, upstream
+
+
+def run(
+    implementation: str,
+    cfg: RunConfig,
+    sample: Optional[Sample] = None,
+    extras: Extras = Extras(),
+    keep_layers: bool = True,
+    tf32: bool = True,
+    progress: Optional[Progress] = None,
+) -> RunResult:
+    """The forward of `implementation` ("manual" or "torch") and the extras, on one sample."""
+    sample = sample if sample is not None else draw(cfg)
+    result = forward(implementation, cfg, sample, keep_layers, tf32, progress)
+    if extras.recipes:
+        from rnn_cli import recipes
+
+        # The recipes' truth is defined on the packed run; under --no-pack it runs beside.
+        packed = result
+        if cfg.lengths is not None and not cfg.pack:
+            packed = forward(implementation, replace(cfg, pack=True), sample, False, tf32)
+            result.padding_effect = recipes.padding_effect(cfg, packed.tensors, result.tensors)
+        lib = "numpy" if implementation == "manual" else "torch"
+        result.recipes = recipes.evaluate(cfg, packed.tensors, lib)
+    if extras.grad is not None:
+        result.gradients, result.upstream = gradients(implementation, cfg, sample, extras.grad, tf32)
+    return result
