@@ -16,13 +16,19 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Optional, get_type_hints
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from rnn_cli import __version__
 from rnn_cli.config import RunConfig, check_memory
 from rnn_cli.errors import RnnCliError
 
 PROG = "rnn-cli"
+
+
+def _note(message: str) -> None:
+    """One line on stderr that is not an error (the run goes on)."""
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
 
 
 def _error_line(message: str) -> None:
@@ -102,7 +108,7 @@ app = typer.Typer(
     help="See and check what recurrent layers do: shapes, states and values, numpy vs torch.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; typer imports its shell code only then
     pretty_exceptions_enable=False,
     # Plain click help: typer's rich help imports rich.markdown, rich.syntax (pygments) and
     # rich.traceback, ~140 ms that would double --help's start-up (issue 5, target 1).
@@ -119,7 +125,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """See and check what recurrent layers do: shapes, states and values, numpy vs torch."""
@@ -133,7 +139,32 @@ def _root(
 
 def _opt(*names: str, **kwargs: Any) -> Any:
     kwargs.setdefault("show_default", "help" not in kwargs or "[default" not in kwargs["help"])
+    kwargs.setdefault("case_sensitive", False)  # choices: --cell LSTM is --cell lstm
     return typer.Option(*names, **kwargs)
+
+
+class GroupedHelpCommand(TyperCommand):
+    """-h in plain click help (start-up stays low): one section per option group (each option's
+    rich_help_panel), then the command's examples as written."""
+
+    examples: tuple[str, ...] = ()
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        panels: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                panels.setdefault(getattr(param, "rich_help_panel", None) or "Other", []).append(record)
+        for title, records in panels.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        if self.examples:
+            formatter.write_paragraph()
+            formatter.write("Examples:\n")
+            for example in self.examples:
+                formatter.write(f"  {example}\n")
 
 
 @dataclass(frozen=True)
@@ -141,26 +172,29 @@ class Network:
     cell: Annotated[Literal["rnn", "lstm", "gru"], _opt("--cell", help="nn.RNN, nn.LSTM or nn.GRU.")] = "rnn"
     input_size: Annotated[int, _opt("--input-size", metavar="INT", help="H_in: features per step.")] = 5
     hidden_size: Annotated[int, _opt("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size).")] = 8
-    layers: Annotated[int, _opt("--layers", metavar="INT", help="num_layers: stacked layers.")] = 1
+    layers: Annotated[int, _opt("--layers", "--num-layers", metavar="INT", help="num_layers: stacked layers.")] = 1
     bidirectional: Annotated[bool, _opt("--bidirectional", help="D = 2: a backward direction too.")] = False
     nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("--nonlinearity", help="rnn only. [default: tanh]")] = None
     no_bias: Annotated[bool, _opt("--no-bias", help="bias=False.")] = False
     proj_size: Annotated[int, _opt("--proj-size", metavar="INT", help="lstm only: project h to this size.")] = 0
-    seq_len: Annotated[int, _opt("--seq-len", metavar="INT", help="L: time steps.")] = 10
-    batch: Annotated[Optional[int], _opt("--batch", metavar="INT", help="N: sequences in the batch. [default: 1]")] = None
-    unbatched: Annotated[bool, _opt("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
-    batch_first: Annotated[bool, _opt("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
-    lengths: Annotated[Optional[str], _opt("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
-    h0: Annotated[Literal["zeros", "random"], _opt("--h0", help="Initial hidden (and cell) state.")] = "zeros"
-    seed: Annotated[int, _opt("--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
-    dtype: Annotated[Literal["float32", "float64"], _opt("--dtype")] = "float32"
-    device: Annotated[str, _opt("--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
+    seq_len: Annotated[int, _opt("--seq-len", rich_help_panel="Input", metavar="INT", help="L: time steps.")] = 10
+    batch: Annotated[Optional[int], _opt("--batch", rich_help_panel="Input", metavar="INT", help="N: sequences in the batch. [default: 1, or one per --lengths]")] = None
+    unbatched: Annotated[bool, _opt("--unbatched", rich_help_panel="Input", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
+    batch_first: Annotated[bool, _opt("--batch-first", rich_help_panel="Input", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
+    lengths: Annotated[Optional[str], _opt("--lengths", rich_help_panel="Input", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
+    h0: Annotated[Literal["zeros", "random"], _opt("--h0", rich_help_panel="Input", help="Initial hidden (and cell) state.")] = "zeros"
+    seed: Annotated[int, _opt("--seed", rich_help_panel="Input", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
+    dtype: Annotated[Literal["float32", "float64"], _opt("--dtype", rich_help_panel="Run")] = "float32"
+    device: Annotated[str, _opt("--device", rich_help_panel="Run", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
 
     def config(self) -> RunConfig:
+        if self.batch_first and self.unbatched:
+            _note("batch_first has no effect on 2-D (unbatched) input")
         if self.unbatched and self.batch is not None:
             raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
         if self.cell != "rnn" and self.nonlinearity is not None:
             raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {self.cell} has fixed activations")
+        lengths = None if self.lengths is None else _parse_lengths(self.lengths)
         return RunConfig(
             cell=self.cell,
             input_size=self.input_size,
@@ -172,8 +206,8 @@ class Network:
             bias=not self.no_bias,
             proj_size=self.proj_size,
             seq_len=self.seq_len,
-            batch=None if self.unbatched else (1 if self.batch is None else self.batch),
-            lengths=None if self.lengths is None else _parse_lengths(self.lengths),
+            batch=None if self.unbatched else (self.batch if self.batch is not None else len(lengths or (0,))),
+            lengths=lengths,
             h0=self.h0,
             seed=self.seed,
             dtype=self.dtype,
@@ -183,7 +217,7 @@ class Network:
 
 @dataclass(frozen=True)
 class Output:
-    json: Annotated[bool, _opt("--json", help="One JSON document on stdout and nothing else.")] = False
+    json: Annotated[bool, _opt("--json", help="One JSON document on stdout and nothing else (always complete).")] = False
     export_svg: Annotated[Optional[Path], _opt("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")] = None
 
 
@@ -192,14 +226,16 @@ class RunOutput:
     """What manual, torch and compare show and save (bench has none of it)."""
 
     save: Annotated[Optional[Path], _opt("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")] = None
-    no_values: Annotated[bool, _opt("--no-values", help="Shapes and parameters only.")] = False
+    show: Annotated[Optional[str], _opt("--show", metavar="SECTION,...", help="Sections to draw: diagram, shapes, sources, values, params, code, or all. [default: diagram,shapes,sources,values (compare: diagram)]")] = None
+    brief: Annotated[bool, _opt("--brief", help="One line per tensor: name, shape, layout.")] = False
+    no_values: Annotated[bool, _opt("--no-values", help="No values section (and no values in --json).")] = False
     precision: Annotated[int, _opt("--precision", metavar="INT", help="Digits in value tables.")] = 4
     batch_index: Annotated[int, _opt("--batch-index", metavar="INT", help="Batch element shown in value tables.")] = 0
-    no_diagram: Annotated[bool, _opt("--no-diagram", help="Hide the shape-flow diagram.")] = False
+    no_diagram: Annotated[bool, _opt("--no-diagram", help="No diagram section.")] = False
     no_heatmap: Annotated[bool, _opt("--no-heatmap", help="Plain numbers in value tables, no colour scale.")] = False
 
-    def view(self, cfg: RunConfig):
-        from rnn_cli.views import View
+    def view(self, cfg: RunConfig, command: str, json: bool = False):
+        from rnn_cli.views import SECTIONS, View, default_show, parse_show
 
         if not 0 <= self.precision <= 12:
             raise RnnCliError(f"--precision must be between 0 and 12, got {self.precision}")
@@ -207,12 +243,21 @@ class RunOutput:
             raise RnnCliError(f"--batch-index must be 0 with --unbatched (one sequence), got {self.batch_index}")
         if not 0 <= self.batch_index < cfg.N:
             raise RnnCliError(f"--batch-index must be between 0 and {cfg.N - 1} (--batch {cfg.N}), got {self.batch_index}")
+        if json:  # --json is always complete: every section's data, values unless --no-values
+            show = frozenset(SECTIONS)
+        elif self.show is not None:
+            show = parse_show(self.show)
+        else:
+            show = default_show(command)
+        show -= {"values"} if self.no_values else set()
+        show -= {"diagram"} if self.no_diagram else set()
         return View(
-            values=not self.no_values,
+            show=show,
             precision=self.precision,
             batch_index=self.batch_index,
-            diagram=not self.no_diagram,
             heatmap=not self.no_heatmap,
+            compact=self.show is None,
+            brief=self.brief,
         )
 
 
@@ -244,7 +289,10 @@ class Timing:
             raise RnnCliError(f"--warmup must be between 0 and 10000, got {self.warmup}")
 
 
-def command(name: str, help: str, *groups: type) -> Callable:
+PANELS = {"Network": "Network", "Output": "Output", "RunOutput": "Output", "TF32": "Run", "Tolerances": "Comparison", "Timing": "Timing"}
+
+
+def command(name: str, help: str, *groups: type, examples: tuple[str, ...] = ()) -> Callable:
     """Register fn(*instances of groups) as the command `name` whose flags are the groups' fields.
 
     typer reads a command's flags from its signature; this one signature, made from the
@@ -257,6 +305,8 @@ def command(name: str, help: str, *groups: type) -> Callable:
             hints = get_type_hints(group, include_extras=True)
             for f in dataclasses.fields(group):
                 owner[f.name] = group
+                info = hints[f.name].__metadata__[0]
+                info.rich_help_panel = info.rich_help_panel or PANELS[group.__name__]  # -h's section
                 params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]))
 
         def callback(**flags: Any) -> None:
@@ -267,7 +317,8 @@ def command(name: str, help: str, *groups: type) -> Callable:
 
         callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         callback.__name__ = name
-        app.command(name, help=help)(callback)
+        cls = type(f"{name.title()}Command", (GroupedHelpCommand,), {"examples": examples})
+        app.command(name, help=help, cls=cls)(callback)
         return fn
 
     return decorator
@@ -301,9 +352,15 @@ def emit(
         sys.stdout.write(json.dumps(document(), allow_nan=False) + "\n")
         sys.stdout.flush()
         return
+    import os
+
     from rich.console import Console
 
-    console = Console(record=out.export_svg is not None, highlight=False)
+    from rnn_cli.views import stdout_width
+
+    is_terminal = Console().is_terminal  # rich's own answer (FORCE_COLOR, TTY_COMPATIBLE, isatty)
+    width = stdout_width(is_terminal, os.environ)
+    console = Console(record=out.export_svg is not None, highlight=False, width=width)
     show(console)
     if out.export_svg is not None:
         from rnn_cli.save import write_atomic
@@ -355,6 +412,7 @@ def _finish_run(result, name: str, out: Output, run_out: RunOutput, view) -> Non
     "manual",
     "The memory cell written out in numpy (CPU, no torch): output, h_n and where h_n comes from.",
     Network, Output, RunOutput,
+    examples=("rnn-cli manual --layers 2 --bidirectional", "rnn-cli manual --cell gru --show all", "rnn-cli manual --cell lstm --brief"),
 )
 def manual_command(net: Network, out: Output, run_out: RunOutput) -> None:
     cfg = net.config()
@@ -362,27 +420,28 @@ def manual_command(net: Network, out: Output, run_out: RunOutput) -> None:
         raise RnnCliError(
             f"--device {cfg.device}: manual is numpy on the CPU; use 'rnn-cli torch' or 'rnn-cli compare' for CUDA"
         )
-    view = run_out.view(cfg)
+    view = run_out.view(cfg, "manual", out.json)
     _check_output(out, run_out)
     check_memory(cfg)
     from rnn_cli import manual
 
-    _finish_run(manual.run(cfg, keep_layers=view.values), "manual", out, run_out, view)
+    _finish_run(manual.run(cfg, keep_layers=view.keep_layers), "manual", out, run_out, view)
 
 
 @command(
     "torch",
     "torch.nn.RNN / LSTM / GRU built from the same flags, run in inference mode on --device.",
     Network, Output, RunOutput, TF32,
+    examples=("rnn-cli torch --layers 2 --bidirectional", "rnn-cli torch --cell lstm --proj-size 3 --show shapes,code", "rnn-cli torch --lengths 7,3 --json"),
 )
 def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32) -> None:
     cfg = net.config()
-    view = run_out.view(cfg)
+    view = run_out.view(cfg, "torch", out.json)
     _check_output(out, run_out)
     check_memory(cfg, copies=2)
     from rnn_cli import torch_run
 
-    result = torch_run.run(cfg, keep_layers=view.values, tf32=not tf32.no_tf32)
+    result = torch_run.run(cfg, keep_layers=view.keep_layers, tf32=not tf32.no_tf32)
     _finish_run(result, "torch", out, run_out, view)
 
 
@@ -390,16 +449,17 @@ def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32) -> 
     "compare",
     "Same weights and inputs through torch and the numpy reference (float64); exit 1 on mismatch.",
     Network, Output, RunOutput, TF32, Tolerances,
+    examples=("rnn-cli compare --cell lstm --layers 2", "rnn-cli compare --device cuda --no-tf32", "rnn-cli compare --dtype float64 --brief"),
 )
 def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, tol: Tolerances) -> int:
     cfg = net.config()
-    view = run_out.view(cfg)
+    view = run_out.view(cfg, "compare", out.json)
     _check_output(out, run_out)
     tol.check()
     check_memory(cfg, copies=4)
     from rnn_cli import compare, documents, views
 
-    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32)
+    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, keep_layers=view.keep_layers)
     reference = {f"reference_{c.name}": cmp.reference.tensors[c.name] for c in cmp.checks}
     emit(
         out,
@@ -416,6 +476,7 @@ def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, t
     "bench",
     "Time the forward of each implementation here: numpy, torch CPU, torch CUDA.",
     Network, Output, TF32, Timing,
+    examples=("rnn-cli bench --seq-len 100 --hidden-size 256", "rnn-cli bench --device cuda --json"),
 )
 def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing) -> None:
     cfg = net.config()
