@@ -237,9 +237,9 @@ def gate_label(cfg: RunConfig, name: str) -> str:
 def parameter_table(console: Console, result: RunResult) -> Table:
     cfg = result.cfg
     table = make_table(console, "Parameters")
-    table.add_column("name", style="bold")
+    table.add_column("name", style="bold", no_wrap=True)  # identifiers never wrap: fit() lists them instead
     table.add_column("shape", no_wrap=True)
-    table.add_column("count", justify="right")
+    table.add_column("count", justify="right", no_wrap=True)
     if cfg.cell != "rnn" or cfg.proj_size:
         table.add_column("rows")
     total = 0
@@ -410,7 +410,7 @@ def sources_table(console: Console, result: RunResult) -> Table:
     table.add_column("state", style="bold", no_wrap=True)
     table.add_column("layer", justify="right")
     table.add_column("dir")
-    table.add_column("equals")
+    table.add_column("equals", no_wrap=True)
     table.add_column("step t", no_wrap=False)
     table.add_column("check", no_wrap=True)
     for s in result.sources:
@@ -459,7 +459,7 @@ def fit(console: Console, table: Table) -> Table | Group:
         first = cells[0][r]
         if not str(first).strip():
             continue
-        lines.append(Text.assemble(Text(str(first), style="bold")))
+        lines.append(Text.assemble((headers[0] + ": ") if headers[0] else "", Text(str(first), style="bold")))
         for h, col in zip(headers[1:], cells[1:]):
             value = col[r] if isinstance(col[r], Text) else Text(str(col[r]))
             if value.plain.strip():
@@ -490,7 +490,8 @@ def _min_width(table: Table, headers: list[str], cells: list[list[str]]) -> int:
             widest = max((cell_len(w) for t in texts for w in t.split()), default=0)
         total += max(widest, column.min_width or 0)
     left, right = table.padding[3], table.padding[1]
-    return total + (left + right) * len(table.columns)
+    dividers = len(table.columns) - 1 if table.box is not None else 0  # the box's inner vertical (a space)
+    return total + (left + right) * len(table.columns) + dividers
 
 
 def _lift_caption(table: Table | Group) -> list:
