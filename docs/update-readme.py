@@ -4,13 +4,18 @@ Every block between
     <!-- output: COMMAND -->
 and
     <!-- /output -->
-is replaced by what COMMAND prints (stdout, then stderr if any, and the exit status when
+(or `<!-- output machine: COMMAND -->`, for output whose digits depend on the machine:
+compare's differences and margins, bench's timings and versions, the memory this machine has) is replaced by what COMMAND prints (stdout, then stderr if any, and the exit status when
 it is not 0), run with the installed `rnn-cli` at 80 columns with colour off, as a pipe
 would see it. A block `<!-- include: PATH -->` ... `<!-- /include -->` takes a file's text
 (the benchmark's latest report).
 
     python docs/update-readme.py          # rewrite README.md in place
     python docs/update-readme.py --check  # exit 1 if README.md is stale
+
+--check compares `output:` blocks exactly (their digits are the same on any machine: seeded
+draws, shapes, values rounded to 4 places) and `output machine:` blocks with every number
+masked and spaces collapsed, so another CPU's timings or last-digit differences pass.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-BLOCK = re.compile(r"(<!-- output: (?P<cmd>.+?) -->\n)(?P<body>.*?)(<!-- /output -->)", re.S)
+BLOCK = re.compile(r"(<!-- output(?P<machine> machine)?: (?P<cmd>.+?) -->\n)(?P<body>.*?)(<!-- /output -->)", re.S)
+NUMBER = re.compile(r"[-+]?\d[\d.,]*(?:e[-+]?\d+)?")
 INCLUDE = re.compile(r"(<!-- include: (?P<path>.+?) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
 
 
@@ -39,15 +45,26 @@ def run(command: str) -> str:
 
 
 def refresh(text: str) -> str:
-    text = BLOCK.sub(lambda m: m.group(1) + run(m.group("cmd")) + m.group(4), text)
+    text = BLOCK.sub(lambda m: m.group(1) + run(m.group("cmd")) + m.group(5), text)
     return INCLUDE.sub(lambda m: m.group(1) + (ROOT / m.group("path")).read_text() + m.group(4), text)
+
+
+def masked(text: str) -> str:
+    """A machine block's text with its numbers masked, for --check."""
+    def mask(m: re.Match) -> str:
+        body = m.group("body")
+        if m.group("machine"):
+            body = " ".join(NUMBER.sub("#", body).split())
+        return m.group(1) + body + m.group(5)
+
+    return BLOCK.sub(mask, text)
 
 
 def main() -> int:
     old = README.read_text()
     new = refresh(old)
     if "--check" in sys.argv:
-        if new != old:
+        if masked(new) != masked(old):
             print("README.md is stale: run python docs/update-readme.py", file=sys.stderr)
             return 1
         return 0

@@ -16,13 +16,19 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Optional, get_type_hints
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from rnn_cli import __version__
-from rnn_cli.config import RunConfig, View, check_memory
+from rnn_cli.config import SECTION_NAMES, RunConfig, View, check_memory, default_show, parse_show
 from rnn_cli.errors import RnnCliError
 
 PROG = "rnn-cli"
+
+
+def _note(message: str) -> None:
+    """One line on stderr that is not an error (the run goes on)."""
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
 
 
 def _error_line(message: str) -> None:
@@ -90,7 +96,7 @@ app = typer.Typer(
     help="See and check what recurrent layers do: shapes, states and values, numpy vs torch.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; typer imports its shell code only then
     pretty_exceptions_enable=False,
     # Plain click help: typer's rich help imports rich.markdown, rich.syntax (pygments) and
     # rich.traceback, ~140 ms that would double --help's start-up.
@@ -107,7 +113,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """See and check what recurrent layers do: shapes, states and values, numpy vs torch."""
@@ -121,7 +127,32 @@ def _root(
 
 def _opt(*names: str, **kwargs: Any) -> Any:
     kwargs.setdefault("show_default", "help" not in kwargs or "[default" not in kwargs["help"])
+    kwargs.setdefault("case_sensitive", False)  # choices: --cell LSTM is --cell lstm
     return typer.Option(*names, **kwargs)
+
+
+class GroupedHelpCommand(TyperCommand):
+    """-h in plain click help (start-up stays low): one section per option group (each option's
+    rich_help_panel), then the command's examples as written."""
+
+    examples: tuple[str, ...] = ()
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        panels: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                panels.setdefault(getattr(param, "rich_help_panel", None) or "Other", []).append(record)
+        for title, records in panels.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        if self.examples:
+            formatter.write_paragraph()
+            formatter.write("Examples:\n")
+            for example in self.examples:
+                formatter.write(f"  {example}\n")
 
 
 @dataclass(frozen=True)
@@ -129,30 +160,34 @@ class Network:
     cell: Annotated[Optional[Literal["rnn", "lstm", "gru"]], _opt("--cell", help="nn.RNN, nn.LSTM or nn.GRU. [default: rnn]")] = None
     input_size: Annotated[Optional[int], _opt("--input-size", metavar="INT", help="H_in: features per step. [default: 5]")] = None
     hidden_size: Annotated[Optional[int], _opt("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size). [default: 8]")] = None
-    layers: Annotated[Optional[int], _opt("--layers", metavar="INT", help="num_layers: stacked layers. [default: 1]")] = None
+    layers: Annotated[Optional[int], _opt("--layers", "--num-layers", metavar="INT", help="num_layers: stacked layers. [default: 1]")] = None
     bidirectional: Annotated[bool, _opt("--bidirectional", help="D = 2: a backward direction too.")] = False
     nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("--nonlinearity", help="rnn only. [default: tanh]")] = None
     no_bias: Annotated[bool, _opt("--no-bias", help="bias=False.")] = False
     proj_size: Annotated[Optional[int], _opt("--proj-size", metavar="INT", help="lstm only: project h to this size. [default: 0]")] = None
-    seq_len: Annotated[Optional[int], _opt("--seq-len", metavar="INT", help="L: time steps. [default: 10, or --input's]")] = None
-    batch: Annotated[Optional[int], _opt("--batch", metavar="INT", help="N: sequences in the batch. [default: 1, or --input's]")] = None
-    unbatched: Annotated[bool, _opt("--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
-    batch_first: Annotated[bool, _opt("--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
-    lengths: Annotated[Optional[str], _opt("--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
-    no_pack: Annotated[bool, _opt("--no-pack", help="With --lengths: run the padded batch unpacked and show what the padding changes.")] = False
-    h0: Annotated[str, _opt("--h0", metavar="zeros|random|PATH.npy", help="Initial hidden (and cell) state.")] = "zeros"
-    c0: Annotated[Optional[Path], _opt("--c0", metavar="PATH.npy", help="lstm: initial cell state from a file.")] = None
-    params: Annotated[Optional[str], _opt("--params", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz).")] = None
-    input: Annotated[Optional[Path], _opt("--input", metavar="PATH.npy", help="Your own input, in the layout the flags describe.")] = None
-    seed: Annotated[int, _opt("--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
-    dtype: Annotated[Optional[Literal["float32", "float64"]], _opt("--dtype", help="[default: float32, or the checkpoint's]")] = None
-    device: Annotated[str, _opt("--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
+    seq_len: Annotated[Optional[int], _opt("--seq-len", rich_help_panel="Input", metavar="INT", help="L: time steps. [default: 10, or --input's]")] = None
+    batch: Annotated[Optional[int], _opt("--batch", rich_help_panel="Input", metavar="INT", help="N: sequences in the batch. [default: 1, or --input's]")] = None
+    unbatched: Annotated[bool, _opt("--unbatched", rich_help_panel="Input", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
+    batch_first: Annotated[bool, _opt("--batch-first", rich_help_panel="Input", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
+    lengths: Annotated[Optional[str], _opt("--lengths", rich_help_panel="Input", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
+    no_pack: Annotated[bool, _opt("--no-pack", rich_help_panel="Input", help="With --lengths: run the padded batch unpacked and show what the padding changes.")] = False
+    h0: Annotated[str, _opt("--h0", rich_help_panel="Input", metavar="zeros|random|PATH.npy", help="Initial hidden (and cell) state.")] = "zeros"
+    c0: Annotated[Optional[Path], _opt("--c0", rich_help_panel="Input", metavar="PATH.npy", help="lstm: initial cell state from a file.")] = None
+    params: Annotated[Optional[str], _opt("--params", rich_help_panel="Network", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz).")] = None
+    input: Annotated[Optional[Path], _opt("--input", rich_help_panel="Input", metavar="PATH.npy", help="Your own input, in the layout the flags describe.")] = None
+    seed: Annotated[int, _opt("--seed", rich_help_panel="Input", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
+    dtype: Annotated[Optional[Literal["float32", "float64"]], _opt("--dtype", rich_help_panel="Run", help="[default: float32, or the checkpoint's]")] = None
+    device: Annotated[str, _opt("--device", rich_help_panel="Run", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
 
     def _checks(self) -> None:
+        if self.batch_first and self.unbatched:
+            _note("batch_first has no effect on 2-D (unbatched) input")
         if self.unbatched and self.batch is not None:
             raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
         if self.cell not in (None, "rnn") and self.nonlinearity is not None:
             raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {self.cell} has fixed activations")
+        if self.h0 not in ("zeros", "random") and not self.h0.endswith(".npy"):
+            raise RnnCliError(f"--h0 must be zeros, random or a .npy file (np.save), got {self.h0!r}")
         if self.c0 is not None and self.h0 in ("zeros", "random"):
             raise RnnCliError("--c0 needs --h0 PATH.npy too: the initial state comes from files or from --h0 zeros|random")
 
@@ -255,7 +290,7 @@ RUN_FIELDS = ("nonlinearity", "batch_first", "seq_len", "batch", "lengths", "pac
 
 @dataclass(frozen=True)
 class Output:
-    json: Annotated[bool, _opt("--json", help="One JSON document on stdout and nothing else.")] = False
+    json: Annotated[bool, _opt("--json", help="One JSON document on stdout and nothing else (always complete).")] = False
     export_svg: Annotated[Optional[Path], _opt("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")] = None
 
 
@@ -264,25 +299,37 @@ class RunOutput:
     """What manual, torch and compare show and save (bench has none of it)."""
 
     save: Annotated[Optional[Path], _opt("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")] = None
-    no_values: Annotated[bool, _opt("--no-values", help="Shapes and parameters only.")] = False
+    show: Annotated[Optional[str], _opt("--show", metavar="SECTION,...", help="Sections to draw: diagram, shapes, sources, values, params, code, or all. [default: diagram,shapes,sources,values (compare: diagram)]")] = None
+    brief: Annotated[bool, _opt("--brief", help="One line per tensor: name, shape, layout.")] = False
+    no_values: Annotated[bool, _opt("--no-values", help="No values section (and no values in --json).")] = False
     precision: Annotated[int, _opt("--precision", metavar="INT", help="Digits in value tables.")] = 4
     batch_index: Annotated[int, _opt("--batch-index", metavar="INT", help="Batch element shown in value tables.")] = 0
-    no_diagram: Annotated[bool, _opt("--no-diagram", help="Hide the shape-flow diagram.")] = False
+    no_diagram: Annotated[bool, _opt("--no-diagram", help="No diagram section.")] = False
     no_heatmap: Annotated[bool, _opt("--no-heatmap", help="Plain numbers in value tables, no colour scale.")] = False
 
-    def view(self, cfg: RunConfig) -> View:
+    def view(self, cfg: RunConfig, command: str, json: bool = False):
+        
         if not 0 <= self.precision <= 12:
             raise RnnCliError(f"--precision must be between 0 and 12, got {self.precision}")
         if cfg.unbatched and self.batch_index != 0:
             raise RnnCliError(f"--batch-index must be 0 with --unbatched (one sequence), got {self.batch_index}")
         if not 0 <= self.batch_index < cfg.N:
             raise RnnCliError(f"--batch-index must be between 0 and {cfg.N - 1} (--batch {cfg.N}), got {self.batch_index}")
+        if json:  # --json is always complete: every section's data, values unless --no-values
+            show = frozenset(SECTION_NAMES)
+        elif self.show is not None:
+            show = parse_show(self.show)
+        else:
+            show = default_show(command)
+        show -= {"values"} if self.no_values else set()
+        show -= {"diagram"} if self.no_diagram else set()
         return View(
-            values=not self.no_values,
+            show=show,
             precision=self.precision,
             batch_index=self.batch_index,
-            diagram=not self.no_diagram,
             heatmap=not self.no_heatmap,
+            compact=self.show is None,
+            brief=self.brief,
         )
 
 
@@ -324,7 +371,10 @@ class Timing:
             raise RnnCliError(f"--warmup must be between 0 and 10000, got {self.warmup}")
 
 
-def command(name: str, help: str, *groups: type, arguments: Optional[dict] = None) -> Callable:
+PANELS = {"Network": "Network", "Output": "Output", "RunOutput": "Output", "TF32": "Run", "Tolerances": "Comparison", "Timing": "Timing", "Grad": "Gradients", "InspectFlags": "Inspect", "OnnxFlags": "ONNX"}
+
+
+def command(name: str, help: str, *groups: type, arguments: Optional[dict] = None, examples: tuple[str, ...] = ()) -> Callable:
     """Register fn(*instances of groups, **arguments) as the command `name` whose flags are the
     groups' fields (and whose positional arguments are `arguments`: name -> (type, typer.Argument)).
 
@@ -340,6 +390,8 @@ def command(name: str, help: str, *groups: type, arguments: Optional[dict] = Non
             hints = get_type_hints(group, include_extras=True)
             for f in dataclasses.fields(group):
                 owner[f.name] = group
+                info = hints[f.name].__metadata__[0]
+                info.rich_help_panel = info.rich_help_panel or PANELS[group.__name__]  # -h's section
                 params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]))
 
         def callback(**flags: Any) -> None:
@@ -350,7 +402,8 @@ def command(name: str, help: str, *groups: type, arguments: Optional[dict] = Non
 
         callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         callback.__name__ = name
-        app.command(name, help=help)(callback)
+        cls = type(f"{name.title()}Command", (GroupedHelpCommand,), {"examples": examples})
+        app.command(name, help=help, cls=cls)(callback)
         return fn
 
     return decorator
@@ -384,9 +437,15 @@ def emit(
         sys.stdout.write(json.dumps(document(), allow_nan=False) + "\n")
         sys.stdout.flush()
         return
+    import os
+
     from rich.console import Console
 
-    console = Console(record=out.export_svg is not None, highlight=False)
+    from rnn_cli.views import stdout_width
+
+    is_terminal = Console().is_terminal  # rich's own answer (FORCE_COLOR, TTY_COMPATIBLE, isatty)
+    width = stdout_width(is_terminal, os.environ)
+    console = Console(record=out.export_svg is not None, highlight=False, width=width)
     show(console)
     if out.export_svg is not None:
         from rnn_cli.save import write_atomic
@@ -460,6 +519,8 @@ def _progress():
     "manual",
     "The memory cell written out in numpy (CPU; torch only to read a .pt checkpoint): output, h_n and where h_n comes from.",
     Network, Output, RunOutput, Grad,
+    examples=("rnn-cli manual --layers 2 --bidirectional", "rnn-cli manual --cell gru --show all", "rnn-cli manual --cell lstm --brief",
+              "rnn-cli manual --grad --loss last --seq-len 50"),
 )
 def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) -> None:
     cfg, sample = net.prepare()
@@ -467,7 +528,7 @@ def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) ->
         raise RnnCliError(
             f"--device {cfg.device}: manual is numpy on the CPU; use 'rnn-cli torch' or 'rnn-cli compare' for CUDA"
         )
-    view = run_out.view(cfg)
+    view = run_out.view(cfg, "manual", out.json)
     _check_output(out, run_out)
     check_memory(cfg)
     from rnn_cli import runs
@@ -475,7 +536,7 @@ def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) ->
     progress = None if out.json else _progress()
     try:
         result = runs.run("manual", cfg, sample, runs.Extras(recipes=True, grad=grad.loss_or_none),
-                          keep_layers=view.values, progress=progress)
+                          keep_layers=view.keep_layers, progress=progress)
     finally:
         if progress is not None:
             progress.close()
@@ -486,16 +547,18 @@ def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) ->
     "torch",
     "torch.nn.RNN / LSTM / GRU built from the same flags, run in inference mode on --device.",
     Network, Output, RunOutput, TF32, Grad,
+    examples=("rnn-cli torch --layers 2 --bidirectional", "rnn-cli torch --cell lstm --proj-size 3 --show shapes,code",
+              "rnn-cli torch --lengths 10,7,3 --bidirectional --no-pack"),
 )
 def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, grad: Grad) -> None:
     cfg, sample = net.prepare()
-    view = run_out.view(cfg)
+    view = run_out.view(cfg, "torch", out.json)
     _check_output(out, run_out)
     check_memory(cfg, copies=2)
     from rnn_cli import runs
 
     extras = runs.Extras(recipes=True, grad=grad.loss_or_none)
-    result = runs.run("torch", cfg, sample, extras, keep_layers=view.values, tf32=not tf32.no_tf32)
+    result = runs.run("torch", cfg, sample, extras, keep_layers=view.keep_layers, tf32=not tf32.no_tf32)
     _finish_run(result, "torch", out, run_out, view)
 
 
@@ -503,16 +566,19 @@ def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, gra
     "compare",
     "Same weights and inputs through torch and the numpy reference (float64); exit 1 on mismatch.",
     Network, Output, RunOutput, TF32, Tolerances, Grad,
+    examples=("rnn-cli compare --cell lstm --layers 2", "rnn-cli compare --device cuda --no-tf32",
+              "rnn-cli compare --grad --cell lstm --bidirectional --lengths 10,7,3"),
 )
 def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, tol: Tolerances, grad: Grad) -> int:
     cfg, sample = net.prepare()
-    view = run_out.view(cfg)
+    view = run_out.view(cfg, "compare", out.json)
     _check_output(out, run_out)
     tol.check()
     check_memory(cfg, copies=4)
     from rnn_cli import compare, documents
 
-    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, sample=sample, grad=grad.loss_or_none)
+    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, keep_layers=view.keep_layers,
+                      sample=sample, grad=grad.loss_or_none)
     reference = {f"reference_{c.name}": cmp.reference.tensors[c.name] for c in cmp.checks if c.name in cmp.reference.tensors}
 
     def show(console) -> None:
@@ -535,6 +601,7 @@ def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, t
     "bench",
     "Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA.",
     Network, Output, TF32, Timing, Grad,
+    examples=("rnn-cli bench --seq-len 100 --hidden-size 256", "rnn-cli bench --grad --json"),
 )
 def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing, grad: Grad) -> None:
     cfg, sample = net.prepare()

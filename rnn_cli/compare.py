@@ -27,6 +27,10 @@ class TensorCheck:
     max_rel_diff: float | None
     ok: bool
     tolerance: Tolerance | None = None  # the one this tensor was held to
+    # The rule that decided `ok`, read off the worst element: max(|torch - ref| - (atol + rtol*|ref|)).
+    # <= 0: every element is within tolerance; > 0: by how much the worst one is not; NaN when
+    # a NaN is involved; None when nothing was compared (shapes differ, or no elements).
+    margin: float | None = None
 
 
 @dataclass
@@ -53,8 +57,12 @@ def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) ->
     # references make |diff|/|ref| meaningless, and atol is what judges them.
     where = scale > tol.atol
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=where)
-    ok = bool(np.all(diff <= tol.atol + tol.rtol * scale))  # NaN anywhere fails
-    return TensorCheck(name, got.shape, ref.shape, float(np.max(diff)), float(np.max(rel)), ok, tol)
+    with np.errstate(over="ignore"):  # --rtol 1e308 * |ref| may be inf: a bound nothing exceeds
+        allowed = tol.atol + tol.rtol * scale
+    ok = bool(np.all(diff <= allowed))  # NaN anywhere fails
+    with np.errstate(invalid="ignore"):  # inf - inf cannot happen (diff is finite or NaN)
+        margin = float(np.max(diff - allowed))  # NaN propagates
+    return TensorCheck(name, got.shape, ref.shape, float(np.max(diff)), float(np.max(rel)), ok, tol, margin)
 
 
 def gradient_arrays(grads) -> dict[str, np.ndarray]:

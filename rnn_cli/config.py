@@ -243,15 +243,59 @@ class RunConfig:
         return d
 
 
+# The human view's --show sections, in the order views.SECTIONS draws them, and those drawn
+# when --show is not given. recipes, padding and grad draw themselves only where they apply
+# (a configuration with a trap, --no-pack, --grad) unless --show names them.
+SECTION_NAMES = ("diagram", "shapes", "sources", "values", "recipes", "padding", "grad", "params", "code")
+DEFAULT_SHOW = frozenset({"diagram", "shapes", "sources", "values", "recipes", "padding", "grad"})
+COMPARE_SHOW = frozenset({"diagram", "grad"})  # compare's answer is its table; the rest on request
+
+
+def default_show(command: str) -> frozenset[str]:
+    return COMPARE_SHOW if command == "compare" else DEFAULT_SHOW
+
+
+def parse_show(text: str) -> frozenset[str]:
+    """--show's value: comma-separated section names, or `all`. Case-insensitive."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return frozenset(SECTION_NAMES)
+    if not names or any(n not in SECTION_NAMES for n in names):
+        raise RnnCliError(f"--show takes a comma-separated list of {', '.join(SECTION_NAMES)} (or all), got {text!r}")
+    return frozenset(names)
+
+
 @dataclass(frozen=True)
 class View:
-    """What the human view shows (the flags of RunOutput, resolved)."""
+    """What the human view draws: the sections named in `show`, in views.SECTIONS' order."""
 
-    values: bool = True
+    show: frozenset[str] | None = None  # None: the default screen (DEFAULT_SHOW)
     precision: int = 4
     batch_index: int = 0
-    diagram: bool = True
     heatmap: bool = True
+    compact: bool = True  # the default screen: output cut to a few time steps, the cut stated
+    brief: bool = False  # one line per tensor, nothing else
+
+    def shows(self, section: str) -> bool:
+        return section in (DEFAULT_SHOW if self.show is None else self.show)
+
+    @property
+    def asked(self) -> bool:
+        """--show was given: every section named is drawn, whether or not it applies by default."""
+        return not self.compact
+
+    @property
+    def values(self) -> bool:
+        return self.shows("values")
+
+    @property
+    def diagram(self) -> bool:
+        return self.shows("diagram")
+
+    @property
+    def keep_layers(self) -> bool:
+        """Keep lower layers' outputs: the h_n checks of layers below the last need them."""
+        return self.shows("values") or self.shows("sources")
 
 
 # ---- memory: refuse before allocating -----------------------------------------

@@ -109,6 +109,7 @@ def compare_document(cmp, with_values: bool) -> dict:
             "max_rel_diff": finite(c.max_rel_diff),
             "atol": c.tolerance.atol,
             "rtol": c.tolerance.rtol,
+            "margin": finite(c.margin),  # max(|torch - ref| - (atol + rtol*|ref|)): <= 0 passes
             "ok": c.ok,
         }
         for c in cmp.checks

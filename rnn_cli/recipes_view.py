@@ -68,6 +68,26 @@ def recipes_table(console: Console, rows: list[RecipeRow]) -> Table:
     return table
 
 
+def recipes_summary(rows: list[RecipeRow]) -> list[Text]:
+    """The default screen's short form: the right spelling of each meaning, then every wrong
+    one and by how much (the table: --show recipes). Plain text that wraps, never cut."""
+    right: dict[str, str] = {}  # the first (the usual) right spelling of each meaning
+    for row in rows:
+        if row.correct:
+            right.setdefault(row.meaning, row.torch_expression)
+    wrong = [
+        f"{r.torch_expression} ({'wrong shape' if r.max_abs_diff is None else _number(r.max_abs_diff) + ' off'})"
+        for r in rows
+        if not r.correct
+    ]
+    order = dict.fromkeys(r.meaning for r in rows)
+    lines = [Text.assemble(("Final state on this run, equal: ", "bold green"), "; ".join(right[m] for m in order if m in right))]
+    if wrong:
+        lines.append(Text.assemble(("WRONG: ", "bold red"), "; ".join(wrong)))
+    lines[-1].append(" (every recipe: --show recipes)", style="dim")
+    return lines
+
+
 def padding_table(console: Console, rows: list[PaddingRow]) -> Table:
     table = _table(
         console,

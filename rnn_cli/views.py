@@ -10,19 +10,30 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from rich import box
 from rich.console import Console, Group
-from rich.panel import Panel
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from rnn_cli.config import GATE_NAMES, TORCH_CLASS, RunConfig, View, shape_str
+from rnn_cli.config import GATE_NAMES, SECTION_NAMES, TORCH_CLASS, RunConfig, View, shape_str
 from rnn_cli.result import EXACT, RunResult
 
 MAX_ROWS = 12  # value-table rows shown before truncating
+COMPACT_STEPS = 3  # output rows on the default screen: t=0, a cut, t=L-1 (where h_n's slices sit)
+WIDE = 200  # piped output without COLUMNS: wide enough that grep finds whole lines
+
+
+def stdout_width(is_terminal: bool, environ) -> int | None:
+    """The width to draw at: COLUMNS when it is a positive integer (0, negative or not a number
+    count as unset); else the terminal's (None: rich asks it); piped, WIDE so lines stay whole."""
+    columns = environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if is_terminal else WIDE
 
 
 def is_plain(console: Console) -> bool:
@@ -115,14 +126,14 @@ def _call(prefix: str, args: list[str], width: int = 78) -> str:
 # ---- 2. shapes ------------------------------------------------------------------------------
 
 MEANINGS = {
-    "input": "random input, drawn from the seed",
+    "input": "random, drawn from the seed",
     "h_0": "initial hidden state",
     "c_0": "initial cell state",
-    "output": "last layer's h_t at every step",
-    "h_n": "final hidden state per layer and direction, [layer*D + direction]",
-    "c_n": "final cell state per layer and direction (H_cell: never projected)",
-    "packed_data": "PackedSequence .data of the output: real steps only",
-    "batch_sizes": "sequences still running at each step",
+    "output": "last layer's h_t, every step",
+    "h_n": "final h per layer, direction",
+    "c_n": "final c per layer, direction",
+    "packed_data": "PackedSequence .data: real steps",
+    "batch_sizes": "sequences running at each step",
 }
 
 
@@ -133,7 +144,6 @@ def _meaning(cfg: RunConfig, name: str) -> str:
     if name == "input" and cfg.lengths is not None:
         text += "; zero past each length"
     if name == "output":
-        text += ", both directions concatenated" if cfg.D == 2 else ""
         if cfg.packed:
             text += "; zero past each length"
     return text
@@ -182,7 +192,7 @@ def shapes_table(console: Console, result: RunResult) -> Table:
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)
     table.add_column("layout", no_wrap=True)
-    table.add_column("meaning", min_width=24, ratio=1)
+    table.add_column("meaning")
     for name, shape in result.shapes().items():
         meaning = _meaning(cfg, name)
         if name == "batch_sizes":
@@ -204,9 +214,9 @@ def gate_label(cfg: RunConfig, name: str) -> str:
 def parameter_table(console: Console, result: RunResult) -> Table:
     cfg = result.cfg
     table = make_table(console, "Parameters")
-    table.add_column("name", style="bold")
+    table.add_column("name", style="bold", no_wrap=True)  # identifiers never wrap: fit() lists them instead
     table.add_column("shape", no_wrap=True)
-    table.add_column("count", justify="right")
+    table.add_column("count", justify="right", no_wrap=True)
     if cfg.cell != "rnn" or cfg.proj_size:
         table.add_column("rows")
     total = 0
@@ -263,7 +273,7 @@ def heat_style(value: float, vmax: float, color_system: str | None = "truecolor"
 
 def heat_legend(vmax: float, precision: int, color_system: str | None) -> Text:
     """The caption line that states the range, its ends and middle drawn as the cells are."""
-    lo, hi = f"-{vmax:.{precision}g}", f"+{vmax:.{precision}g}"
+    lo, hi = f"-{vmax:.{precision}f}", f"+{vmax:.{precision}f}"  # the cells' own format
     return Text.assemble(
         "colour scale ",
         (lo, heat_style(-vmax, vmax, color_system)),
@@ -287,8 +297,9 @@ def value_table(
     view: View,
     caption: str = "",
     dim_rows: set[int] | None = None,
+    max_rows: int = MAX_ROWS,
 ) -> Table:
-    """A 2-D slice as a table, truncated to fit the console's width and MAX_ROWS."""
+    """A 2-D slice as a table, truncated to fit the console's width and max_rows (the cut stated)."""
     finite = np.abs(matrix[np.isfinite(matrix)])
     vmax = float(finite.max()) if finite.size else 0.0
     number_width = max(view.precision + 3, len(f"-{vmax:.{view.precision}f}"))  # "-0.1234"
@@ -300,16 +311,29 @@ def value_table(
     else:
         max_cols = max(2, min((room - 4) // (number_width + 1) + 1, matrix.shape[1] - 1))
     rows = _shown_indices(matrix.shape[0], MAX_ROWS)
+    if max_rows < MAX_ROWS and matrix.shape[0] > max_rows:  # the compact screen: first, cut, last
+        rows = list(range(max_rows // 2)) + [None] + list(range(matrix.shape[0] - (max_rows - 1) // 2, matrix.shape[0]))
     cols = _shown_indices(matrix.shape[1], max_cols)
     heat = use_heatmap(console, view)
     notes: list[str | Text] = [caption] if caption else []
     if heat:
         notes.append(heat_legend(vmax, view.precision, console.color_system))
-    truncated = None in rows or None in cols
-    if truncated:
-        notes.append("truncated; all values: --json or --save PATH.npz")
+    if None in rows or None in cols:
+        shown = []
+        if None in rows:
+            shown.append(f"{sum(r is not None for r in rows)} of {matrix.shape[0]} rows")
+        if None in cols:
+            shown.append(f"{sum(c is not None for c in cols)} of {matrix.shape[1]} columns")
+        more = "--show values" if max_rows < MAX_ROWS else "--json or --save PATH.npz"
+        cut = f"{', '.join(shown)} shown; all: {more}"
+        if notes and isinstance(notes[0], str):  # one line with the caption: the screen is short
+            notes[0] = f"{notes[0]}; {cut}"
+        else:
+            notes.append(cut)
     caption_text = Text("\n").join(Text(n) if isinstance(n, str) else n for n in notes) if notes else None
     table = make_table(console, title, caption_text, padding=0)
+    if view.compact:  # the short default screen: no rule under the column labels, a space between
+        table.box, table.padding = None, (0, 0, 0, 1)
     table.add_column("", style="bold", no_wrap=True)
     for c in cols:
         width = 3 if c is None else number_width
@@ -345,15 +369,16 @@ def value_tables(console: Console, result: RunResult, view: View) -> list[Table]
         pad = set(range(cfg.lengths[b], cfg.seq_len))
     row_labels = [f"t={t}" + (" pad" if t in pad else "") for t in range(cfg.seq_len)]
     col_labels = [f"{'b' if D == 2 and j >= H else ''}{j % H if D == 2 else j}" for j in range(D * H)]
-    caption = "columns: hidden units" + (f"; 0-{H - 1} forward, b0-b{H - 1} backward" if D == 2 else "")
-    tables = [value_table(console, f"output{who}", out, row_labels, col_labels, view, caption, pad)]
+    caption = f"0-{H - 1} fwd, b0-b{H - 1} bwd" if D == 2 else "columns: hidden units"
+    steps = COMPACT_STEPS if view.compact else MAX_ROWS
+    tables = [value_table(console, f"output{who}", out, row_labels, col_labels, view, caption, pad, steps)]
     state_labels = [f"l{k // D} {'bwd' if k % D else 'fwd'}" for k in range(D * cfg.num_layers)]
     for name in ("h_n", "c_n"):
         if name in result.tensors:
             m = result.state(name)[:, b, :]  # (D*num_layers, H)
             labels = [f"{k} {s}" for k, s in enumerate(state_labels)]
             cols = [str(j) for j in range(m.shape[1])]
-            caption = f"rows: {name}[layer*D + direction]"
+            caption = "" if view.compact else f"rows: {name}[layer*D + direction]"  # the labels say it
             tables.append(value_table(console, f"{name}{who}", m, labels, cols, view, caption))
     return tables
 
@@ -361,14 +386,14 @@ def value_tables(console: Console, result: RunResult, view: View) -> list[Table]
 # ---- 5. where h_n comes from ------------------------------------------------------------
 
 
-def sources_table(console: Console, result: RunResult) -> Table:
+def sources_table(console: Console, result: RunResult, bwd_note: bool = True) -> Table:
     cfg = result.cfg
     plain = is_plain(console)
     table = make_table(console, "Where h_n comes from (checked on this run)")
     table.add_column("state", style="bold", no_wrap=True)
     table.add_column("layer", justify="right")
     table.add_column("dir")
-    table.add_column("equals")
+    table.add_column("equals", no_wrap=True)
     table.add_column("step t", no_wrap=False)
     table.add_column("check", no_wrap=True)
     for s in result.sources:
@@ -388,11 +413,11 @@ def sources_table(console: Console, result: RunResult) -> Table:
         add_row(table, f"{s.state}[{s.index}]", str(s.layer), direction, s.expression, steps, check)
     notes = []
     if result.implementation == "manual":
-        notes.append("manual copies h_n from these slices, so this confirms its bookkeeping; `rnn-cli torch` checks torch.")
-    if cfg.bidirectional:
-        notes.append("The backward direction ends at step 0, so its final state sits at output step 0, not the last step.")
+        notes.append("manual copies h_n from these slices: this checks its bookkeeping; `rnn-cli torch` checks torch.")
+    if cfg.bidirectional and bwd_note:
+        notes.append("bwd ends at step 0: its final state is at output step 0, not the last step.")
     if cfg.num_layers > 1:
-        notes.append("layerK_output: layer K's own output, fed to layer K+1 and not returned (checked by re-running layer K alone on what layer K-1 gave it).")
+        notes.append("layerK_output: layer K's output, not returned; checked by re-running layer K.")
     if notes:
         table.caption = "\n".join(notes)
         table.caption_justify = "left"
@@ -402,11 +427,79 @@ def sources_table(console: Console, result: RunResult) -> Table:
 # ---- whole views -------------------------------------------------------------------------
 
 
-def code_panel(console: Console, cfg: RunConfig, device: str) -> Panel | Text:
+def fit(console: Console, table: Table) -> Table | Group:
+    """The table when its narrowest form fits the console; else the same cells as a vertical
+    key/value list, so that no word is cut at any width."""
+    headers = [str(c.header) for c in table.columns]
+    cells = [[c.plain if isinstance(c, Text) else str(c) for c in col.cells] for col in table.columns]
+    if _min_width(table, headers, cells) <= console.width:
+        return table
+    cells = [list(col.cells) for col in table.columns]
+    lines: list = []
+    if table.title:
+        lines.append(Text(str(table.title), style="bold"))
+    for r in range(len(cells[0]) if cells else 0):
+        first = cells[0][r]
+        if not str(first).strip():
+            continue
+        lines.append(Text.assemble((headers[0] + ": ") if headers[0] else "", Text(str(first), style="bold")))
+        for h, col in zip(headers[1:], cells[1:]):
+            value = col[r] if isinstance(col[r], Text) else Text(str(col[r]))
+            if value.plain.strip():
+                lines.append(Text.assemble("  ", (h or "value") + ": ", value))
+    if table.caption:
+        lines.append(table.caption if isinstance(table.caption, Text) else Text(str(table.caption)))
+    return Group(*lines)
+
+
+@dataclass(frozen=True)
+class Verbatim:
+    """Text printed as it is: never wrapped nor cropped (code to copy)."""
+
+    text: Text
+
+
+def _min_width(table: Table, headers: list[str], cells: list[list[str]]) -> int:
+    """The narrowest width at which every word stays whole: a no_wrap column's longest cell,
+    another column's longest word, plus each column's padding."""
+    from rich.cells import cell_len
+
+    total = 0
+    for column, header, column_cells in zip(table.columns, headers, cells):
+        texts = [header] + column_cells
+        if column.no_wrap:
+            widest = max(cell_len(line) for t in texts for line in t.splitlines() or [""])
+        else:
+            widest = max((cell_len(w) for t in texts for w in t.split()), default=0)
+        total += max(widest, column.min_width or 0)
+    left, right = table.padding[3], table.padding[1]
+    dividers = len(table.columns) - 1 if table.box is not None else 0  # the box's inner vertical (a space)
+    return total + (left + right) * len(table.columns) + dividers
+
+
+def _lift_caption(table: Table | Group) -> list:
+    """The table, then its caption as text at the console's width (a caption under a narrow
+    table would wrap at the table's width)."""
+    if not isinstance(table, Table):
+        return [table]
+    caption, table.caption = table.caption, None
+    if caption is None:
+        return [table]
+    return [table, caption if isinstance(caption, Text) else Text(str(caption))]
+
+
+def code_lines(console: Console, cfg: RunConfig, device: str) -> list:
+    """The code as plain lines under a title: no frame, highlighted only on a colour terminal.
+    show() prints these with soft_wrap, so long lines stay long and copy as written."""
     code = pytorch_code(cfg, device)
-    if is_plain(console):
-        return Text("Equivalent PyTorch:\n\n" + code + "\n")
-    return Panel(Text(code), title="Equivalent PyTorch", title_align="left", border_style="dim", expand=False)
+    if console.is_terminal and console.color_system is not None and not console.no_color:
+        from rich.syntax import Syntax  # pygments: imported only when it will colour something
+
+        body = Syntax(code, "python", theme="ansi_dark", background_color="default").highlight(code)
+        body.rstrip()
+    else:
+        body = Text(code)
+    return [Text("Equivalent PyTorch:", style="bold"), Text(""), Verbatim(body)]
 
 
 def tf32_line(tf32: bool) -> str:
@@ -422,29 +515,154 @@ def header(result: RunResult, command: str) -> Text:
     return text
 
 
-def show_run(console: Console, result: RunResult, command: str, view: View) -> None:
-    cfg = result.cfg
-    parts: list = [header(result, command), Text(""), code_panel(console, cfg, result.device)]
-    if view.diagram:
-        from rnn_cli.diagram import flow_diagram
+def _diagram_section(console: Console, result: RunResult, view: View) -> list:
+    from rnn_cli.diagram import flow_diagram
 
-        parts += [flow_diagram(cfg, plain=is_plain(console), width=console.width), Text("")]
-    parts.append(shapes_table(console, result))
-    parts += [Text(n, style="italic") for n in shape_notes(cfg)]
-    parts.append(Text(""))
-    parts.append(parameter_table(console, result))
-    if view.values:
-        for t in value_tables(console, result, view):
-            parts += [Text(""), t]
-        parts += [Text(""), sources_table(console, result)]
-    console.print(Group(*parts))
+    return [flow_diagram(result.cfg, plain=is_plain(console), width=console.width)]
+
+
+def _shapes_section(console: Console, result: RunResult, view: View) -> list:
+    return [fit(console, shapes_table(console, result))] + [Text(n, style="italic") for n in shape_notes(result.cfg)]
+
+
+def _sources_section(console: Console, result: RunResult, view: View) -> list:
+    # On the short default screen the recipes' summary says where bwd ends; say it once.
+    said_below = view.compact and view.shows("recipes") and _recipes_apply(result, view)
+    return _lift_caption(fit(console, sources_table(console, result, bwd_note=not said_below)))
+
+
+def _values_section(console: Console, result: RunResult, view: View) -> list:
+    parts: list = []
+    for table in value_tables(console, result, view):
+        parts += ([Text("")] if parts else []) + _lift_caption(table)
+    return parts
+
+
+def _params_section(console: Console, result: RunResult, view: View) -> list:
+    return [fit(console, parameter_table(console, result))]
+
+
+def _code_section(console: Console, result: RunResult, view: View) -> list:
+    return code_lines(console, result.cfg, result.device)
+
+
+@dataclass(frozen=True)
+class Section:
+    default: bool  # on the default screen of manual and torch
+    draw: object  # (console, RunResult, View) -> list of renderables
+    help: str
+
+
+def _recipes_apply(result: RunResult, view: View) -> bool:
+    from rnn_cli.recipes import has_trap
+
+    return bool(result.recipes) and (view.asked or has_trap(result.cfg))
+
+
+def _recipes_section(console: Console, result: RunResult, view: View) -> list:
+    """The final-state recipes: by default only where the configuration has a trap."""
+    from rnn_cli.recipes_view import recipes_summary, recipes_table
+
+    if not _recipes_apply(result, view):
+        return []
+    if view.compact:
+        return recipes_summary(result.recipes)
+    return _lift_caption(fit(console, recipes_table(console, result.recipes)))
+
+
+def _padding_section(console: Console, result: RunResult, view: View) -> list:
+    from rnn_cli.recipes_view import padding_table
+
+    if result.padding_effect is None:
+        return [Text("padding: only with --lengths and --no-pack", style="dim")] if view.asked else []
+    return _lift_caption(fit(console, padding_table(console, result.padding_effect)))
+
+
+def _grad_section(console: Console, result: RunResult, view: View) -> list:
+    from rnn_cli.grad_view import grad_renderables
+
+    if result.gradients is None:
+        return [Text("grad: only with --grad", style="dim")] if view.asked else []
+    return grad_renderables(console, result.cfg, result.gradients, view.precision, view.batch_index)
+
+
+# The --show sections, in the order they are drawn (config.SECTION_NAMES). A new section
+# joins by adding a row here and its name there.
+SECTIONS: dict[str, Section] = {
+    "diagram": Section(True, _diagram_section, "shape-flow diagram"),
+    "shapes": Section(True, _shapes_section, "shapes table"),
+    "sources": Section(True, _sources_section, "where h_n (and c_n) come from, checked"),
+    "values": Section(True, _values_section, "output, h_n, c_n values"),
+    "recipes": Section(True, _recipes_section, "ways to take the final state, right and wrong, on this run"),
+    "padding": Section(True, _padding_section, "--no-pack: what the padding changed"),
+    "grad": Section(True, _grad_section, "--grad: gradient norms per parameter and per step"),
+    "params": Section(False, _params_section, "parameter names and shapes"),
+    "code": Section(False, _code_section, "equivalent PyTorch code"),
+}
+assert tuple(SECTIONS) == SECTION_NAMES
+def more_line(view: View) -> Text | None:
+    """The closing line: the sections left out, and how to see them."""
+    left = [name for name in SECTIONS if not view.shows(name) and name not in ("padding", "grad")]
+    if not left:
+        return None
+    return Text(f"more: --show {','.join(left)} or --show all", style="dim")
+
+
+def _sections(console: Console, result: RunResult, view: View) -> list:
+    parts: list = []
+    for name, section in SECTIONS.items():
+        if view.shows(name):
+            drawn = section.draw(console, result, view)  # type: ignore[operator]
+            if drawn:
+                parts += [Text("")] + drawn
+    return parts
+
+
+def brief_lines(result: RunResult) -> list[str]:
+    """--brief: one line per tensor, `output (10, 1, 16)  (L, N, D*H_out)`."""
+    layouts = result.cfg.layouts()
+    rows = [(name, shape_str(shape), layouts[name]) for name, shape in result.shapes().items()]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return [f"{n:<{w0}} {s:<{w1}}  {lay}" for n, s, lay in rows]
+
+
+def show_run(console: Console, result: RunResult, command: str, view: View) -> None:
+    if view.brief:
+        for line in brief_lines(result):
+            console.print(Text(line), soft_wrap=True)
+        return
+    parts: list = [header(result, command)] + _sections(console, result, view)
+    more = more_line(view)
+    if more is not None:
+        parts.append(more)
+    _show(console, parts)
+
+
+def _show(console: Console, parts: list) -> None:
+    """Print in order: code as it is (soft_wrap: never wrapped nor cropped), the rest fitted."""
+    for part in parts:
+        if isinstance(part, Verbatim):
+            console.print(part.text, soft_wrap=True)
+        else:
+            console.print(part)
+
+
+def compare_rule_caption() -> str:
+    return "margin = max(|torch - ref| - (atol + rtol*|ref|)) over the tensor: <= 0 passes, > 0 fails."
 
 
 def show_compare(console: Console, cmp, view: View) -> None:
-    """compare's human view: a header, the comparison table and the verdict."""
+    """compare's human view: a header, the comparison table and the verdict (then any --show section)."""
     got = cmp.torch
     cfg = got.cfg
     tol = cmp.tolerance
+    if view.brief:
+        w = max(len(c.name) for c in cmp.checks)
+        for c in cmp.checks:
+            margin = "shape" if c.margin is None and c.max_abs_diff is None else f"margin {_margin(c)}"
+            console.print(Text(f"{c.name:<{w}} {shape_str(c.torch_shape)}  {'pass' if c.ok else 'FAIL'}  {margin}"), soft_wrap=True)
+        return
     parts: list = [
         Text(
             f"rnn-cli compare: nn.{TORCH_CLASS[cfg.cell]} ({got.device}, {cfg.dtype}) "
@@ -456,16 +674,13 @@ def show_compare(console: Console, cmp, view: View) -> None:
     if got.tf32 is not None:
         parts.append(Text(tf32_line(got.tf32)))
     parts.append(Text(f"Tolerance: |torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|  ({tol.why})"))
-    if view.diagram:
-        from rnn_cli.diagram import flow_diagram
-
-        parts += [Text(""), flow_diagram(cfg, plain=is_plain(console), width=console.width), Text("")]
-    table = make_table(console)
+    table = make_table(console, caption=compare_rule_caption())
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)  # one shape when both sides agree
     table.add_column("abs diff", justify="right", no_wrap=True)
     table.add_column("rel diff", justify="right", no_wrap=True)
     table.add_column("atol / rtol", justify="right", no_wrap=True)
+    table.add_column("margin", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)
     for c in cmp.checks:
         verdict = Text("pass", style="green") if c.ok else Text("FAIL", style="bold red")
@@ -479,14 +694,23 @@ def show_compare(console: Console, cmp, view: View) -> None:
             "shape" if c.max_abs_diff is None else f"{c.max_abs_diff:.2e}",
             "" if c.max_rel_diff is None else f"{c.max_rel_diff:.2e}",
             "exact" if c.tolerance == EXACT else f"{c.tolerance.atol:g} / {c.tolerance.rtol:g}",
+            _margin(c),
             verdict,
         )
-    parts.append(table)
+    parts += [Text("")] + _lift_caption(fit(console, table))
     if cmp.ok:
         parts.append(Text("OK: torch matches the numpy reference within tolerance.", style="bold green"))
     else:
         parts.append(Text("MISMATCH: torch and the numpy reference disagree (exit status 1).", style="bold red"))
-    console.print(Group(*parts))
+    parts += _sections(console, got, view)
+    more = more_line(view)
+    if more is not None:
+        parts.append(more)
+    _show(console, parts)
+
+
+def _margin(c) -> str:
+    return "" if c.margin is None else f"{c.margin:+.2e}"
 
 
 # ---- bench --------------------------------------------------------------------------------

@@ -89,8 +89,10 @@ def example():
 
 def test_example_shows_pytorch_code_and_the_shapes_from_the_docs(example):
     L, N, D, H_in, H_out, layers = 10, 1, 2, 5, 8, 2
-    assert "nn.RNN(" in example
-    assert "num_layers=2" in example and "bidirectional=True" in example
+    code = invoke("torch", "--layers", "2", "--bidirectional", "--show", "code")
+    assert_clean_success(code)
+    assert "nn.RNN(" in code.stdout
+    assert "num_layers=2" in code.stdout and "bidirectional=True" in code.stdout
     shapes = first_cells(table_rows(example, "Shapes"))
     assert f"({L}, {N}, {H_in})" in shapes["input"]
     assert f"({L}, {N}, {D * H_out})" in shapes["output"]  # (10, 1, 16)
@@ -127,7 +129,7 @@ def _pytorch_code(text: str) -> str:
 )
 def test_pytorch_code_is_copy_pastable_and_gives_the_documented_shapes(args, expect):
     import torch
-    res = invoke("torch", "--no-values", *args)
+    res = invoke("torch", "--show", "code", *args)
     assert_clean_success(res)
     namespace: dict = {}
     exec(compile(_pytorch_code(res.stdout), "<pasted>", "exec"), namespace)  # what a user would paste
@@ -170,7 +172,7 @@ def test_parameter_table_matches_a_torch_module_built_here(flags, cls, kwargs):
     module = getattr(torch.nn, cls)(**kwargs)
     expected_total = sum(p.numel() for p in module.parameters())
     for command in ("manual", "torch"):
-        res = invoke(command, "--no-values", *flags)
+        res = invoke(command, "--show", "params", *flags)
         assert_clean_success(res)
         rows = table_rows(res.stdout, "Parameters")
         totals = [r for r in rows if r.split()[:1] == ["total"]]
@@ -260,7 +262,7 @@ def test_help_exits_0_and_names_every_shared_option(command, flag):
     "command, phrase",
     [
         ("manual", "rnn only. [default: tanh]"),
-        ("torch", "N: sequences in the batch. [default: 1]"),
+        ("torch", "N: sequences in the batch. [default: 1, or one per --lengths]"),
         ("compare", "Absolute tolerance. [default: by dtype and device]"),
     ],
 )
@@ -290,21 +292,21 @@ def _value_rows(text: str) -> list[str]:
 
 
 def test_no_values_hides_value_tables_but_keeps_shapes_and_parameters():
-    full = invoke("manual")
-    bare = invoke("manual", "--no-values")
+    full = invoke("manual", "--show", "all")
+    bare = invoke("manual", "--show", "all", "--no-values")
     assert_clean_success(full)
     assert_clean_success(bare)
     assert "batch element 0" in full.stdout and _value_rows(full.stdout)
     assert "batch element" not in bare.stdout
     assert _value_rows(bare.stdout) == []
-    assert "Where h_n comes from" not in bare.stdout
+    assert "Where h_n comes from" in bare.stdout  # its own section: --no-values takes values only
     assert "Shapes" in bare.stdout and "Parameters" in bare.stdout
     assert re.search(r"^\s*total\s+120\s*$", bare.stdout, re.M)  # 8*5 + 8*8 + 8 + 8
 
 
 @pytest.mark.parametrize("precision", [2, 4, 7])
 def test_precision_sets_the_digits_of_every_value(precision):
-    res = invoke("manual", "--precision", str(precision), "--hidden-size", "4")
+    res = invoke("manual", "--precision", str(precision), "--hidden-size", "4", "--show", "values")
     assert_clean_success(res)
     rows = _value_rows(res.stdout)
     assert len(rows) == 10
@@ -320,7 +322,7 @@ def test_batch_index_picks_the_batch_element_shown():
     args = ("manual", "--batch", "3", "--hidden-size", "4", "--seed", "7")
     values = json_doc(*args)["tensors"]["output"]["values"]  # (L, N, H)
     for b in (0, 2):
-        res = invoke(*args, "--batch-index", str(b))
+        res = invoke(*args, "--batch-index", str(b), "--show", "values")
         assert_clean_success(res)
         assert f"output, batch element {b}" in res.stdout
         shown = [float(n) for row in _value_rows(res.stdout) for n in NUMBER.findall(row)]

@@ -108,10 +108,11 @@ SVG_PATHS = st.sampled_from(
 # ---- options, per command (name -> value strategy; None for a flag) ----------------------
 
 COMMON = {
-    "--cell": choices("rnn", "lstm", "gru"),
+    "--cell": choices("rnn", "lstm", "gru", "LSTM", "Gru"),
     "--input-size": numbers(),
     "--hidden-size": numbers(),
     "--layers": numbers(st.integers(1, 3)),
+    "--num-layers": numbers(st.integers(1, 3)),
     "--bidirectional": None,
     "--nonlinearity": choices("tanh", "relu"),
     "--no-bias": None,
@@ -135,6 +136,8 @@ RUN_VIEWS = {  # manual, torch and compare only
     "--precision": numbers(st.integers(0, 12)),
     "--batch-index": numbers(st.integers(0, 3)),
     "--no-heatmap": None,
+    "--show": choices("all", "shapes", "diagram,code", "params,values,sources", "code,bogus", ""),
+    "--brief": None,
 }
 OPTIONS = {
     "manual": {**COMMON, **RUN_VIEWS},

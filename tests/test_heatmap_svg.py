@@ -132,7 +132,7 @@ def test_heatmap_on_a_colour_terminal():
         assert cell.plain == f"{v:.4f}"
         assert rgb(cell.spans[0].style) == rgb(heat_style(float(v), 0.8))
     # the range, worked out here: max |value| = 0.8
-    assert "colour scale -0.8 .. 0 .. +0.8" in caption(table)
+    assert "colour scale -0.8000 .. 0 .. +0.8000" in caption(table)  # the cells' own precision
     assert "columns: hidden units" in caption(table)
     console.print(table)
     ansi = console.file.getvalue()
@@ -178,7 +178,7 @@ def test_show_run_heatmaps_output_h_n_and_c_n_on_a_colour_terminal():
     text = console.export_text()
     assert text.count("colour scale") == 3  # output, h_n, c_n
     vmax = float(np.abs(result.tensors["h_n"][:, 0, :]).max())  # the h_n table's range
-    assert f"-{vmax:.4g} .. 0 .. +{vmax:.4g}" in text
+    assert f"-{vmax:.4f} .. 0 .. +{vmax:.4f}" in text
 
 
 # ---- --export-svg ---------------------------------------------------------------------------------

@@ -32,11 +32,32 @@ def test_every_option_is_in_the_readme(name, option):
     assert f"`{option}" in README or f", `{option}" in README, f"{name} {option} is not documented"
 
 
-def test_quick_start_is_two_commands_and_ci_runs_the_test_command():
+def test_quick_start_is_clone_venv_and_two_commands_and_ci_runs_the_test_command():
     block = README.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     commands = [line for line in block.strip().splitlines() if line.strip()]
-    assert len(commands) == 2
-    assert commands[0].endswith("rnn-cli torch --layers 2 --bidirectional")
-    test_command = commands[1].split("&&")[-1].strip()
+    assert len(commands) == 4
+    assert commands[0].startswith("git clone ") and "venv" in commands[1]
+    assert commands[2].endswith("rnn-cli torch --layers 2 --bidirectional")
+    test_command = commands[3].split("&&")[-1].strip()
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command in ci
+
+
+def test_quick_start_tells_cpu_only_users_where_the_small_torch_is():
+    quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in quick
+    assert "CUDA" in quick  # what the public index serves on Linux
+
+
+def test_readme_has_no_internal_vocabulary():
+    import re
+
+    assert not re.search(r"\b(issue|target) \d", README, re.I)
+
+
+def test_readme_outputs_are_what_the_commands_print_now():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "update-readme.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
