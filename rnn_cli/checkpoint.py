@@ -119,7 +119,7 @@ def _read_safetensors(p: Path, notes: list[str]) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
     try:
-        return load_file(str(p))
+        return {k: _to_float32_if_half(k, a, notes) for k, a in load_file(str(p)).items()}
     except TypeError as e:  # numpy has no bfloat16: safetensors.numpy cannot return it
         if "bfloat16" not in str(e):
             raise RnnCliError(f"{p}: cannot be read as safetensors ({str(e).splitlines()[0]})") from None
@@ -210,12 +210,14 @@ def _has_tensors(obj) -> bool:
 
 
 def _to_float32_if_half(key: str, a: np.ndarray, notes: list[str]) -> np.ndarray:
-    if a.dtype == np.float16:
-        note = "float16 tensors converted to float32"
-        if note not in notes:
-            notes.append(note)
-        return a.astype(np.float32)
-    return a
+    # bfloat16 arrives as numpy's dtype only where ml_dtypes (an onnx dependency) is loaded
+    half = "float16" if a.dtype == np.float16 else "bfloat16" if a.dtype.name == "bfloat16" else None
+    if half is None:
+        return a
+    note = f"{half} tensors converted to float32"
+    if note not in notes:
+        notes.append(note)
+    return a.astype(np.float32)
 
 
 # ---- recognising modules ----------------------------------------------------------------

@@ -166,7 +166,7 @@ class Network:
     no_bias: Annotated[bool, _opt("--no-bias", help="bias=False.")] = False
     proj_size: Annotated[Optional[int], _opt("--proj-size", metavar="INT", help="lstm only: project h to this size. [default: 0]")] = None
     seq_len: Annotated[Optional[int], _opt("--seq-len", rich_help_panel="Input", metavar="INT", help="L: time steps. [default: 10, or --input's]")] = None
-    batch: Annotated[Optional[int], _opt("--batch", rich_help_panel="Input", metavar="INT", help="N: sequences in the batch. [default: 1, or --input's]")] = None
+    batch: Annotated[Optional[int], _opt("--batch", rich_help_panel="Input", metavar="INT", help="N: sequences in the batch. [default: one per --lengths, else 1, or --input's]")] = None
     unbatched: Annotated[bool, _opt("--unbatched", rich_help_panel="Input", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
     batch_first: Annotated[bool, _opt("--batch-first", rich_help_panel="Input", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
     lengths: Annotated[Optional[str], _opt("--lengths", rich_help_panel="Input", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
@@ -178,6 +178,10 @@ class Network:
     seed: Annotated[int, _opt("--seed", rich_help_panel="Input", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
     dtype: Annotated[Optional[Literal["float32", "float64"]], _opt("--dtype", rich_help_panel="Run", help="[default: float32, or the checkpoint's]")] = None
     device: Annotated[str, _opt("--device", rich_help_panel="Run", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.h0.lower() in ("zeros", "random"):  # choices are case-insensitive; a path is not
+            object.__setattr__(self, "h0", self.h0.lower())
 
     def _checks(self) -> None:
         if self.batch_first and self.unbatched:

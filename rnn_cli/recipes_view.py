@@ -61,7 +61,7 @@ def recipes_table(console: Console, rows: list[RecipeRow]) -> Table:
                 table.add_section()
             meaning = row.meaning
             table.add_row(Text(meaning, style="bold"), Text(""), Text(""))
-        cell = Text(row.expression, no_wrap=True)
+        cell = Text(row.expression, overflow="fold")  # code: folded when too long, never cut
         if row.note:
             cell = Group(cell, Padding(Text(row.note, style="dim"), (0, 0, 0, 2)))
         table.add_row(cell, Text(shape_str(row.shape)), verdict(row))

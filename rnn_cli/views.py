@@ -305,7 +305,7 @@ def value_table(
     number_width = max(view.precision + 3, len(f"-{vmax:.{view.precision}f}"))  # "-0.1234"
     label_width = max(len(s) for s in row_labels)
     # Each shown column costs its width and 1 of divider; the ellipsis column 4.
-    room = console.width - label_width
+    room = console.width - label_width - (1 if view.compact else 0)  # compact: the labels' own left pad
     if matrix.shape[1] * (number_width + 1) <= room:
         max_cols = matrix.shape[1]
     else:

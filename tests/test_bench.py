@@ -290,7 +290,7 @@ def test_cli_bench_json_schema():
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # one document and nothing else on stdout
     assert set(doc) == {
-        "command", "config", "repeat", "warmup", "flops", "flop_formula", "threads", "versions", "results"
+        "command", "config", "grad", "repeat", "warmup", "flops", "flop_formula", "threads", "versions", "results"
     }
     assert (doc["repeat"], doc["warmup"]) == (2, 1)
     assert doc["config"]["cell"] == "gru" and doc["config"]["batch"] == 2

@@ -52,9 +52,9 @@ def test_first_example_fits_50_lines_at_80_columns_and_answers_shapes_sources_va
     assert "Where h_n comes from" in out
     for k in range(cfg.D * cfg.num_layers):  # every h_n slice's source ...
         assert f"h_n[{k}]" in out
-    h_n_rows = [line for line in lines if re.match(r"^\d+ l\d (fwd|bwd) ", line)]
+    h_n_rows = [line for line in lines if re.match(r"^\s*\d+ l\d (fwd|bwd) ", line)]
     assert len(h_n_rows) == cfg.D * cfg.num_layers  # ... and h_n whole
-    steps = [line for line in lines if re.match(r"^t=\d+ ", line)]
+    steps = [line for line in lines if re.match(r"^\s*t=\d+ ", line)]
     assert [s.split()[0] for s in steps] == ["t=0", f"t={cfg.seq_len - 1}"]  # output cut to its ends,
     assert f"2 of {cfg.seq_len} rows" in out  # and the cut stated
     assert lines[-1] == "more: --show params,code or --show all"
@@ -73,13 +73,18 @@ def test_show_picks_sections_case_insensitively_and_names_the_rest():
     out = ok(invoke(*FIRST_EXAMPLE, "--show", "Params,CODE"))
     assert "Parameters" in out and "import torch" in out
     assert "Shapes" not in out and "Where h_n" not in out and "Shape flow" not in out
-    assert out.splitlines()[-1] == "more: --show diagram,shapes,sources,values or --show all"
+    assert out.splitlines()[-1] == "more: --show diagram,shapes,sources,values,recipes or --show all"
 
 
 def test_no_values_and_no_diagram_are_aliases_of_show_without_them():
+    # the default screen less those two sections; the rest (recipes' summary too) as by default
+    default = ok(invoke(*FIRST_EXAMPLE))
     aliased = ok(invoke(*FIRST_EXAMPLE, "--no-values", "--no-diagram"))
-    shown = ok(invoke(*FIRST_EXAMPLE, "--show", "shapes,sources"))
-    assert aliased == shown
+    assert "Shape flow" in default and "output, batch element 0" in default
+    assert "Shape flow" not in aliased and "output, batch element 0" not in aliased and "h_n, batch element" not in aliased
+    for kept in ("Shapes", "Where h_n comes from", "Final state on this run"):
+        assert kept in aliased and kept in default
+    assert aliased.splitlines()[-1] == "more: --show diagram,values,params,code or --show all"
 
 
 def test_json_is_complete_whatever_show_says():
