@@ -446,3 +446,17 @@ def test_document_and_view(tmp_path):
     text = console.file.getvalue()
     assert "nn.GRUCell(input_size=64, hidden_size=32)" in text
     assert "problem: 0.lstm: weight_ih_l1_reverse is missing" in text
+
+
+def test_bfloat16_safetensors_are_read_when_numpy_knows_bfloat16(tmp_path):
+    """Bug caught: with ml_dtypes loaded (onnx imports it), safetensors.numpy hands back numpy
+    bfloat16 arrays (kind 'V'), which were dropped as non-numeric: 'no recurrent module'."""
+    pytest.importorskip("ml_dtypes")  # installed with the onnx extra
+    import ml_dtypes  # noqa: F401 - registers bfloat16 with numpy
+
+    m = nn.GRU(3, 4).to(torch.bfloat16)
+    report = ck.inspect_file(save(m.state_dict(), tmp_path / "m", "safetensors"))
+    module = report.modules[0].module
+    assert module.kind == "GRU" and module.dtype == "float32"
+    np.testing.assert_array_equal(module.params["weight_hh_l0"], m.weight_hh_l0.detach().float().numpy())
+    assert report.loaded.notes == ["bfloat16 tensors converted to float32"]
