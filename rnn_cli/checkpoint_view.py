@@ -8,7 +8,7 @@ from rich.text import Text
 
 from rnn_cli.checkpoint import Inspection, ModuleReport
 from rnn_cli.config import shape_str
-from rnn_cli.views import add_row, is_plain, make_table
+from rnn_cli.views import Verbatim, add_row, is_plain, make_table
 
 
 def _file_lines(report: Inspection) -> list[RenderableType]:
@@ -26,18 +26,18 @@ def _file_lines(report: Inspection) -> list[RenderableType]:
 
 def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableType]:
     m = r.module
-    out: list[RenderableType] = [Text(""), Text(f"{m.name}: {r.constructor}", style="bold")]
+    out: list[RenderableType] = [Text(""), Text(f"{m.name}:", style="bold"), Verbatim(Text(r.constructor)), Text("")]
     table = make_table(console, "Parameters", caption=f"{m.num_parameters:,} parameters, {m.dtype}")
     table.add_column("name", style="bold")
     table.add_column("shape", no_wrap=True)
     table.add_column("dtype", no_wrap=True)
     for name, shape, dtype in r.parameters:
         add_row(table, name, shape_str(shape), dtype)
-    out.append(table)
+    out += [table, Text("")]
     if r.cfg is not None:
         from rnn_cli.diagram import flow_diagram
 
-        out.append(flow_diagram(r.cfg, is_plain(console), console.width))
+        out += [flow_diagram(r.cfg, is_plain(console), console.width), Text("")]
     if r.shapes:
         shapes = make_table(console, "Shapes")
         shapes.add_column("tensor", style="bold", no_wrap=True)
@@ -60,3 +60,12 @@ def inspect_renderables(console: Console, report: Inspection) -> list[Renderable
     for r in report.modules:
         out += _module_renderables(console, r)
     return out
+
+
+def differences_renderables(console: Console, a, b, differences: list[str]) -> list[RenderableType]:
+    """--against: one line per difference, as load_state_dict would fail on it, with the fix."""
+    out: list[RenderableType] = [Text(""), Text(f"A = {a}, B = {b}", style="bold")]
+    if not differences:
+        return out + [Text("The recurrent modules of A and B are built alike: load_state_dict would accept either.", style="green")]
+    out.append(Text(f"{len(differences)} difference(s) that load_state_dict would fail on:", style="bold red"))
+    return out + [Text(f"- {d}") for d in differences]

@@ -664,13 +664,13 @@ def inspect_command(out: Output, flags: InspectFlags, path: Path, other: Optiona
     differences = None if against is None else checkpoint.compare_checkpoints(report, read(against))
 
     def show(console) -> None:
-        from rnn_cli.checkpoint_view import inspect_renderables, differences_renderables
+        from rnn_cli.checkpoint_view import differences_renderables, inspect_renderables
+        from rnn_cli.views import print_parts
 
-        for part in inspect_renderables(console, report):
-            console.print(part)
+        parts = inspect_renderables(console, report)
         if differences is not None:
-            for part in differences_renderables(console, path, against, differences):
-                console.print(part)
+            parts += differences_renderables(console, path, against, differences)
+        print_parts(console, parts)
 
     emit(out, document=lambda: documents.inspect_document(report, differences), show=show, title="rnn-cli inspect")
     return 1 if report.problems or differences else 0

@@ -65,15 +65,6 @@ def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) ->
     return TensorCheck(name, got.shape, ref.shape, float(np.max(diff)), float(np.max(rel)), ok, tol, margin)
 
 
-def gradient_arrays(grads) -> dict[str, np.ndarray]:
-    """Every gradient by name: the parameters' (torch's names and order), input, h_0, c_0."""
-    out = dict(grads.params)
-    out["input"], out["h_0"] = grads.input, grads.h_0
-    if grads.c_0 is not None:
-        out["c_0"] = grads.c_0
-    return out
-
-
 def upcast(sample: Sample) -> Sample:
     """The same numbers in float64: the reference starts from bit-identical values."""
     f64 = np.float64
@@ -122,6 +113,8 @@ def run(
         if name in reference.tensors
     ]
     if grad is not None:
-        theirs, ours = gradient_arrays(got.gradients), gradient_arrays(reference.gradients)
+        from rnn_cli.grad_export import user_layout_gradients  # in the user's layout, like the tensors
+
+        theirs, ours = user_layout_gradients(cfg, got.gradients), user_layout_gradients(cfg, reference.gradients)
         checks += [check_tensor(f"grad_{name}", theirs[name], ours[name], tol) for name in ours]
     return CompareResult(torch=got, reference=reference, tolerance=tol, checks=checks)

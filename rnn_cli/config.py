@@ -248,7 +248,7 @@ class RunConfig:
 # (a configuration with a trap, --no-pack, --grad) unless --show names them.
 SECTION_NAMES = ("diagram", "shapes", "sources", "values", "recipes", "padding", "grad", "params", "code")
 DEFAULT_SHOW = frozenset({"diagram", "shapes", "sources", "values", "recipes", "padding", "grad"})
-COMPARE_SHOW = frozenset({"diagram", "grad"})  # compare's answer is its table; the rest on request
+COMPARE_SHOW = frozenset({"diagram"})  # compare's answer is its table; the rest on request
 
 
 def default_show(command: str) -> frozenset[str]:
