@@ -414,7 +414,7 @@ def _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, b
         else:
             problems.append(Problem((key(n),), (
                 f"{name}: {n} has shape {shape_str(got)} but an nn.{kind} with these arguments "
-                f"({constructor_args_text(cfg)}) has {shape_str(shape)}")))
+                f"({', '.join(f'{k}={v!r}' for k, v in cfg.constructor_kwargs().items())}) has {shape_str(shape)}")))
     if partial_bias:
         problems.append(Problem(tuple(partial_bias), (
             f"{name}: biases on some layers only: {', '.join(k.rpartition('.')[2] for k in partial_bias)} "
@@ -490,32 +490,19 @@ def _unknowns(kind: str | None) -> dict[str, str]:
 
 
 def constructor_args(module: RecurrentModule) -> dict:
-    """The arguments that rebuild the module, in the order nn.LSTM's signature lists them."""
+    """The arguments that rebuild the module, in the order its constructor lists them (for
+    nn.RNN/LSTM/GRU: RunConfig.constructor_kwargs, the code view's own)."""
     args: dict = {"input_size": module.input_size, "hidden_size": module.hidden_size}
-    if module.is_cell:
-        if not module.bias:
-            args["bias"] = False
-        return args
-    if module.num_layers != 1:
-        args["num_layers"] = module.num_layers
+    if not module.is_cell:
+        try:
+            return RunConfig(cell=CELL_OF[module.kind], input_size=module.input_size, hidden_size=module.hidden_size,
+                             num_layers=module.num_layers, bidirectional=module.bidirectional, bias=module.bias,
+                             proj_size=module.proj_size).constructor_kwargs()
+        except RnnCliError:  # a damaged file: sizes no module can have; say what was read
+            args.update(num_layers=module.num_layers, bidirectional=module.bidirectional, proj_size=module.proj_size)
     if not module.bias:
         args["bias"] = False
-    if module.bidirectional:
-        args["bidirectional"] = True
-    if module.proj_size:
-        args["proj_size"] = module.proj_size
     return args
-
-
-def constructor_args_text(cfg: RunConfig) -> str:
-    args = [f"input_size={cfg.input_size}", f"hidden_size={cfg.hidden_size}", f"num_layers={cfg.num_layers}"]
-    if not cfg.bias:
-        args.append("bias=False")
-    if cfg.bidirectional:
-        args.append("bidirectional=True")
-    if cfg.proj_size:
-        args.append(f"proj_size={cfg.proj_size}")
-    return ", ".join(args)
 
 
 def constructor_line(module: RecurrentModule) -> str:

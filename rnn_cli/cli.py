@@ -198,9 +198,14 @@ class Network:
     def config(self) -> RunConfig:
         """The flags alone: no checkpoint, no input file."""
         self._checks()
+        return self._from_flags()
+
+    def _from_flags(self, input_size: int | None = None, **shape) -> RunConfig:
+        """The network the flags describe (defaults where not given); input_size from --input."""
         return self._config(
+            **shape,
             cell=self.cell or "rnn",
-            input_size=5 if self.input_size is None else self.input_size,
+            input_size=input_size or (5 if self.input_size is None else self.input_size),
             hidden_size=8 if self.hidden_size is None else self.hidden_size,
             num_layers=1 if self.layers is None else self.layers,
             bidirectional=self.bidirectional,
@@ -269,17 +274,7 @@ class Network:
                 module, flags, path, **{k: getattr(base, k) for k in RUN_FIELDS}
             )
         else:
-            cfg = self._config(
-                **shape,
-                cell=self.cell or "rnn",
-                input_size=x.shape[2] if x is not None else (5 if self.input_size is None else self.input_size),
-                hidden_size=8 if self.hidden_size is None else self.hidden_size,
-                num_layers=1 if self.layers is None else self.layers,
-                bidirectional=self.bidirectional,
-                bias=not self.no_bias,
-                proj_size=self.proj_size or 0,
-                dtype=self.dtype or "float32",
-            )
+            cfg = self._from_flags(input_size=None if x is None else x.shape[2], **shape)
             from rnn_cli.sample import draw
 
             params = draw(cfg).params

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -17,27 +16,20 @@ from rich.text import Text
 from rnn_cli.backward import Gradients, first_last_ratio, gradient_norms
 from rnn_cli.config import RunConfig, shape_str
 from rnn_cli.grad_export import user_layout_gradients
+from rnn_cli.views import is_plain, make_table
 
 BAR_WIDTH = 44  # characters of the longest bar: "t=49 " + bar + " 1.234e-05" fits 80 columns
 MAX_ROWS = 12  # value-table rows shown before eliding the middle
 MAX_COLS = 6  # value-table columns shown before eliding the middle: 6 numbers like -1.234e-05 fit 80
 DECADES = 16  # a full bar spans 16 decades below the chart's largest norm (float64's reach)
 EIGHTHS = " ▏▎▍▌▋▊▉"
-ASCII_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
 
 
-def _plain(console: Console) -> bool:
-    return not console.is_terminal
+_plain = is_plain
 
 
 def _table(console: Console, title: str, **kwargs) -> Table:
-    return Table(
-        title=title,
-        box=ASCII_HEAD if _plain(console) else box.SIMPLE_HEAD,
-        title_justify="left",
-        show_edge=False,
-        **kwargs,
-    )
+    return make_table(console, title, **kwargs)
 
 
 def norms_table(console: Console, cfg: RunConfig, grads: Gradients, precision: int) -> Table:

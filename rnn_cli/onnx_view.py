@@ -8,31 +8,19 @@ when the console is not a terminal, literal text cells, fits 80 columns.
 from __future__ import annotations
 
 
-from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from rnn_cli.config import TORCH_CLASS, shape_str
+from rnn_cli.views import add_row, is_plain, make_table
 
-ASCII_SIMPLE_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
-
-
-def _plain(console: Console) -> bool:
-    return not console.is_terminal
+_plain = is_plain
+_row = add_row
 
 
 def _table(console: Console, title: str | None = None) -> Table:
-    return Table(
-        title=title,
-        box=ASCII_SIMPLE_HEAD if _plain(console) else box.SIMPLE_HEAD,
-        title_justify="left",
-        show_edge=False,
-    )
-
-
-def _row(table: Table, *cells) -> None:
-    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
+    return make_table(console, title)
 
 
 def _shape(shape) -> str:

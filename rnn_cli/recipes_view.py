@@ -7,7 +7,6 @@ tables fit 80 columns (expressions never wrap, notes wrap between words).
 from __future__ import annotations
 
 
-from rich import box
 from rich.console import Console, Group
 from rich.padding import Padding
 from rich.table import Table
@@ -15,20 +14,28 @@ from rich.text import Text
 
 from rnn_cli.config import shape_str
 from rnn_cli.recipes import PaddingRow, RecipeRow
+from rnn_cli.views import make_table
 
 # A rule under the header and nothing else; the ASCII twin is for piped output.
-_ASCII_SIMPLE_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+# (title, caption, columns) of the two tables
+RECIPES = (
+    "Taking the final state: recipes evaluated on this run",
+    "truth from the definitions: forward = output at each sequence's last real step, backward = output at step 0",
+    {"expression": {"no_wrap": False}, "shape": {}, "on this run": {}},
+)
+PADDING = (
+    "Padding without packing: the padded batch run straight through the module",
+    "max abs diff from the packed run, same weights; the padding value stays zero. h_n[k]: layer k // D",
+    {"tensor": {}, "sequence": {"justify": "right"}, "length": {"justify": "right"}, "direction": {},
+     "max abs diff": {"justify": "right"}},
+)
 
 
-def _table(console: Console, title: str, caption: str) -> Table:
-    return Table(
-        title=Text(title),  # Text: "h_n[k]" is an index, not rich markup
-        caption=Text(caption),
-        box=box.SIMPLE_HEAD if console.is_terminal else _ASCII_SIMPLE_HEAD,
-        title_justify="left",
-        caption_justify="left",
-        show_edge=False,
-    )
+def _table(console: Console, title: str, caption: str, columns: dict[str, dict]) -> Table:
+    table = make_table(console, Text(title), Text(caption))  # Text: "h_n[k]" is an index, not markup
+    for header, options in columns.items():
+        table.add_column(header, **{"no_wrap": True, **options})
+    return table
 
 
 def _number(x: float | None) -> str:
@@ -45,15 +52,7 @@ def verdict(row: RecipeRow) -> Text:
 
 def recipes_table(console: Console, rows: list[RecipeRow]) -> Table:
     """One group of rows per meaning; a wrong row says why under its expression."""
-    table = _table(
-        console,
-        "Taking the final state: recipes evaluated on this run",
-        "truth from the definitions: forward = output at each sequence's last real step, "
-        "backward = output at step 0",
-    )
-    table.add_column("expression", no_wrap=False)
-    table.add_column("shape", no_wrap=True)
-    table.add_column("on this run", no_wrap=True)
+    table = _table(console, *RECIPES)
     meaning = None
     for row in rows:
         if row.meaning != meaning:
@@ -89,17 +88,7 @@ def recipes_summary(rows: list[RecipeRow]) -> list[Text]:
 
 
 def padding_table(console: Console, rows: list[PaddingRow]) -> Table:
-    table = _table(
-        console,
-        "Padding without packing: the padded batch run straight through the module",
-        "max abs diff from the packed run, same weights; the padding value stays zero. "
-        "h_n[k]: layer k // D",
-    )
-    table.add_column("tensor", no_wrap=True)
-    table.add_column("sequence", justify="right", no_wrap=True)
-    table.add_column("length", justify="right", no_wrap=True)
-    table.add_column("direction", no_wrap=True)
-    table.add_column("max abs diff", justify="right", no_wrap=True)
+    table = _table(console, *PADDING)
     tensor = None
     for row in rows:
         if row.tensor != tensor and tensor is not None:
