@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -375,7 +374,7 @@ def check_memory(
 ) -> None:
     """Refuse, before anything is allocated, a run whose estimate exceeds what is available."""
     need = estimate_bytes(cfg, command, json, values)
-    if command != "manual" and "torch" not in sys.modules:
+    if command != "manual":
         need += TORCH_IMPORT  # the check runs before torch is imported
     have = available_memory() if available is None else available
     if need > have:
