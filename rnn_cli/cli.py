@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +53,11 @@ def _usage_message(e: Exception) -> str:
     return message
 
 
+def out_of_memory(e: BaseException) -> str:
+    detail = str(e).splitlines()[-1].strip() if str(e).strip() else ""
+    return f"out of memory{': ' + detail if detail else ''}; reduce --hidden-size, --seq-len, --batch or --layers"
+
+
 class OneLineErrorGroup(TyperGroup):
     """Runs the app and turns every expected failure into one stderr line and an exit code."""
 
@@ -75,6 +79,14 @@ class OneLineErrorGroup(TyperGroup):
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
                 _error_line(_usage_message(e) + hint)
                 code = e.exit_code
+        except MemoryError as e:  # past the guard's estimate, or under a limit it could not see
+            _error_line(out_of_memory(e))
+            code = 2
+        except RuntimeError as e:  # torch's allocators say it this way
+            if "can't allocate memory" not in str(e) and type(e).__name__ != "OutOfMemoryError":
+                raise
+            _error_line(out_of_memory(e))
+            code = 2
         except typer.Abort:
             _error_line("aborted")
             code = 130
@@ -433,7 +445,10 @@ def emit(
 
         save_npz(save, *arrays())
     if out.json:
-        sys.stdout.write(json.dumps(document(), allow_nan=False) + "\n")
+        from rnn_cli.documents import write_document
+
+        write_document(document(), sys.stdout)  # array by array: the whole text never exists
+        sys.stdout.write("\n")
         sys.stdout.flush()
         return
     import os
@@ -529,7 +544,7 @@ def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) ->
         )
     view = run_out.view(cfg, "manual", out.json)
     _check_output(out, run_out)
-    check_memory(cfg)
+    check_memory(cfg, "manual", out.json, view.values)
     from rnn_cli import runs
 
     progress = None if out.json else _progress()
@@ -553,7 +568,7 @@ def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, gra
     cfg, sample = net.prepare()
     view = run_out.view(cfg, "torch", out.json)
     _check_output(out, run_out)
-    check_memory(cfg, copies=2)
+    check_memory(cfg, "torch", out.json, view.values)
     from rnn_cli import runs
 
     extras = runs.Extras(recipes=True, grad=grad.loss_or_none)
@@ -573,7 +588,7 @@ def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, t
     view = run_out.view(cfg, "compare", out.json)
     _check_output(out, run_out)
     tol.check()
-    check_memory(cfg, copies=4)
+    check_memory(cfg, "compare", out.json, view.values)
     from rnn_cli import compare, documents
 
     cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, keep_layers=view.keep_layers,
@@ -606,7 +621,7 @@ def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing, grad: G
     cfg, sample = net.prepare()
     _check_output(out)
     timing.check()
-    check_memory(cfg, copies=3)
+    check_memory(cfg, "bench", out.json, values=False)
     from rich.console import Console
 
     from rnn_cli import bench, documents, views
@@ -690,7 +705,7 @@ def onnx_command(net: Network, out: Output, flags: OnnxFlags) -> int:
         from rnn_cli.save import check_writable
 
         check_writable(flags.save_onnx, "--save-onnx")
-    check_memory(cfg, copies=4)
+    check_memory(cfg, "compare", out.json, values=False)  # torch, onnxruntime and the reference
     from rnn_cli import documents, onnx_export
     from rnn_cli.sample import draw
 

@@ -327,23 +327,120 @@ def available_memory() -> int:
         return 8 * 1024**3
 
 
-def estimate_bytes(cfg: RunConfig, copies: int = 1) -> int:
-    """Peak bytes of one forward in cfg.dtype: parameters, input, every layer's output,
-    one layer-direction's input projection and the states; `copies` scales it for
-    commands that hold several implementations at once (compare, bench)."""
-    L, N, D, G, H = cfg.seq_len, cfg.N, cfg.D, cfg.gates, cfg.hidden_size
-    elements = cfg.num_parameters()
-    elements += L * N * cfg.input_size  # input
-    elements += cfg.num_layers * L * N * D * cfg.H_out  # each layer's output (kept for h_n checks)
-    elements += L * N * G * H  # one layer-direction's input projection
-    elements += 4 * D * cfg.num_layers * N * H  # h_0, h_n, c_0, c_n
-    return elements * ITEMSIZE[cfg.dtype] * copies
+# What importing torch adds to the process (peak RSS of `torch` at the smallest size minus
+# `manual`'s, ~195 MiB with torch 2.x on the CPU), counted by check_memory, not the estimate.
+TORCH_IMPORT = 256 * 1024**2
+COMMANDS = ("manual", "torch", "compare", "bench")
+# Peak RSS the measured runs reach beyond their arrays: BLAS and allocator buffers, the JSON
+# writer's chunk (documents.CHUNK), small per-step arrays (benchmarks/MEMORY.md).
+OVERHEAD = 32 * 1024**2
+# Bytes per time step the human view of the values spends beyond the arrays: a label
+# f"t={t}" per row (a str and its list slot) for the output table.
+LABEL_BYTES = 72
 
 
-def check_memory(cfg: RunConfig, copies: int = 1, available: int | None = None) -> None:
-    need = estimate_bytes(cfg, copies)
+def _seq(cfg: RunConfig, features: int) -> int:
+    """Elements of one (L, N, features) array."""
+    return cfg.seq_len * cfg.N * features
+
+
+def _sample_elements(cfg: RunConfig) -> int:
+    """The seeded draw: parameters, input (L, N, H_in), h_0 and c_0 (D*num_layers, N, .)."""
+    states = cfg.D * cfg.num_layers * cfg.N * (cfg.H_out + (cfg.hidden_size if cfg.has_c else 0))
+    return cfg.num_parameters() + _seq(cfg, cfg.input_size) + states
+
+
+def _manual_forward_elements(cfg: RunConfig, keep_layers: bool) -> int:
+    """manual.forward at its peak, the last layer's run_layer (its arrays, not the sample's):
+    x_proj (D, L, N, G*H_cell), out (D, L, N, H_out) and the concatenated output
+    (L, N, D*H_out), beside the layer's input (the lower output) and the lower outputs kept.
+    The per-step arrays are (D, N, G*H_cell) each, up to ~3 at a time (measured: GRU)."""
+    D, G, Hc, layers = cfg.D, cfg.gates, cfg.hidden_size, cfg.num_layers
+    out = _seq(cfg, D * cfg.H_out)  # (L, N, D*H_out)
+    lower = (layers - 1) if keep_layers else min(1, layers - 1)
+    step = 4 * D * cfg.N * G * Hc
+    return D * _seq(cfg, G * Hc) + 2 * out + lower * out + step + D * G * Hc * (cfg.input_size + cfg.H_out)
+
+
+def _torch_layer_elements(cfg: RunConfig, input_size: int) -> int:
+    """One layer of torch's CPU forward (ATen): per direction, the input projection
+    (rows, G*H_cell), the step outputs and their stack (rows, H_out) each (an LSTM with
+    projection also keeps its unprojected states, H_cell); the backward direction also
+    reverses its input; then the directions' concatenation. rows is L*N, or sum(lengths)
+    for packed input. A float32 LSTM without projection runs in oneDNN instead: about 2x
+    its output. Plus allocator slack, measured up to ~1x the output under CPU contention (more malloc arenas)."""
+    D, G, Hc, Ho = cfg.D, cfg.gates, cfg.hidden_size, cfg.H_out
+    rows = sum(cfg.lengths) if cfg.lengths is not None else cfg.seq_len * cfg.N
+    S = rows * Ho  # one direction's output
+    if cfg.cell == "lstm" and cfg.dtype == "float32" and cfg.proj_size == 0:
+        per_direction = 2 * S
+    else:
+        per_direction = rows * (G * Hc + (Hc if cfg.proj_size else 0) + 2 * Ho) + S
+    if D == 1:
+        return per_direction
+    return per_direction + S + rows * input_size + 3 * S + S  # fw output, reversed input, bw, cat
+
+
+def _torch_forward_elements(cfg: RunConfig, keep_layers: bool) -> int:
+    """torch_run.run at its peak, beyond the sample: the module's parameters, then the
+    largest of the full forward (layer k reads layer k-1's output) and, with keep_layers,
+    the single-layer reruns (the full output, the lower outputs kept so far, one layer)."""
+    out = _seq(cfg, cfg.D * cfg.H_out)
+    top = cfg.num_layers - 1
+    forward = _torch_layer_elements(cfg, cfg.layer_input_size(top)) + (out if top else 0)
+    if cfg.lengths is not None:  # packed input, packed output and the padded output
+        forward += sum(cfg.lengths) * (cfg.input_size + cfg.D * cfg.H_out) + out
+    phases = [forward]
+    if keep_layers and top:
+        last_rerun = top - 1
+        phases.append(out + last_rerun * out + _torch_layer_elements(cfg, cfg.layer_input_size(last_rerun)))
+    return cfg.num_parameters() + max(phases)
+
+
+def _human_values_bytes(cfg: RunConfig, itemsize: int) -> int:
+    """The value tables: row labels, and finite/abs copies of one batch element's (L, D*H_out)."""
+    return cfg.seq_len * (LABEL_BYTES + cfg.D * cfg.H_out * (1 + 2 * itemsize))
+
+
+def estimate_bytes(cfg: RunConfig, command: str = "manual", json: bool = False, values: bool = True) -> int:
+    """Peak bytes the command holds beyond the interpreter and its imports, for the output
+    chosen: every array alive at the worst moment (see the helpers above), the rendering
+    of the values for people, and a fixed OVERHEAD. --json adds only OVERHEAD: the document
+    is streamed array by array (documents.write_document). Measured against peak RSS in
+    benchmarks/memory.py."""
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}")
+    item = ITEMSIZE[cfg.dtype]
+    sample = _sample_elements(cfg)
+    render = _human_values_bytes(cfg, item) if values and not json and command != "bench" else 0
+    if command == "manual":
+        kept = _seq(cfg, cfg.D * cfg.H_out) * (1 + ((cfg.num_layers - 1) if values else 0))
+        need = item * sample + max(item * _manual_forward_elements(cfg, values), item * kept + render)
+    elif command == "torch":
+        need = item * (sample + _torch_forward_elements(cfg, values)) + render
+    elif command == "compare":
+        # torch's forward; then its result beside the float64 reference run (keep_layers off),
+        # then check_tensor on the output: float64 copies of both, |diff|, |ref|, the
+        # relative diff and the bound atol + rtol*|ref| (two arrays), two boolean masks
+        out = _seq(cfg, cfg.D * cfg.H_out)
+        torch_phase = item * (sample + _torch_forward_elements(cfg, False))
+        torch_kept = item * (sample + cfg.num_parameters() + out)
+        reference = 8 * sample + max(8 * _manual_forward_elements(cfg, False), 8 * out + (7 * 8 + 2) * out)
+        need = max(torch_phase, torch_kept + reference)
+    else:  # bench: the sample, torch's module; one forward at a time, results dropped
+        need = item * (sample + cfg.num_parameters() + max(_manual_forward_elements(cfg, False), _torch_forward_elements(cfg, False)))
+    return need + OVERHEAD
+
+
+def check_memory(
+    cfg: RunConfig, command: str = "manual", json: bool = False, values: bool = True, available: int | None = None
+) -> None:
+    """Refuse, before anything is allocated, a run whose estimate exceeds what is available."""
+    need = estimate_bytes(cfg, command, json, values)
+    if command != "manual":
+        need += TORCH_IMPORT  # the check runs before torch is imported
     have = available_memory() if available is None else available
-    if need > 0.8 * have:
+    if need > have:
         raise RnnCliError(
             f"this configuration needs about {_format_bytes(need)} of memory, more than the "
             f"{_format_bytes(have)} available; reduce --hidden-size, --seq-len, --batch or --layers"

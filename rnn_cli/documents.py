@@ -1,11 +1,15 @@
 """The --json documents: plain dicts built from results. Imports neither rich nor typer,
 so `--json` never pays for them. Computes nothing new: every number comes from a result.
 
-Non-finite numbers become null, so every document is valid JSON.
+Non-finite numbers become null, so every document is valid JSON. A run's tensors stay
+numpy arrays in the document until write_document writes them a piece at a time: the
+text of json.dumps over nested lists costs ~90 bytes per number (a Python float, its
+list slot and its text), 10-20x the array itself (benchmarks/MEMORY.md).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import sys
@@ -26,6 +30,55 @@ def values(a: np.ndarray):
     if a.dtype.kind in "iu" or np.isfinite(a).all():
         return a.tolist()
     return np.where(np.isfinite(a), a, None).tolist()
+
+
+# Elements turned into text per json.dumps call: ~6 MiB of temporaries, whatever the array.
+CHUNK = 1 << 16
+
+
+def write_document(doc, file) -> None:
+    """Write json.dumps(doc, allow_nan=False) to `file`, byte for byte, numpy arrays
+    included (as values(a) would give them), without the whole text ever existing: arrays
+    are written CHUNK elements at a time, everything else as json.dumps writes it."""
+    for piece in _pieces(doc):
+        file.write(piece)
+
+
+def _pieces(obj):
+    if isinstance(obj, np.ndarray):
+        yield from _array_pieces(obj)
+    elif isinstance(obj, dict):
+        yield "{"
+        for i, (key, value) in enumerate(obj.items()):
+            yield (", " if i else "") + json.dumps(key) + ": "
+            yield from _pieces(value)
+        yield "}"
+    elif isinstance(obj, (list, tuple)) and any(isinstance(v, (dict, list, tuple, np.ndarray)) for v in obj):
+        yield "["
+        for i, value in enumerate(obj):
+            if i:
+                yield ", "
+            yield from _pieces(value)
+        yield "]"
+    else:
+        yield json.dumps(obj, allow_nan=False)
+
+
+def _array_pieces(a: np.ndarray):
+    """json.dumps(values(a)) in pieces: sub-arrays along the first axis, or slices of a long row."""
+    if a.size <= CHUNK or a.ndim == 0:
+        yield json.dumps(values(a), allow_nan=False)
+        return
+    yield "["
+    if a.ndim == 1:
+        for start in range(0, len(a), CHUNK):
+            yield (", " if start else "") + json.dumps(values(a[start : start + CHUNK]), allow_nan=False)[1:-1]
+    else:
+        for i in range(len(a)):
+            if i:
+                yield ", "
+            yield from _array_pieces(a[i])
+    yield "]"
 
 
 def versions() -> dict[str, str | None]:
@@ -64,13 +117,14 @@ def _sources(result: RunResult) -> list[dict]:
 
 
 def run_document(result: RunResult, command: str, with_values: bool) -> dict:
+    """The --json document of a run; its tensors' values are numpy arrays: see write_document."""
     cfg = result.cfg
     layouts = cfg.layouts()
     tensors = {}
     for name, shape in result.shapes().items():
         entry: dict = {"shape": list(shape), "layout": layouts[name]}
         if name in result.tensors and (with_values or name == "batch_sizes"):
-            entry["values"] = values(result.tensors[name])
+            entry["values"] = result.tensors[name]  # written by write_document
         tensors[name] = entry
     return {
         "command": command,

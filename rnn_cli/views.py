@@ -454,9 +454,12 @@ def fit(console: Console, table: Table) -> Table | Group:
 
 @dataclass(frozen=True)
 class Verbatim:
-    """Text printed as it is: never wrapped nor cropped (code to copy)."""
+    """Text printed as it is: never wrapped nor cropped (code to copy) by print_parts."""
 
     text: Text
+
+    def __rich__(self) -> Text:  # printed any other way: the text itself
+        return self.text
 
 
 def _min_width(table: Table, headers: list[str], cells: list[list[str]]) -> int:

@@ -451,8 +451,7 @@ def test_document_and_view(tmp_path):
 def test_bfloat16_safetensors_are_read_when_numpy_knows_bfloat16(tmp_path):
     """Bug caught: with ml_dtypes loaded (onnx imports it), safetensors.numpy hands back numpy
     bfloat16 arrays (kind 'V'), which were dropped as non-numeric: 'no recurrent module'."""
-    pytest.importorskip("ml_dtypes")  # installed with the onnx extra
-    import ml_dtypes  # noqa: F401 - registers bfloat16 with numpy
+    pytest.importorskip("ml_dtypes")  # installed with the onnx extra; importing registers bfloat16 with numpy
 
     m = nn.GRU(3, 4).to(torch.bfloat16)
     report = ck.inspect_file(save(m.state_dict(), tmp_path / "m", "safetensors"))
