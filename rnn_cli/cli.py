@@ -59,8 +59,19 @@ def _usage_message(e: Exception) -> str:
     return message
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C carried past typer, which turns KeyboardInterrupt into a silent exit 130."""
+
+
 class OneLineErrorGroup(TyperGroup):
-    """Runs the app and turns every expected failure into one stderr line and an exit code."""
+    """Runs the app and turns every expected failure into one stderr line and an exit code.
+    KeyboardInterrupt and MemoryError go on to rnn_cli.entry, which reports them at any moment."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
         try:
@@ -83,9 +94,8 @@ class OneLineErrorGroup(TyperGroup):
         except typer.Abort:
             _error_line("aborted")
             code = 130
-        except KeyboardInterrupt:
-            _error_line("interrupted")
-            code = 130
+        except _Interrupted:  # Ctrl-C: rnn_cli.entry prints the one line and exits 130
+            raise KeyboardInterrupt from None
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly, as a Unix filter does.
             sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - silence the flush at exit
