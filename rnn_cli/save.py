@@ -182,6 +182,23 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+class _Stream:
+    """A write-only view of a FIFO or device. Without tell() and seek(), zipfile writes an .npz
+    as a stream (data descriptors); /dev/null's tell() says 0 forever and would break it."""
+
+    def __init__(self, f: BinaryIO):
+        self._f = f
+
+    def write(self, data) -> int:
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def read(self, size: int = -1) -> bytes:  # numpy takes an object without read() for a path
+        raise OSError("a stream opened for writing")
+
+
 def write_with(path: PathArg, flag: str, writer: Callable[[BinaryIO], None]) -> None:
     """Write `path` with `writer(f)`, f a binary file object (not seekable for a stream)."""
     import tempfile  # here: manual's start-up budget is tight and most runs save nothing
@@ -191,7 +208,7 @@ def write_with(path: PathArg, flag: str, writer: Callable[[BinaryIO], None]) -> 
         if target.stream:
             fd = os.open(target.real, os.O_WRONLY | os.O_NOCTTY)  # no O_CREAT: never a new file
             with os.fdopen(fd, "wb") as f:
-                writer(f)
+                writer(_Stream(f))  # type: ignore[arg-type]
                 f.flush()
             return
         directory = os.path.dirname(target.real)
