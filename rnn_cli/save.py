@@ -71,7 +71,7 @@ def resolve(path: PathArg, flag: str = "--save") -> Target:
     text = os.fspath(path)
     if text == "":
         raise _fail(flag, "''", f"empty path; give a file path like {EXAMPLE.get(flag, 'run.npz')}")
-    if text.endswith(os.sep) or os.path.basename(text) in (".", ".."):
+    if text.endswith(os.sep):
         name = text.rstrip(os.sep) or os.sep
         raise _fail(flag, text, f"names a directory; give a file path like {os.path.join(name, EXAMPLE.get(flag, 'run.npz'))}")
     try:
