@@ -54,7 +54,7 @@ def test_a_fifo_is_written_as_a_stream_and_stays_a_fifo(tmp_path: Path) -> None:
         with open(fifo, "rb") as f:
             got.append(f.read())
 
-    thread = threading.Thread(target=reader)
+    thread = threading.Thread(target=reader, daemon=True)  # never holds pytest up
     thread.start()
     save_npz(fifo, ARRAYS, {"cell": "rnn"})  # a zip written to a stream that cannot seek
     thread.join(timeout=10)
@@ -71,7 +71,7 @@ def test_a_fifo_whose_reader_leaves_is_one_error_line(tmp_path: Path) -> None:
         with open(fifo, "rb") as f:
             f.read(1)  # then goes away: the writer gets EPIPE
 
-    thread = threading.Thread(target=reader)
+    thread = threading.Thread(target=reader, daemon=True)  # never holds pytest up
     thread.start()
     with pytest.raises(RnnCliError, match=r"^--save .*pipe: could not write \(Broken pipe\)$"):
         write_atomic(fifo, b"x" * (1 << 22))
