@@ -58,8 +58,19 @@ def out_of_memory(e: BaseException) -> str:
     return f"out of memory{': ' + detail if detail else ''}; reduce --hidden-size, --seq-len, --batch or --layers"
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C carried past typer, which turns KeyboardInterrupt into a silent exit 130."""
+
+
 class OneLineErrorGroup(TyperGroup):
-    """Runs the app and turns every expected failure into one stderr line and an exit code."""
+    """Runs the app and turns every expected failure into one stderr line and an exit code.
+    KeyboardInterrupt and MemoryError go on to rnn_cli.entry, which reports them at any moment."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
         try:
@@ -90,9 +101,8 @@ class OneLineErrorGroup(TyperGroup):
         except typer.Abort:
             _error_line("aborted")
             code = 130
-        except KeyboardInterrupt:
-            _error_line("interrupted")
-            code = 130
+        except _Interrupted:  # Ctrl-C: rnn_cli.entry prints the one line and exits 130
+            raise KeyboardInterrupt from None
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly, as a Unix filter does.
             sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - silence the flush at exit
@@ -302,14 +312,14 @@ RUN_FIELDS = ("nonlinearity", "batch_first", "seq_len", "batch", "lengths", "pac
 @dataclass(frozen=True)
 class Output:
     json: Annotated[bool, _opt("--json", help="One JSON document on stdout and nothing else (always complete).")] = False
-    export_svg: Annotated[Optional[Path], _opt("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")] = None
+    export_svg: Annotated[Optional[str], _opt("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")] = None
 
 
 @dataclass(frozen=True)
 class RunOutput:
     """What manual, torch and compare show and save (bench has none of it)."""
 
-    save: Annotated[Optional[Path], _opt("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")] = None
+    save: Annotated[Optional[str], _opt("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")] = None
     show: Annotated[Optional[str], _opt("--show", metavar="SECTION,...", help="Sections to draw: diagram, shapes, sources, values, params, code, or all. [default: diagram,shapes,sources,values (compare: diagram)]")] = None
     brief: Annotated[bool, _opt("--brief", help="One line per tensor: name, shape, layout.")] = False
     no_values: Annotated[bool, _opt("--no-values", help="No values section (and no values in --json).")] = False
@@ -435,15 +445,18 @@ def emit(
     document: Callable[[], dict],
     show: Callable[[Any], None],
     title: str,
-    save: Optional[Path] = None,
+    save: Optional[str] = None,
     arrays: Optional[Callable[[], tuple[dict, dict]]] = None,
 ) -> None:
-    """Write --save's .npz first; then one JSON document, or the human view (recorded for
-    --export-svg, whose file is written before anything reaches stdout)."""
+    """Write the files first (--save's .npz, then the human view rendered in memory and
+    recorded for --export-svg), and only then stdout: a run whose file fails prints nothing.
+    A --save that is stdout itself (`--save /dev/stdout | ...`) is all that stdout gets."""
     if save is not None and arrays is not None:
-        from rnn_cli.save import save_npz
+        from rnn_cli.save import save_npz, writes_to_stdout
 
         save_npz(save, *arrays())
+        if writes_to_stdout(save):
+            return
     if out.json:
         from rnn_cli.documents import write_document
 
@@ -451,30 +464,45 @@ def emit(
         sys.stdout.write("\n")
         sys.stdout.flush()
         return
+    import io
     import os
 
     from rich.console import Console
 
     from rnn_cli.views import stdout_width
 
-    is_terminal = Console().is_terminal  # rich's own answer (FORCE_COLOR, TTY_COMPATIBLE, isatty)
-    width = stdout_width(is_terminal, os.environ)
-    console = Console(record=out.export_svg is not None, highlight=False, width=width)
+    real = Console()  # rich's own answers for stdout (FORCE_COLOR, NO_COLOR, TTY_COMPATIBLE, isatty)
+    console = Console(
+        file=io.StringIO(),
+        record=out.export_svg is not None,
+        highlight=False,
+        width=stdout_width(real.is_terminal, os.environ) or real.width,
+        force_terminal=real.is_terminal,
+        color_system=real.color_system,
+        no_color=real.no_color,
+    )
     show(console)
     if out.export_svg is not None:
         from rnn_cli.save import write_atomic
 
         write_atomic(out.export_svg, console.export_svg(title=title).encode("utf-8"), "--export-svg")
+    sys.stdout.write(console.file.getvalue())
+    sys.stdout.flush()
 
 
 def _check_output(out: Output, run_out: Optional[RunOutput] = None) -> None:
+    """Refuse output flags that cannot all be honoured, before anything runs."""
     if out.json and out.export_svg is not None:
         raise RnnCliError("--export-svg records the human output; it cannot be combined with --json")
-    from rnn_cli.save import check_writable
+    from rnn_cli.save import check_paths, writes_to_stdout
 
-    for flag, path in (("--save", run_out.save if run_out else None), ("--export-svg", out.export_svg)):
-        if path is not None:
-            check_writable(path, flag)
+    save = run_out.save if run_out else None
+    check_paths(save, out.export_svg)
+    if save is not None and writes_to_stdout(save):
+        if out.json:
+            raise RnnCliError(f"--save {save} and --json both write stdout; pick one")
+        if out.export_svg is not None:
+            raise RnnCliError(f"--save {save} is stdout: --export-svg records a human view that is not printed")
 
 
 def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
@@ -690,7 +718,7 @@ def inspect_command(out: Output, flags: InspectFlags, path: Path, other: Optiona
 class OnnxFlags:
     exporter: Annotated[Literal["auto", "dynamo", "torchscript"], _opt("--exporter", help="torch.onnx.export(dynamo=True/False); auto: the one that works here.")] = "auto"
     opset: Annotated[Optional[int], _opt("--opset", metavar="INT", help="ONNX opset version. [default: the exporter's]")] = None
-    save_onnx: Annotated[Optional[Path], _opt("--save-onnx", metavar="PATH.onnx", help="Keep the exported model.")] = None
+    save_onnx: Annotated[Optional[str], _opt("--save-onnx", metavar="PATH.onnx", help="Keep the exported model.")] = None
 
 
 @command(

@@ -1,111 +1,238 @@
-"""Writing files so that a failed or killed run never leaves a partial one behind.
+"""Writing --save and --export-svg files: replace only what is a regular file, keep what the user set.
 
-The data goes into an unnamed file in the target's directory (O_TMPFILE on Linux), which
-is given a name only once it is complete and then renamed over the target in one step. A
-run killed while writing leaves nothing; an existing file is replaced whole or not at all.
-Where O_TMPFILE is unsupported, a hidden temporary file is used and removed on failure.
+- A regular file (or a new one) is written the plain, well-known way: a temporary file in the
+  target's directory, write, flush, fsync, os.replace, fsync the directory. A failure leaves an
+  existing file byte-identical and removes the temporary. An existing file keeps its mode (and
+  its owner where the process may set it); a new one gets 0666 & ~umask, as open() would give.
+  A run killed with SIGKILL between mkstemp and os.replace leaves one `.rnn-cli.*.tmp` beside
+  the target (never a partial target).
+- A symlink is followed: the link stays, the file it names is replaced (a dangling link creates
+  the file it names).
+- A FIFO or character device (/dev/null, a terminal, /dev/stdout on a pipe) is written to as a
+  stream: opened for writing, no temporary, no rename, so it stays what it is.
+- A read-only target is refused, root included (root could write it, but the user said no).
+
+Every refusal is an RnnCliError whose one-line message starts with the flag and the path.
 """
 
 from __future__ import annotations
 
-import io
+import errno
 import json
 import os
+import stat
 from contextlib import suppress
-from pathlib import Path
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Optional, Union
 
 import numpy as np
 
 from rnn_cli.errors import RnnCliError
 
-
-def check_writable(path: Path, flag: str) -> None:
-    """Refuse a path that cannot be written, before any work is done."""
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        if path.is_dir():
-            raise RnnCliError(f"{flag} {path}: is a directory; give a file path")
-        if not parent.is_dir():
-            raise RnnCliError(f"{flag} {path}: directory {parent} does not exist")
-    except OSError as e:  # a name too long for the filesystem, a loop of links, ...
-        raise RnnCliError(f"{flag} {path}: cannot be written ({e.strerror or e})") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RnnCliError(f"{flag} {path}: directory {parent} is not writable")
+PathArg = Union[str, "os.PathLike[str]"]
+EXAMPLE = {"--save": "run.npz", "--export-svg": "run.svg"}
 
 
-def _write_unnamed(directory: str, data: bytes, target: str) -> bool:
-    """O_TMPFILE route; False when the filesystem does not support it."""
-    flag = getattr(os, "O_TMPFILE", None)
-    if flag is None:
-        return False
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return False
-    try:
-        fd = os.open(directory, flag | os.O_WRONLY, 0o644)
-    except OSError:
-        os.close(dir_fd)
-        return False
-    try:
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        for attempt in range(100):
-            name = os.path.join(directory, f".rnn-cli.{os.getpid()}.{attempt}.tmp")
-            try:
-                # linkat(AT_SYMLINK_FOLLOW): a dir fd makes CPython call linkat, not link(),
-                # which would try to hard-link the /proc symlink itself (EXDEV).
-                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
-                break
-            except FileExistsError:
-                continue
-            except OSError:
-                return False
-        else:  # pragma: no cover
-            return False
+@dataclass(frozen=True)
+class Target:
+    path: str  # what the user gave
+    real: str  # links and ./ resolved: the file that is replaced (for a stream: the path to open)
+    stream: bool  # FIFO or character device: written in place
+    existing: Optional[os.stat_result]  # the regular file being replaced, None for a new one
+
+
+def _fail(flag: str, path: str, why: str) -> RnnCliError:
+    return RnnCliError(f"{flag} {path}: {why}")
+
+
+def _parent_problem(flag: str, path: str) -> RnnCliError:
+    """Why the directory part of `path` cannot hold a file: missing, or a file in the way."""
+    parent = os.path.dirname(path)
+    while parent:
         try:
-            os.replace(name, target)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(name)
-            raise
+            st = os.stat(parent)
+        except FileNotFoundError:
+            up = os.path.dirname(parent)
+            if up == parent:
+                break
+            parent = up
+            continue
+        except OSError as e:
+            return _fail(flag, path, f"cannot be written ({e.strerror or e})")
+        if not stat.S_ISDIR(st.st_mode):
+            return _fail(flag, path, f"parent {parent} is a file, not a directory")
+        break
+    return _fail(flag, path, f"directory {os.path.dirname(path)} does not exist")
+
+
+def resolve(path: PathArg, flag: str = "--save") -> Target:
+    """What writing `path` would do, or the one-line reason it cannot be written."""
+    text = os.fspath(path)
+    if text == "":
+        raise _fail(flag, "''", f"empty path; give a file path like {EXAMPLE.get(flag, 'run.npz')}")
+    if text.endswith(os.sep):
+        name = text.rstrip(os.sep) or os.sep
+        raise _fail(flag, text, f"names a directory; give a file path like {os.path.join(name, EXAMPLE.get(flag, 'run.npz'))}")
+    try:
+        st: Optional[os.stat_result] = os.stat(text)  # follows links, /proc's magic ones included
+    except FileNotFoundError:
+        st = None  # a new file, or a dangling link: the file it names is created
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _fail(flag, text, "symbolic link loop; give a file path") from None
+        if e.errno == errno.ENOTDIR:
+            raise _parent_problem(flag, text) from None
+        raise _fail(flag, text, f"cannot be written ({e.strerror or e})") from None
+
+    if st is not None and (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+        if not os.access(text, os.W_OK):
+            raise _fail(flag, text, "is not writable")
+        # Opened by the name given: /dev/stdout -> /proc/self/fd/1 -> pipe:[...] has no real path.
+        return Target(text, text, True, None)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise _fail(flag, text, f"is a directory; give a file path like {os.path.join(text, EXAMPLE.get(flag, 'run.npz'))}")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise _fail(flag, text, "is not a regular file, FIFO or character device")
+
+    real = os.path.realpath(text)
+    directory = os.path.dirname(real)
+    if st is None:
+        try:
+            dst = os.stat(directory)
+        except FileNotFoundError:
+            raise _parent_problem(flag, text) from None
+        except OSError as e:
+            if e.errno == errno.ENOTDIR:
+                raise _parent_problem(flag, text) from None
+            raise _fail(flag, text, f"cannot be written ({e.strerror or e})") from None
+        if not stat.S_ISDIR(dst.st_mode):
+            raise _parent_problem(flag, text)
+    else:
+        # Mode bits, not os.access: root may write anything, but a 0444 file says "keep".
+        if not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            raise _fail(flag, text, f"{os.path.basename(text)} is read-only (mode {stat.S_IMODE(st.st_mode):04o})")
+        if not os.access(real, os.W_OK):
+            raise _fail(flag, text, "is not writable by this user")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise _fail(flag, text, f"directory {directory} is not writable")
+    return Target(text, real, False, st)
+
+
+def check_writable(path: PathArg, flag: str) -> None:
+    """Refuse a path that cannot be written, before any work is done."""
+    resolve(path, flag)
+
+
+def _same_file(a: Target, b: Target) -> bool:
+    if a.real == b.real:
         return True
+    try:
+        return os.path.samestat(os.stat(a.path), os.stat(b.path))  # hard links, /dev/stdout twice
+    except OSError:
+        return False
+
+
+def check_paths(save: Optional[PathArg], export_svg: Optional[PathArg]) -> None:
+    """Both output paths writable and not the same file, before anything runs."""
+    save_t = resolve(save, "--save") if save is not None else None
+    svg_t = resolve(export_svg, "--export-svg") if export_svg is not None else None
+    if save_t is not None and svg_t is not None and _same_file(save_t, svg_t):
+        raise RnnCliError(
+            f"--save {save_t.path} and --export-svg {svg_t.path} are the same file; "
+            "the SVG would replace the saved run: give two paths"
+        )
+
+
+def writes_to_stdout(path: PathArg) -> bool:
+    """Whether writing `path` writes this process's stdout (`--save /dev/stdout`, or the file
+    stdout is redirected to): then stdout must carry nothing else, or the .npz is corrupted."""
+    try:
+        return os.path.samestat(os.fstat(1), os.stat(os.fspath(path)))
+    except (OSError, ValueError):
+        return False
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where /proc says it."""
+    with suppress(OSError, ValueError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _keep_mode_and_owner(fd: int, existing: Optional[os.stat_result]) -> None:
+    if existing is None:
+        os.fchmod(fd, 0o666 & ~_umask())  # what open(path, "w") would have created
+        return
+    with suppress(OSError):  # only root (or CAP_CHOWN) may give a file to another owner
+        os.fchown(fd, existing.st_uid, existing.st_gid)
+    os.fchmod(fd, stat.S_IMODE(existing.st_mode))  # after chown, which clears set-id bits
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
-        os.close(dir_fd)
 
 
-def write_atomic(path: Path, data: bytes, flag: str = "--save") -> None:
-    target = str(path)
-    directory = os.path.dirname(os.path.abspath(target))
+class _Stream:
+    """A write-only view of a FIFO or device. Without tell() and seek(), zipfile writes an .npz
+    as a stream (data descriptors); /dev/null's tell() says 0 forever and would break it."""
+
+    def __init__(self, f: BinaryIO):
+        self._f = f
+
+    def write(self, data) -> int:
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def read(self, size: int = -1) -> bytes:  # numpy takes an object without read() for a path
+        raise OSError("a stream opened for writing")
+
+
+def write_with(path: PathArg, flag: str, writer: Callable[[BinaryIO], None]) -> None:
+    """Write `path` with `writer(f)`, f a binary file object (not seekable for a stream)."""
+    import tempfile  # here: manual's start-up budget is tight and most runs save nothing
+
+    target = resolve(path, flag)
     try:
-        if _write_unnamed(directory, data, target):
+        if target.stream:
+            fd = os.open(target.real, os.O_WRONLY | os.O_NOCTTY)  # no O_CREAT: never a new file
+            with os.fdopen(fd, "wb") as f:
+                writer(_Stream(f))  # type: ignore[arg-type]
+                f.flush()
             return
-        import tempfile  # only where O_TMPFILE is unsupported
-
+        directory = os.path.dirname(target.real)
         fd, tmp = tempfile.mkstemp(prefix=".rnn-cli.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                writer(f)
                 f.flush()
+                _keep_mode_and_owner(f.fileno(), target.existing)
                 os.fsync(f.fileno())
-            os.replace(tmp, target)
+            os.replace(tmp, target.real)
         except BaseException:
             with suppress(OSError):
                 os.unlink(tmp)
             raise
+        _fsync_directory(directory)
     except OSError as e:
-        raise RnnCliError(f"{flag} {path}: could not write ({e.strerror or e})") from None
+        raise _fail(flag, target.path, f"could not write ({e.strerror or e})") from None
 
 
-def npz_bytes(arrays: dict[str, np.ndarray], config: dict) -> bytes:
-    """An .npz that np.load(path, allow_pickle=False) reads: arrays plus `config` as JSON text."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays, config=np.array(json.dumps(config)))
-    return buf.getvalue()
+def write_atomic(path: PathArg, data: bytes, flag: str = "--save") -> None:
+    write_with(path, flag, lambda f: f.write(data))
 
 
-def save_npz(path: Path, arrays: dict[str, np.ndarray], config: dict) -> None:
-    write_atomic(path, npz_bytes(arrays, config))
+def save_npz(path: PathArg, arrays: dict[str, np.ndarray], config: dict) -> None:
+    """An .npz that np.load(path, allow_pickle=False) reads: arrays plus `config` as JSON text,
+    written straight into the temporary file (or stream), never built in memory first."""
+    write_with(path, "--save", lambda f: np.savez(f, **arrays, config=np.array(json.dumps(config))))

@@ -115,7 +115,7 @@ CASES = [
      "--batch-index must be 0 with --unbatched (one sequence), got 1"),
     ("save_into_missing_directory", "manual --save missing/run.npz",
      "--save missing/run.npz: directory missing does not exist"),
-    ("save_onto_a_directory", "torch --save .", "--save .: is a directory; give a file path"),
+    ("save_onto_a_directory", "torch --save .", "--save .: is a directory; give a file path like ./run.npz"),
     ("save_name_too_long", f"manual --save {LONG}.npz", f"--save {LONG}.npz: cannot be written (File name too long)"),
     ("svg_into_missing_directory", "compare --export-svg missing/out.svg",
      "--export-svg missing/out.svg: directory missing does not exist"),

@@ -1,0 +1,129 @@
+"""rnn_cli.entry.main: Ctrl-C at any moment (imports included) is exit 130 with the one line
+`rnn-cli: interrupted` and no partial file; a MemoryError is exit 2 with one line. Real
+processes (`python -m rnn_cli`, which goes through entry.main like the console script), real
+signals. Also: compare's margin arithmetic never warns, however large the tolerances.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnn_cli import entry
+from rnn_cli.compare import Tolerance, check_tensor
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+INTERRUPTED = b"rnn-cli: interrupted\n"
+# A forward that takes several seconds (3e6 Python-level steps) and saves at the end.
+LONG = ["manual", "--seq-len", "3000000", "--hidden-size", "1", "--input-size", "1", "--no-values", "--json"]
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rnn_cli", *args], cwd=cwd, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+# What the console script does, after telling the test (on inherited fd FD) that Python's own
+# start-up (site, .pth files: no code of ours can catch a Ctrl-C there) is over.
+AFTER_STARTUP = "import os; os.write({fd}, b'.'); os.close({fd})\nfrom rnn_cli.entry import main\nmain()\n"
+
+
+@pytest.mark.parametrize("delay", [0.02, 0.05, 0.12], ids=["20ms", "50ms", "120ms"])
+def test_sigint_during_imports_is_one_line_and_130(tmp_path: Path, delay: float) -> None:
+    """rnn-cli imports typer, rich and numpy for ~0.1 s: every delay lands in them. (The first
+    ~2 ms, while the wrapper imports rnn_cli.entry itself, are as uncatchable as site's.)"""
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-c", AFTER_STARTUP.format(fd=write), *LONG, "--save", "run.npz"], cwd=tmp_path,
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(write,))  # fmt: skip
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"."
+    finally:
+        os.close(read)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err, out) == (130, INTERRUPTED, b"")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigint_during_a_long_forward_is_one_line_130_and_no_file(tmp_path: Path) -> None:
+    (tmp_path / "run.npz").write_bytes(b"old")
+    proc = start([*LONG, "--save", "run.npz"], tmp_path)
+    time.sleep(1.5)
+    assert proc.poll() is None, "the run ended before the signal"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err, out) == (130, INTERRUPTED, b"")
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
+    assert (tmp_path / "run.npz").read_bytes() == b"old"
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+def test_out_of_memory_under_ulimit_v_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """5 GiB of output passes today's MemAvailable-only guard, then malloc fails under RLIMIT_AS.
+    (A guard that reads the limit may refuse it first: also one line and exit 2.)"""
+    proc = subprocess.run(
+        ["prlimit", "--as=1500000000", sys.executable, "-m", "rnn_cli",
+         "manual", "--no-values", "--seq-len", "20000", "--batch", "64", "--hidden-size", "1024"],
+        cwd=tmp_path, env=ENV, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert proc.stderr.startswith(b"rnn-cli: error: ") and proc.stderr.count(b"\n") == 1, proc.stderr
+
+
+def test_memory_error_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import rnn_cli.cli
+
+    def boom() -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(rnn_cli.cli, "main", boom)
+    with pytest.raises(SystemExit) as e:
+        entry.main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnn-cli: error: out of memory") and err.count("\n") == 1
+
+
+def test_keyboard_interrupt_from_a_command_reaches_entry(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """typer turns KeyboardInterrupt into a silent exit 130; the CLI must let it through."""
+    import rnn_cli.manual
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rnn_cli.manual, "run", interrupted)
+    monkeypatch.setattr(sys, "argv", ["rnn-cli", "manual", "--json"])
+    with pytest.raises(SystemExit) as e:
+        entry.main()
+    assert (e.value.code, capsys.readouterr()) == (130, ("", "rnn-cli: interrupted\n"))
+
+
+def test_huge_tolerances_do_not_warn() -> None:
+    ref = np.array([[2.0, -3.0], [0.5, 1e-3]])
+    got = ref + 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow RuntimeWarning fails the test
+        check = check_tensor("output", got, ref, Tolerance(1e308, 1e308, "--atol; --rtol"))
+    assert check.ok and check.max_abs_diff == pytest.approx(1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nan = check_tensor("output", np.full_like(ref, np.nan), ref, Tolerance(1e308, 1e308, "huge"))
+    assert not nan.ok  # NaN still fails with an infinite margin
+
+
+def test_compare_with_huge_tolerances_prints_no_warning() -> None:
+    proc = subprocess.run([sys.executable, "-m", "rnn_cli", "compare", "--atol", "1e308", "--rtol", "1e308", "--json"],
+                          env=ENV, capture_output=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == b""
