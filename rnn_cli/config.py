@@ -312,19 +312,12 @@ def _format_bytes(n: int) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def available_memory() -> int:
-    """Bytes this process may still allocate (MemAvailable), or a generous guess."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 * 1024**3
+def available_memory() -> tuple[int, str]:
+    """(bytes this process may still allocate, what limits it): the smallest of MemAvailable,
+    ulimit -v / -d and the cgroup's memory.max (rnn_cli.limits)."""
+    from rnn_cli.limits import memory_limit
+
+    return memory_limit()
 
 
 # What importing torch adds to the process (peak RSS of `torch` at the smallest size minus
@@ -439,9 +432,10 @@ def check_memory(
     need = estimate_bytes(cfg, command, json, values)
     if command != "manual":
         need += TORCH_IMPORT  # the check runs before torch is imported
-    have = available_memory() if available is None else available
+    have, source = available_memory() if available is None else (available, "given")
     if need > have:
+        where = "" if source in ("MemAvailable", "given") else f" under {source}"
         raise RnnCliError(
             f"this configuration needs about {_format_bytes(need)} of memory, more than the "
-            f"{_format_bytes(have)} available; reduce --hidden-size, --seq-len, --batch or --layers"
+            f"{_format_bytes(have)} available{where}; reduce --hidden-size, --seq-len, --batch or --layers"
         )

@@ -179,7 +179,7 @@ def bench_document(bench) -> dict:
     return {
         "command": "bench",
         "versions": {**versions(), **bench.versions},
-        "config": bench.cfg.to_dict(),
+        "config": {**bench.cfg.to_dict(), "device": bench.timings[-1].device},  # the one used, not "auto"
         "grad": bench.grad,
         "repeat": bench.repeat,
         "warmup": bench.warmup,

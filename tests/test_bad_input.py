@@ -165,7 +165,7 @@ NO_CUDA_CASES = [
 @pytest.fixture(autouse=True)
 def in_tmp_with_16_gib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: 16 * GiB)
+    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: (16 * GiB, "MemAvailable"))
     return tmp_path
 
 

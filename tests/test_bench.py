@@ -345,3 +345,16 @@ def test_installed_command_bench_json():
     assert proc.returncode == 0, proc.stderr
     assert [r["implementation"] for r in json.loads(proc.stdout)["results"]] == ["manual", "torch"]
     assert proc.stderr == ""  # not a terminal: no progress bar
+
+
+def test_bench_json_reports_the_device_used_not_auto():
+    """Bug caught: `bench --json --device auto` wrote "auto" into config.device."""
+    import torch
+
+    tiny = ["--input-size", "3", "--hidden-size", "4", "--seq-len", "5", "--batch", "2"]
+    result = CliRunner().invoke(app, ["bench", "--device", "auto", "--repeat", "1", "--warmup", "0", "--json", *tiny])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert doc["config"]["device"] == expected
+    assert doc["results"][-1]["device"] == expected

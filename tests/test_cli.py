@@ -478,7 +478,7 @@ def test_absurd_sizes_are_refused_with_the_estimated_size(monkeypatch, command, 
     # (and nothing ever tries to allocate these sizes).
     import rnn_cli.config
 
-    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: 16 * 2**30)
+    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: (16 * 2**30, "MemAvailable"))
     line = assert_bad_input(invoke(command, *args))
     # the first size is the estimate, printed with one decimal: allow for that rounding
     sizes = [(float(n) + 0.05) * _UNIT[u] for n, u in _SIZE.findall(line)]

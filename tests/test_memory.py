@@ -100,7 +100,7 @@ def test_streamed_document_is_byte_identical_to_json_dumps(monkeypatch):
 
 
 def test_torch_with_a_huge_sequence_is_refused_before_allocating(monkeypatch):
-    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: 24 * GiB)
+    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: (24 * GiB, "MemAvailable"))
     result = CliRunner().invoke(app, ["torch", "--seq-len", "100000000"])
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -109,7 +109,7 @@ def test_torch_with_a_huge_sequence_is_refused_before_allocating(monkeypatch):
 
 
 def test_refusal_names_what_is_needed_and_what_is_available(monkeypatch):
-    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: GiB)
+    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: (GiB, "MemAvailable"))
     # the input alone: 1e6 * 64 * 64 float32 = 15.3 GiB (by hand)
     result = CliRunner().invoke(app, ["manual", "--seq-len", "1000000", "--batch", "64", "--input-size", "64", "--no-values"])
     assert result.exit_code == 2
