@@ -225,6 +225,17 @@ def test_torch_params_input_reproduces_the_users_own_module(ckpt, layout):
     np.testing.assert_allclose(values(d, "c_n"), c_n.numpy(), atol=1e-5, rtol=0)
 
 
+def test_the_screen_says_the_input_came_from_the_users_file(ckpt):
+    """Bug caught (found here, fixed in views/config): with --input the Shapes table called the
+    user's own array "random, drawn from the seed", and nothing in --json said where it came from."""
+    args = ("torch", "--params", f"{ckpt['dir'] / 'model.pt'}:{LSTM_PREFIX}", "--input", ckpt["dir"] / "x.npy")
+    out = ok(invoke(*args, "--show", "shapes"))
+    row = next(line for line in out.splitlines() if line.startswith(" input "))
+    assert "from --input" in row and "random" not in row
+    assert doc(*args, "--no-values")["config"]["input"] == "file"
+    assert doc("torch", "--no-values")["config"]["input"] == "seed"
+
+
 def test_a_flag_contradicting_the_checkpoint_names_both(ckpt):
     """Bug caught: the flag silently winning (a random 8-unit layer run instead of the user's)."""
     line = one_error_line(
