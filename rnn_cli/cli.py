@@ -246,6 +246,7 @@ class Network:
             lengths=None if self.lengths is None else _parse_lengths(self.lengths),
             pack=not self.no_pack,
             h0=self.h0 if self.h0 in ("zeros", "random") else "file",
+            input="seed" if self.input is None else "file",
             seed=self.seed,
             device=self.device,
         )
@@ -306,7 +307,7 @@ class Network:
 
 
 # RunConfig's fields that a checkpoint cannot know: they come from the flags.
-RUN_FIELDS = ("nonlinearity", "batch_first", "seq_len", "batch", "lengths", "pack", "h0", "seed", "device")
+RUN_FIELDS = ("nonlinearity", "batch_first", "seq_len", "batch", "lengths", "pack", "h0", "input", "seed", "device")
 
 
 @dataclass(frozen=True)

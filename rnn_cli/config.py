@@ -59,6 +59,7 @@ class RunConfig:
     lengths: tuple[int, ...] | None = None  # one per batch element: packed sequences
     pack: bool = True  # False (--no-pack): the padded batch goes straight through the module
     h0: str = "zeros"
+    input: str = "seed"  # seed: drawn from --seed; file: --input PATH.npy, given by the user
     seed: int = 0
     dtype: str = "float32"
     device: str = "cpu"  # as asked: cpu, cuda, cuda:N, auto
@@ -88,6 +89,8 @@ class RunConfig:
             raise RnnCliError(
                 f"--proj-size must be smaller than --hidden-size ({self.hidden_size}), got {self.proj_size}"
             )
+        if self.input not in ("seed", "file"):
+            raise RnnCliError(f"input must be seed or file, got {self.input!r}")
         if self.h0 not in H0_CHOICES:
             raise RnnCliError(f"--h0 must be one of {', '.join(H0_CHOICES)}, got {self.h0!r}")
         if self.dtype not in DTYPES:

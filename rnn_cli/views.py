@@ -139,6 +139,8 @@ MEANINGS = {
 
 def _meaning(cfg: RunConfig, name: str) -> str:
     text = MEANINGS[name]
+    if name == "input" and cfg.input == "file":
+        text = "from --input"
     if name in ("h_0", "c_0"):
         text += {"zeros": " (zeros)", "random": " (random)", "file": " (from --h0/--c0)"}[cfg.h0]
     if name == "input" and cfg.lengths is not None:
