@@ -247,6 +247,7 @@ class Network:
             pack=not self.no_pack,
             h0=self.h0 if self.h0 in ("zeros", "random") else "file",
             input="seed" if self.input is None else "file",
+            weights=self.params or "seed",
             seed=self.seed,
             device=self.device,
         )
@@ -307,7 +308,7 @@ class Network:
 
 
 # RunConfig's fields that a checkpoint cannot know: they come from the flags.
-RUN_FIELDS = ("nonlinearity", "batch_first", "seq_len", "batch", "lengths", "pack", "h0", "input", "seed", "device")
+RUN_FIELDS = ("nonlinearity", "batch_first", "seq_len", "batch", "lengths", "pack", "h0", "input", "weights", "seed", "device")
 
 
 @dataclass(frozen=True)

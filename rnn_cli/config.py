@@ -10,7 +10,6 @@ This module imports nothing heavy: `--help` and `manual` must start fast.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -60,6 +59,7 @@ class RunConfig:
     pack: bool = True  # False (--no-pack): the padded batch goes straight through the module
     h0: str = "zeros"
     input: str = "seed"  # seed: drawn from --seed; file: --input PATH.npy, given by the user
+    weights: str = "seed"  # seed: drawn from --seed; else --params PATH[:PREFIX], a checkpoint's
     seed: int = 0
     dtype: str = "float32"
     device: str = "cpu"  # as asked: cpu, cuda, cuda:N, auto

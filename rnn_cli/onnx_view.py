@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rnn_cli.config import TORCH_CLASS, shape_str
-from rnn_cli.views import add_row, is_plain, make_table
+from rnn_cli.views import add_row, data_line, is_plain, make_table
 
 _plain = is_plain
 _row = add_row
@@ -138,7 +138,7 @@ def onnx_renderables(console: Console, report) -> list[RenderableType]:
     parts: list[RenderableType] = [
         Text(
             f"rnn-cli onnx: nn.{TORCH_CLASS[cfg.cell]} ({cfg.dtype}) exported with {exported.exporter_used}, "
-            f"opset {exported.opset}, run in onnxruntime; seed {cfg.seed}",
+            f"opset {exported.opset}, run in onnxruntime; {data_line(cfg)}",
             style="bold",
         ),
         Text(f"Exporter: {exported.why}"),

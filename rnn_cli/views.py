@@ -511,10 +511,19 @@ def tf32_line(tf32: bool) -> str:
     return "TF32 in cuDNN: " + ("allowed (torch's default; --no-tf32 turns it off)" if tf32 else "off (--no-tf32)")
 
 
+def data_line(cfg: RunConfig) -> str:
+    """Where the numbers came from: `seed 0`, or `weights model.pt:lstm, input x.npy, seed 0`."""
+    parts = [] if cfg.weights == "seed" else [f"weights {cfg.weights}"]
+    parts += ["input from --input"] if cfg.input == "file" else []
+    parts += ["h_0 from --h0"] if cfg.h0 == "file" else []
+    drawn = cfg.weights == "seed" or cfg.input == "seed" or cfg.h0 == "random"
+    return ", ".join(parts + ([f"seed {cfg.seed}"] if drawn or not parts else []))
+
+
 def header(result: RunResult, command: str) -> Text:
     cfg = result.cfg
     what = "numpy memory cell" if result.implementation == "manual" else f"torch.nn.{TORCH_CLASS[cfg.cell]}"
-    text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, seed {cfg.seed}", style="bold")
+    text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, {data_line(cfg)}", style="bold")
     if result.tf32 is not None:
         text.append("\n" + tf32_line(result.tf32))
     return text
@@ -674,7 +683,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
     parts: list = [
         Text(
             f"rnn-cli compare: nn.{TORCH_CLASS[cfg.cell]} ({got.device}, {cfg.dtype}) "
-            f"vs numpy reference (float64), seed {cfg.seed}",
+            f"vs numpy reference (float64), {data_line(cfg)}",
             style="bold",
         ),
         Text(symbols_line(cfg)),
@@ -764,7 +773,7 @@ def show_bench(console: Console, bench) -> None:
     from rnn_cli.bench import relative_speed
 
     passes = "forward" if bench.grad is None else f"forward + backward (--loss {bench.grad})"
-    what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} {passes}, {cfg.dtype}, seed {cfg.seed}"
+    what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} {passes}, {cfg.dtype}, {data_line(cfg)}"
     layout = [symbols_line(cfg)]
     if cfg.lengths is not None:
         layout.append(f"lengths={','.join(map(str, cfg.lengths))} " + ("(packed)" if cfg.packed else "(not packed)"))

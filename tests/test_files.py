@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from rnn_cli.cli import app
 from rnn_cli.errors import RnnCliError
-from rnn_cli.save import check_paths, check_writable, save_npz, write_atomic, write_with, writes_to_stdout
+from rnn_cli.save import check_paths, check_writable, save_npz, write_atomic, write_with
 
 OLD = b"the old file\n"
 ARRAYS = {"output": np.arange(6, dtype=np.float32).reshape(3, 1, 2)}
