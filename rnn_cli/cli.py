@@ -322,7 +322,7 @@ class RunOutput:
     """What manual, torch and compare show and save (bench has none of it)."""
 
     save: Annotated[Optional[str], _opt("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")] = None
-    show: Annotated[Optional[str], _opt("--show", metavar="SECTION,...", help="Sections to draw: diagram, shapes, sources, values, params, code, or all. [default: diagram,shapes,sources,values (compare: diagram)]")] = None
+    show: Annotated[Optional[str], _opt("--show", metavar="SECTION,...", help="Sections to draw: " + ", ".join(SECTION_NAMES) + ", or all. [default: diagram,shapes,sources,values, and recipes, padding, grad where they apply (compare: diagram)]")] = None
     brief: Annotated[bool, _opt("--brief", help="One line per tensor: name, shape, layout.")] = False
     no_values: Annotated[bool, _opt("--no-values", help="No values section (and no values in --json).")] = False
     precision: Annotated[int, _opt("--precision", metavar="INT", help="Digits in value tables.")] = 4
