@@ -95,7 +95,8 @@ def main() -> int:
     new = refresh(old)
     if "--check" in sys.argv:
         if masked(new) != masked(old):
-            print("README.md is stale: run python docs/update-readme.py", file=sys.stderr)
+            stale = [a.group("cmd") for a, b in zip(BLOCK.finditer(masked(old)), BLOCK.finditer(masked(new))) if a.group(0) != b.group(0)]
+            print(f"README.md is stale: run python docs/update-readme.py (changed: {'; '.join(stale) or 'includes'})", file=sys.stderr)
             return 1
         return 0
     README.write_text(new)
