@@ -10,6 +10,12 @@ it is not 0), run with the installed `rnn-cli` at 80 columns with colour off, as
 would see it. A block `<!-- include: PATH -->` ... `<!-- /include -->` takes a file's text
 (the benchmark's latest report).
 
+A long output can be cut to the part the text talks about: `<!-- output keep "FIRST".."LAST": COMMAND -->`
+(several pairs, separated by spaces; `machine` goes before `keep`) keeps, for each pair in order, the lines from
+the first one containing FIRST through the next one containing LAST, and marks what was cut
+with a `[...]` line; the exit status line stays. A marker not found in the output is an error,
+so a changed screen cannot leave a stale excerpt behind.
+
     python docs/update-readme.py          # rewrite README.md in place
     python docs/update-readme.py --check  # exit 1 if README.md is stale
 
@@ -28,24 +34,48 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-BLOCK = re.compile(r"(<!-- output(?P<machine> machine)?: (?P<cmd>.+?) -->\n)(?P<body>.*?)(<!-- /output -->)", re.S)
+BLOCK = re.compile(
+    r'(?P<open><!-- output(?P<machine> machine)?(?P<keep>(?: keep(?: "[^"]*"\.\."[^"]*")+)?): (?P<cmd>.+?) -->\n)'
+    r"(?P<body>.*?)(?P<close><!-- /output -->)",
+    re.S,
+)
+KEEP = re.compile(r'"([^"]*)"\.\."([^"]*)"')
 NUMBER = re.compile(r"[-+]?\d[\d.,]*(?:e[-+]?\d+)?")
 INCLUDE = re.compile(r"(<!-- include: (?P<path>.+?) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
 
 
-def run(command: str) -> str:
+def excerpt(lines: list[str], keep: list[tuple[str, str]], command: str) -> list[str]:
+    """The lines from each FIRST through the next LAST, in order; `[...]` where lines were cut."""
+    out, i = [], 0
+    for first, last in keep:
+        start = next((j for j in range(i, len(lines)) if first in lines[j]), None)
+        end = None if start is None else next((j for j in range(start, len(lines)) if last in lines[j]), None)
+        if end is None:
+            missing = first if start is None else last
+            raise SystemExit(f"README.md: {missing!r} is not in what `{command}` prints now; fix the block's keep")
+        out += (["[...]"] if start > i else []) + lines[start : end + 1]
+        i = end + 1
+    return out + (["[...]"] if i < len(lines) else [])
+
+
+def run(command: str, keep: list[tuple[str, str]] | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
     proc = subprocess.run(command, shell=True, capture_output=True, text=True, env=env, cwd=ROOT)
     text = proc.stdout + proc.stderr
     lines = [line.rstrip() for line in text.rstrip("\n").splitlines()]
+    if keep:
+        lines = excerpt(lines, keep, command)
     if proc.returncode:
         lines.append(f"# exit status {proc.returncode}")
     return "```console\n$ " + command + "\n" + "\n".join(lines) + "\n```\n"
 
 
 def refresh(text: str) -> str:
-    text = BLOCK.sub(lambda m: m.group(1) + run(m.group("cmd")) + m.group(5), text)
+    opened, matched = text.count("<!-- output"), len(BLOCK.findall(text))
+    if opened != matched:  # a mistyped block would otherwise stay empty and pass --check
+        raise SystemExit(f"README.md: {opened - matched} `<!-- output` block(s) do not parse; see docs/update-readme.py")
+    text = BLOCK.sub(lambda m: m.group("open") + run(m.group("cmd"), KEEP.findall(m.group("keep"))) + m.group("close"), text)
     return INCLUDE.sub(lambda m: m.group(1) + (ROOT / m.group("path")).read_text() + m.group(4), text)
 
 
@@ -55,7 +85,7 @@ def masked(text: str) -> str:
         body = m.group("body")
         if m.group("machine"):
             body = " ".join(NUMBER.sub("#", body).split())
-        return m.group(1) + body + m.group(5)
+        return m.group("open") + body + m.group("close")
 
     return BLOCK.sub(mask, text)
 
@@ -65,7 +95,8 @@ def main() -> int:
     new = refresh(old)
     if "--check" in sys.argv:
         if masked(new) != masked(old):
-            print("README.md is stale: run python docs/update-readme.py", file=sys.stderr)
+            stale = [a.group("cmd") for a, b in zip(BLOCK.finditer(masked(old)), BLOCK.finditer(masked(new))) if a.group(0) != b.group(0)]
+            print(f"README.md is stale: run python docs/update-readme.py (changed: {'; '.join(stale) or 'includes'})", file=sys.stderr)
             return 1
         return 0
     README.write_text(new)

@@ -115,8 +115,11 @@ def _read_torch(p: Path, notes: list[str]):
 
 
 def _read_safetensors(p: Path, notes: list[str]) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    try:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+    except ImportError:  # not a dependency of rnn-cli: one line, not a traceback
+        raise RnnCliError(f"{p}: reading .safetensors needs the safetensors package: pip install safetensors") from None
 
     try:
         return {k: _to_float32_if_half(k, a, notes) for k, a in load_file(str(p)).items()}

@@ -61,3 +61,73 @@ def test_readme_outputs_are_what_the_commands_print_now():
 
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "update-readme.py"), "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _update_readme():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "docs" / "update-readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_excerpt_keeps_each_range_whole_and_marks_every_cut():
+    lines = ["title", "a", "start 1", "b", "end 1", "c", "start 2", "end 2", "tail"]
+    keep = [("start 1", "end 1"), ("start 2", "end 2")]
+    assert _update_readme().excerpt(lines, keep, "cmd") == [
+        "[...]", "start 1", "b", "end 1", "[...]", "start 2", "end 2", "[...]",
+    ]
+    # a range at the very start or end leaves no marker there
+    assert _update_readme().excerpt(lines, [("title", "a"), ("end 2", "tail")], "cmd") == ["title", "a", "[...]", "end 2", "tail"]
+
+
+def test_an_excerpt_whose_marker_left_the_output_is_an_error_not_an_empty_block():
+    with pytest.raises(SystemExit, match="'gone'"):
+        _update_readme().excerpt(["a", "b"], [("a", "gone")], "cmd")
+
+
+def test_a_mistyped_output_block_is_an_error_not_a_block_left_empty():
+    text = '<!-- output keep "a"..."b": rnn-cli manual -->\n<!-- /output -->\n'  # three dots
+    with pytest.raises(SystemExit, match="do not parse"):
+        _update_readme().refresh(text)
+
+
+def test_the_example_checkpoints_are_what_make_examples_writes():
+    """The README's inspect/compare outputs describe these files: they must match their script."""
+    import importlib.util
+    import pickle
+
+    import numpy as np
+    import torch
+
+    spec = importlib.util.spec_from_file_location("make_examples", ROOT / "docs" / "examples" / "make-examples.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    examples = ROOT / "docs" / "examples"
+    want = make.model().state_dict()
+    got = torch.load(examples / "model.pt", map_location="cpu", weights_only=True)
+    assert list(got) == list(want)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    broken = torch.load(examples / "broken.pt", map_location="cpu", weights_only=True)
+    assert set(want) - set(broken) == {"0.weight_ih_l1_reverse"}
+    np.testing.assert_array_equal(np.load(examples / "x.npy"), make.x())
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(examples / "pickled.pt", map_location="cpu", weights_only=True)
+    assert all(p.stat().st_size < 50_000 for p in examples.iterdir())
+
+
+def test_without_safetensors_reading_one_says_how_to_get_it_as_the_readme_does(tmp_path, monkeypatch):
+    import sys
+
+    from rnn_cli.checkpoint import load_tensors
+    from rnn_cli.errors import RnnCliError
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # import safetensors -> ImportError
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    with pytest.raises(RnnCliError, match="pip install safetensors"):
+        load_tensors(path)
+    assert "pip install safetensors" in README
