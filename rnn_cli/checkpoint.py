@@ -757,7 +757,20 @@ def compare_checkpoints(a: Inspection, b: Inspection) -> list[str]:
     for p in mb.keys() - ma.keys():
         out.append(f"{mb[p].name}: only in checkpoint B ({constructor_line(mb[p])}): Missing key(s) when loading A")
     for p in [p for p in ma if p in mb]:
-        out += _module_differences(ma[p], mb[p])
+        # different constructor arguments, else (same arguments) keys one file lacks
+        out += _module_differences(ma[p], mb[p]) or _key_differences(ma[p], mb[p])
+    return out
+
+
+def _key_differences(x: RecurrentModule, y: RecurrentModule) -> list[str]:
+    """Keys one module has and the other lacks: strict load_state_dict fails on them."""
+    out = []
+    if y.params.keys() - x.params.keys():
+        missing = ", ".join(sorted(y.params.keys() - x.params.keys()))
+        out.append(f"{x.name}: checkpoint A lacks {missing}: Missing key(s) when loaded into B's model")
+    if x.params.keys() - y.params.keys():
+        missing = ", ".join(sorted(x.params.keys() - y.params.keys()))
+        out.append(f"{y.name}: checkpoint B lacks {missing}: Unexpected key(s) when A is loaded into B's model")
     return out
 
 

@@ -415,6 +415,18 @@ def test_against_explains_what_load_state_dict_refuses(tmp_path, a_kwargs, b_kwa
     model({**b_kwargs, **a_kwargs}).load_state_dict(a.state_dict())  # the fix is enough
 
 
+def test_against_names_a_key_one_file_lacks(tmp_path):
+    """Bug caught: same constructor arguments but a deleted key was reported as 'load_state_dict
+    would accept either', which strict loading does not."""
+    a = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    damaged = {k: v for k, v in a.state_dict().items() if k != "weight_ih_l1_reverse"}
+    with pytest.raises(RuntimeError, match="weight_ih_l1_reverse"):  # torch agrees
+        nn.LSTM(3, 4, num_layers=2, bidirectional=True).load_state_dict(damaged)
+    diffs = ck.compare_checkpoints(ck.inspect_file(save(a.state_dict(), tmp_path / "a", "torch")),
+                                   ck.inspect_file(save(damaged, tmp_path / "b", "torch")))
+    assert diffs and "weight_ih_l1_reverse" in diffs[0]
+
+
 # ---- no torch for numpy formats; the views -----------------------------------------------------
 
 
