@@ -388,13 +388,14 @@ def describe(model) -> Graph:
             chain, value = [], node.output[0] if node.output else ""
             while value and len(consumers.get(value, [])) == 1 and len(chain) < 4:
                 nxt = consumers[value][0]
+                if nxt.op_type in RECURRENT_OPS.values():  # the next layer's node reads it as X
+                    chain.append(f"{nxt.op_type} {nxt.name or ''} (next layer)".replace("  ", " "))
+                    break
                 perm = next((_attr(a) for a in nxt.attribute if a.name == "perm"), None)
                 value = nxt.output[0]
                 shape = infos[value].shape if value in infos else ()
                 text = nxt.op_type + (f" perm={tuple(perm)}" if perm is not None else "")
                 chain.append(text + (f" -> {_shape_text(shape)}" if shape else ""))
-                if nxt.op_type in RECURRENT_OPS.values():
-                    break
             recurrent.append(
                 RecurrentNode(len(recurrent), node.name, node.op_type, attributes, inputs, outputs, tuple(chain))
             )
