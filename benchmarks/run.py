@@ -1,4 +1,4 @@
-"""The benchmark of issue 5: start-up, numpy vs torch forward, peak memory -> RESULTS.md.
+"""rnn-cli's benchmark: start-up and the numpy vs torch forward -> RESULTS.md (memory: memory.py).
 
     python benchmarks/run.py                 # everything -> RESULTS.md, ~10 min on a 2-core machine
     python benchmarks/run.py --quick         # a subset -> RESULTS-quick.md, ~1-2 min, for development
@@ -9,12 +9,11 @@ Measures, on this machine:
   (a) start-up: whole-process wall time (median of --startup-runs, commands interleaved,
       one untimed round first) of rnn-cli's commands against two baselines, and whether
       torch was imported (python's -X importtime list);
-  (b) the matrix of target 3: the forward of `manual` (numpy) and of torch on the CPU,
+  (b) the matrix: the forward of `manual` (numpy) and of torch on the CPU,
       cell x size x layers x direction x dtype, same thread count for both. It times
       exactly what `rnn-cli bench` times (rnn_cli.bench.implementations), but interleaves
       the implementations run by run so that load from elsewhere hits both alike, and
       sizes the number of runs to the case (--budget seconds per case, 3 to 200 runs);
-  (c) peak RSS of `rnn-cli manual` and `rnn-cli torch` at the largest size;
 and writes a markdown report with the machine and every target marked met or missed.
 It also measures how much CPU time other processes took while it ran and warns in the
 report when they took more than 3%: on a small machine any competitor distorts the ratios.
@@ -51,9 +50,9 @@ CELLS = ("rnn", "lstm", "gru")
 LAYERS = (1, 2)
 DIRECTIONS = (False, True)
 DTYPES = ("float32", "float64")
-STARTUP_TARGET = 1.3  # target 1: x `python -c "import numpy, typer, rich.table"`
-TORCH_TARGET = 1.15  # target 2: x `python -c "import torch"`
-RATIO_TARGET = 1.0  # target 3: manual / torch median
+STARTUP_TARGET = 1.3  # start-up: x `python -c "import numpy, typer, rich.table"`
+TORCH_TARGET = 1.15  # torch start-up: x `python -c "import torch"`
+RATIO_TARGET = 1.0  # the forward: manual / torch median
 
 
 # ---- machine ----------------------------------------------------------------------------
@@ -145,7 +144,7 @@ class Startup:
     argv: list[str]
     baseline: str | None  # label of the baseline it is measured against
     target: float | None  # the most it may cost, x baseline
-    target_name: str = ""  # "target 1": also never imports torch; "target 2"
+    target_name: str = ""  # "start-up": also never imports torch; "torch start-up"
     times: list[float] = field(default_factory=list)
     imports_torch: bool | None = None
 
@@ -168,16 +167,19 @@ def startup_commands() -> list[Startup]:
     base, torch_base = 'python -c "import numpy, typer, rich.table"', 'python -c "import torch"'
     return [
         Startup(base, [py, "-c", "import numpy, typer, rich.table"], None, None),
-        Startup("rnn-cli --help", [*cli, "--help"], base, STARTUP_TARGET, "target 1"),
-        Startup("rnn-cli manual --help", [*cli, "manual", "--help"], base, STARTUP_TARGET, "target 1"),
-        Startup("rnn-cli manual", [*cli, "manual"], base, STARTUP_TARGET, "target 1"),
-        Startup("rnn-cli manual --json", [*cli, "manual", "--json"], base, STARTUP_TARGET, "target 1"),
+        Startup("rnn-cli --help", [*cli, "--help"], base, STARTUP_TARGET, "start-up"),
+        Startup("rnn-cli manual --help", [*cli, "manual", "--help"], base, STARTUP_TARGET, "start-up"),
+        Startup("rnn-cli manual", [*cli, "manual"], base, STARTUP_TARGET, "start-up"),
+        Startup("rnn-cli manual --json", [*cli, "manual", "--json"], base, STARTUP_TARGET, "start-up"),
         Startup(torch_base, [py, "-c", "import torch"], None, None),
-        Startup("rnn-cli torch", [*cli, "torch"], torch_base, TORCH_TARGET, "target 2"),
+        Startup("rnn-cli torch", [*cli, "torch"], torch_base, TORCH_TARGET, "torch start-up"),
     ]
 
 
 def _run_quiet(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    # As users run it: with bytecode caches (some shells set PYTHONDONTWRITEBYTECODE, which
+    # makes every start compile rnn_cli's modules anew: ~20 ms more for `manual`).
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "PYTHONDONTWRITEBYTECODE"}
     return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True, check=False)
 
 
@@ -294,68 +296,6 @@ def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int,
                 case.times[key].append(impl.time_once(impl.forward))
 
 
-# ---- (c) peak memory ----------------------------------------------------------------------
-
-
-@dataclass
-class Peak:
-    label: str
-    argv: list[str]
-    rss_bytes: int = 0
-    estimate_bytes: int | None = None  # what the issue allows `manual` to hold
-
-
-# Linux keeps a process's peak RSS across fork and exec, so a child forked from this
-# process (numpy and torch loaded) would start at our own size. A small helper forks it.
-_PEAK_HELPER = """
-import os, resource, subprocess, sys
-code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-"""
-
-
-def peak_rss(argv: list[str]) -> int:
-    """Peak resident set of one process running argv, in bytes (ru_maxrss is KiB on Linux)."""
-    helper = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _PEAK_HELPER, *argv], capture_output=True, text=True, check=True
-    )
-    code, kib = map(int, helper.stdout.split())
-    if code != 0:
-        raise SystemExit(f"`{' '.join(argv)}` failed with status {code}")
-    return kib * 1024
-
-
-def measure_memory(log) -> list[Peak]:
-    from rnn_cli.config import RunConfig, estimate_bytes
-
-    N, L, H_in, H = SIZES[2]
-    cli = rnn_cli_script()
-    size_flags = ["--batch", str(N), "--seq-len", str(L), "--input-size", str(H_in), "--hidden-size", str(H)]
-    peaks = [
-        Peak('python -c "import numpy, typer, rich.table"', [sys.executable, "-c", "import numpy, typer, rich.table"]),
-        Peak('python -c "import torch"', [sys.executable, "-c", "import torch"]),
-    ]
-    for cell in CELLS:
-        flags = ["--cell", cell, *size_flags, "--layers", "2", "--bidirectional"]
-        cfg = RunConfig(
-            cell=cell,
-            input_size=H_in,
-            hidden_size=H,
-            num_layers=2,
-            bidirectional=True,
-           
-            seq_len=L,
-            batch=N,
-        )
-        for command in ("manual", "torch"):
-            label = f"rnn-cli {command} --cell {cell}"
-            peaks.append(Peak(label, [*cli, command, *flags], estimate_bytes=estimate_bytes(cfg)))
-    for p in peaks:
-        p.rss_bytes = peak_rss(p.argv)
-        log(f"peak RSS {p.rss_bytes / 2**20:.0f} MiB  {p.label}")
-    return peaks
-
-
 # ---- (d) the report -------------------------------------------------------------------------
 
 
@@ -374,7 +314,7 @@ def _size_label(size: tuple[int, int, int, int]) -> str:
     return f"N={N} L={L} H_in={H_in} H={H}"
 
 
-def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list[Peak], seconds: float) -> str:
+def report(machine: dict, startup: list[Startup], cases: list[Case], seconds: float) -> str:
     lines = ["## rnn-cli benchmark results", ""]
     lines.append(
         f"Written by `{machine['command']}` on {machine['date']} in {seconds / 60:.1f} min. "
@@ -393,7 +333,7 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list
         by_label = {c.label: c for c in startup}
         lines += [
             "",
-            "### Start-up (targets 1 and 2)",
+            "### Start-up",
             "",
             f"Whole-process wall time, median of {len(startup[0].times)} interleaved runs after one untimed round; "
             "`python` is this interpreter and `rnn-cli` its console script.",
@@ -407,7 +347,7 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list
                              f"{max(c.times) * 1e3:.0f} | baseline | | | |")
                 continue
             ratio = c.median / by_label[c.baseline].median
-            ok = ratio <= c.target and not (c.target_name == "target 1" and c.imports_torch)  # 1: never torch
+            ok = ratio <= c.target and not (c.target_name == "start-up" and c.imports_torch)  # start-up: never torch
             verdict = _met(ok)
             torch_col = "-" if c.imports_torch is None else ("yes" if c.imports_torch else "no")
             verdicts.append(f"{c.target_name} `{c.label}`: {verdict} ({ratio:.2f}x, imports torch: {torch_col})")
@@ -421,7 +361,7 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list
         sizes = list(dict.fromkeys(c.size for c in cases))  # in the order run
         lines += [
             "",
-            "### Forward: manual (numpy) vs torch on the CPU (target 3)",
+            "### Forward: manual (numpy) vs torch on the CPU",
             "",
             "Median ms of each implementation and their ratio manual / torch (target <= 1.0: the numpy "
             "forward at least as fast as torch's CPU kernel); both on the same thread count. Implementations "
@@ -448,7 +388,7 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list
                     f"{max(ratios):.2f} | {before:.2f} | {_met(ok)} |"
                 )
         missed = sum(c.ratio > RATIO_TARGET for c in cases)
-        verdicts.append(f"target 3: {_met(all_ok)} ({missed} of {len(cases)} cases above {RATIO_TARGET})")
+        verdicts.append(f"forward, manual / torch <= {RATIO_TARGET}: {_met(all_ok)} ({missed} of {len(cases)} cases above {RATIO_TARGET})")
         lines += summary
         head = "| cell | layers | D | dtype | manual ms | before ms | after / before | torch CPU ms | manual / torch | manual GFLOP/s "
         head += "| torch GFLOP/s |"
@@ -476,38 +416,8 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], peaks: list
                     row += f" {_ms(g)} | {t / g:.1f}x |"
                 lines.append(row + f" {c.repeat} |")
 
-    if peaks:
-        N, L, H_in, H = SIZES[2]
-        lines += [
-            "",
-            "### Peak memory at the largest size",
-            "",
-            f"`rnn-cli manual|torch --cell CELL --batch {N} --seq-len {L} --input-size {H_in} --hidden-size {H} "
-            "--layers 2 --bidirectional` (float32, human output with values). Peak RSS of the whole process "
-            "(ru_maxrss, read by a small helper that starts it). `above import` is that peak minus the peak of "
-            "the matching import baseline; `allowed` is what the issue lets `manual` hold: input, every layer's "
-            "output, parameters, one layer-direction's input projection and the states "
-            "(`rnn_cli.config.estimate_bytes`).",
-            "",
-            "| command | peak RSS MiB | above import MiB | allowed MiB | result |",
-            "|---|---|---|---|---|",
-        ]
-        base = {"manual": peaks[0].rss_bytes, "torch": peaks[1].rss_bytes}
-        for p in peaks:
-            kind = p.label.split()[1] if p.label.startswith("rnn-cli") else None
-            if kind is None:
-                lines.append(f"| `{p.label}` | {p.rss_bytes / 2**20:.0f} | baseline | | |")
-                continue
-            above = p.rss_bytes - base[kind]
-            allowed = result = ""
-            if kind == "manual" and p.estimate_bytes:
-                ok = above <= p.estimate_bytes
-                allowed, result = f"{p.estimate_bytes / 2**20:.0f}", _met(ok)
-                verdicts.append(
-                    f"memory `{p.label}`: {result} ({above / 2**20:.0f} MiB above import, "
-                    f"{p.estimate_bytes / 2**20:.0f} allowed)"
-                )
-            lines.append(f"| `{p.label}` | {p.rss_bytes / 2**20:.0f} | {above / 2**20:.0f} | {allowed} | {result} |")
+    lines += ["", "### Memory", "", "Peak memory against the guard's estimate is measured by `benchmarks/memory.py` "
+              "(report: `benchmarks/MEMORY.md`)."]
 
     lines[3:3] = ["", "### Verdict", ""] + [f"- {v}" for v in verdicts]
     return "\n".join(lines) + "\n"
@@ -537,9 +447,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-repeat", type=int, default=3)
     p.add_argument("--max-repeat", type=int, default=200)
     p.add_argument("--size", action="append", type=_size, metavar="N,L,H_in,H",
-                   help="matrix sizes instead of target 3's four (repeatable)")
+                   help="matrix sizes instead of the four default ones (repeatable)")
     p.add_argument("--cell", action="append", choices=CELLS, help="matrix cells (repeatable) [default: all]")
-    p.add_argument("--only", choices=("startup", "matrix", "memory"), action="append",
+    p.add_argument("--only", choices=("startup", "matrix"), action="append",
                    help="run only these parts (repeatable) [default: all]")
     p.add_argument("--output", type=Path, default=None,
                    help="markdown report [default: benchmarks/RESULTS.md; --quick: benchmarks/RESULTS-quick.md]")
@@ -600,7 +510,7 @@ def main(argv: list[str] | None = None) -> None:
         "torch": torch.__version__,
         "cuda": cuda,
     }
-    parts = set(args.only or ("startup", "matrix", "memory"))
+    parts = set(args.only or ("startup", "matrix"))
     load_before = load_average()
     log(f"threads {threads}, load average {load_before}")
     others: dict[str, float | None] = {}
@@ -619,7 +529,6 @@ def main(argv: list[str] | None = None) -> None:
             except KeyboardInterrupt:
                 log(f"interrupted: the report covers the {len(cases)} case(s) done")
                 machine["interrupted"] = f"after {len(cases)} of {len(planned)} matrix cases"
-                parts.discard("memory")
                 break
             cases.append(case)
             extra = "".join(f"  {k} {_ms(case.median(k))} ms" for k in case.times if k.startswith("torch cuda"))
@@ -629,7 +538,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"torch {_ms(case.median('torch cpu'))} ms, ratio {case.ratio:.2f}{extra} ({case.repeat} runs)"
             )
         others["matrix"] = share.fraction()
-    peaks = measure_memory(log) if "memory" in parts else []
     seconds = time.perf_counter() - started
     machine["load"] = f"{load_before} at start, {load_average()} at end (1, 5, 15 min)"
     known = {phase: f for phase, f in others.items() if f is not None}
@@ -643,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
                 "unreliable. Rerun on an idle machine."
             )
 
-    text = report(machine, startup, cases, peaks, seconds)
+    text = report(machine, startup, cases, seconds)
     args.output.write_text(text)
     log(f"wrote {args.output}")
     if args.json is not None:
@@ -657,8 +565,6 @@ def main(argv: list[str] | None = None) -> None:
                  "times_s": c.times}
                 for c in cases
             ],
-            "memory": [{"command": p.label, "peak_rss_bytes": p.rss_bytes, "allowed_bytes": p.estimate_bytes}
-                       for p in peaks],
         }
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
         log(f"wrote {args.json}")

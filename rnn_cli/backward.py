@@ -99,7 +99,7 @@ def draw_upstream(cfg: RunConfig, loss: str = "sum", sample: Sample | None = Non
     if loss == "sum":
         G_out = rng.standard_normal((L, N, DH))  # (L, N, D*H_out)
         if cfg.lengths is not None:
-            G_out *= step_mask(cfg)  # output is zero there: no upstream
+            G_out *= step_mask(cfg)  # the loss is over real steps only (also under --no-pack)
         G_h = rng.standard_normal((DL, N, cfg.H_out))  # (D*num_layers, N, H_out)
         G_c = rng.standard_normal((DL, N, cfg.hidden_size)) if cfg.has_c else None
     else:

@@ -688,6 +688,8 @@ def load_input(path: str | os.PathLike, *, batch_first: bool = False, unbatched:
     """--input PATH.npy in the user's layout -> (L, N, H_in) time-major. seq_len / batch are
     checked only when the user gave them (else the array decides)."""
     x = _load_npy(path, "--input")
+    if 0 in x.shape:
+        raise RnnCliError(f"--input has shape {shape_str(x.shape)}: every dimension must be at least 1")
     s = shape_str(x.shape)
     if unbatched:
         if x.ndim != 2:
@@ -731,16 +733,20 @@ def load_state(path: str | os.PathLike, name: str, cfg: RunConfig) -> np.ndarray
     return np.ascontiguousarray(a, dtype=cfg.dtype)
 
 
-def make_sample(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray | None = None,
+def make_sample(cfg: RunConfig, params: dict[str, np.ndarray] | None = None, x: np.ndarray | None = None,
                 h_0: np.ndarray | None = None, c_0: np.ndarray | None = None) -> Sample:
     """The Sample manual.run / torch_run.run / compare take: the checkpoint's parameters, the
-    user's x (L, N, H_in) / h_0 / c_0 where given, the seeded draw (--seed, --h0) elsewhere."""
-    drawn = draw(cfg) if x is None or h_0 is None or (cfg.has_c and c_0 is None) else None
-    x = drawn.x if x is None else np.ascontiguousarray(x, dtype=cfg.dtype)
-    h_0 = drawn.h_0 if h_0 is None else h_0
-    if cfg.has_c and c_0 is None:
-        c_0 = drawn.c_0
-    return Sample(params=params, x=x, h_0=h_0, c_0=c_0 if cfg.has_c else None)
+    user's x (L, N, H_in) / h_0 / c_0 where given, the seeded draw (--seed, --h0) elsewhere.
+    The draw is always made, once, so the generator's state after it (where --grad draws its
+    upstream gradients) depends on the seed and the shapes alone, never on which file was given."""
+    drawn = draw(cfg)
+    return Sample(
+        params=drawn.params if params is None else params,
+        x=drawn.x if x is None else np.ascontiguousarray(x, dtype=cfg.dtype),
+        h_0=drawn.h_0 if h_0 is None else h_0,
+        c_0=(drawn.c_0 if c_0 is None else c_0) if cfg.has_c else None,
+        rng_state=drawn.rng_state,
+    )
 
 
 # ---- two checkpoints ------------------------------------------------------------------------

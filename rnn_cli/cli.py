@@ -5,14 +5,12 @@ Nothing else happens here. Every bad input ends as one line on stderr and exit s
 torch is imported only inside the commands that run it, so --help and manual start fast.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, get_type_hints
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -208,11 +206,10 @@ class Network:
     def _checks(self) -> None:
         if self.batch_first and self.unbatched:
             _note("batch_first has no effect on 2-D (unbatched) input")
-        if self.unbatched and self.batch is not None:
-            raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
+        _check_batch(self.batch, self.unbatched)
         if self.cell not in (None, "rnn") and self.nonlinearity is not None:
             raise RnnCliError(f"--nonlinearity applies to --cell rnn only; {self.cell} has fixed activations")
-        if self.h0 not in ("zeros", "random") and not self.h0.endswith(".npy"):
+        if self.h0 not in ("zeros", "random") and not self.h0.lower().endswith(".npy"):
             raise RnnCliError(f"--h0 must be zeros, random or a .npy file (np.save), got {self.h0!r}")
         if self.c0 is not None and self.h0 in ("zeros", "random"):
             raise RnnCliError("--c0 needs --h0 PATH.npy too: the initial state comes from files or from --h0 zeros|random")
@@ -241,8 +238,8 @@ class Network:
             **network,
             batch_first=self.batch_first,
             nonlinearity=self.nonlinearity,
-            seq_len=seq_len or (10 if self.seq_len is None else self.seq_len),
-            batch=None if self.unbatched else (batch or self._batch()),
+            seq_len=seq_len if seq_len is not None else (10 if self.seq_len is None else self.seq_len),
+            batch=None if self.unbatched else (batch if batch is not None else self._batch()),
             lengths=None if self.lengths is None else _parse_lengths(self.lengths),
             pack=not self.no_pack,
             h0=self.h0 if self.h0 in ("zeros", "random") else "file",
@@ -272,6 +269,8 @@ class Network:
         if self.params is not None:
             path, prefix = checkpoint.parse_params_arg(self.params)
             module = checkpoint.select_module(checkpoint.inspect_file(path, batch=1), prefix)
+            if self.nonlinearity is not None and module.kind not in ("RNN", "RNNCell"):
+                raise RnnCliError(f"--nonlinearity applies to nn.RNN only; {module.name} in {path} is an nn.{module.kind}")
         if self.input is not None:
             x = checkpoint.load_input(
                 self.input,
@@ -281,7 +280,7 @@ class Network:
                 seq_len=self.seq_len,
                 batch=self.batch,
             )  # (L, N, H_in)
-        shape = {} if x is None else {"seq_len": x.shape[0], "batch": x.shape[1]}
+        shape = {} if x is None else {"seq_len": x.shape[0], "batch": None if self.unbatched else x.shape[1]}
         if module is not None:
             flags = checkpoint.Flags(
                 cell=self.cell,
@@ -295,20 +294,21 @@ class Network:
             )
             base = self._config(**shape, cell="rnn")  # the run-time fields, checked once
             cfg, params = checkpoint.to_run_config(
-                module, flags, path, **{k: getattr(base, k) for k in RUN_FIELDS}
+                module, flags, path, **{k: getattr(base, k) for k in _run_fields()}
             )
         else:
-            cfg = self._from_flags(input_size=None if x is None else x.shape[2], **shape)
-            from rnn_cli.sample import draw
-
-            params = draw(cfg).params
+            cfg, params = self._from_flags(input_size=None if x is None else x.shape[2], **shape), None
         h_0 = checkpoint.load_state(self.h0, "h_0", cfg) if own_state else None
         c_0 = checkpoint.load_state(self.c0, "c_0", cfg) if self.c0 is not None else None
         return cfg, checkpoint.make_sample(cfg, params, x, h_0, c_0)
 
 
-# RunConfig's fields that a checkpoint cannot know: they come from the flags.
-RUN_FIELDS = ("nonlinearity", "batch_first", "seq_len", "batch", "lengths", "pack", "h0", "input", "weights", "seed", "device")
+def _run_fields() -> list[str]:
+    """RunConfig's fields that a checkpoint cannot know (all but checkpoint.Flags'): from the flags."""
+    from rnn_cli.checkpoint import Flags
+
+    known = {f.name for f in dataclasses.fields(Flags)}
+    return [f.name for f in dataclasses.fields(RunConfig) if f.name not in known]
 
 
 @dataclass(frozen=True)
@@ -375,7 +375,7 @@ class Tolerances:
 @dataclass(frozen=True)
 class Grad:
     grad: Annotated[bool, _opt("--grad", help="Also the backward pass: gradients through time of a seeded loss.")] = False
-    loss: Annotated[Literal["sum", "last"], _opt("--loss", help="sum: every output and final state times seeded weights; last: the output at each sequence's last step.")] = "sum"
+    loss: Annotated[Literal["sum", "last"], _opt("--loss", help="sum: every output (real steps) and final state times seeded weights; last: the output at each sequence's last real step.")] = "sum"
 
     @property
     def loss_or_none(self) -> Optional[str]:
@@ -410,12 +410,11 @@ def command(name: str, help: str, *groups: type, arguments: Optional[dict] = Non
         for arg, (typ, spec, default) in (arguments or {}).items():
             params.append(inspect.Parameter(arg, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[typ, spec]))
         for group in groups:
-            hints = get_type_hints(group, include_extras=True)
-            for f in dataclasses.fields(group):
+            for f in dataclasses.fields(group):  # f.type: the Annotated[type, typer.Option] itself
                 owner[f.name] = group
-                info = hints[f.name].__metadata__[0]
+                info = f.type.__metadata__[0]
                 info.rich_help_panel = info.rich_help_panel or PANELS[group.__name__]  # -h's section
-                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]))
+                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type))
 
         def callback(**flags: Any) -> None:
             parts = [group(**{k: v for k, v in flags.items() if owner.get(k) is group}) for group in groups]
@@ -430,6 +429,11 @@ def command(name: str, help: str, *groups: type, arguments: Optional[dict] = Non
         return fn
 
     return decorator
+
+
+def _check_batch(batch: Optional[int], unbatched: bool) -> None:
+    if unbatched and batch is not None:
+        raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
 
 
 def _parse_lengths(text: str) -> tuple[int, ...]:
@@ -508,7 +512,8 @@ def _check_output(out: Output, run_out: Optional[RunOutput] = None) -> None:
 
 
 def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
-    """What --save keeps of a run: its tensors, lengths, parameters (and `extra`), and its config."""
+    """What --save keeps of a run: its tensors, lengths, parameters, with --grad the gradients
+    and the upstream gradients that define the loss (and `extra`), and its config."""
     import numpy as np
 
     from rnn_cli.documents import config_dict
@@ -517,6 +522,10 @@ def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
     if result.cfg.lengths is not None:
         arrays["lengths"] = np.asarray(result.cfg.lengths, dtype=np.int64)
     arrays.update(result.params)
+    if result.gradients is not None:
+        from rnn_cli.grad_export import grad_arrays
+
+        arrays.update(grad_arrays(result.cfg, result.gradients, result.upstream.user_layout(result.cfg)))
     arrays.update(extra or {})
     return arrays, config_dict(result)
 
@@ -529,13 +538,6 @@ def _finish_run(result, name: str, out: Output, run_out: RunOutput, view: View) 
 
         show_run(console, result, name, view)
 
-    def arrays():
-        extra = {}
-        if result.gradients is not None:
-            from rnn_cli.grad_export import grad_arrays
-
-            extra = grad_arrays(result.cfg, result.gradients, result.upstream.user_layout(result.cfg))
-        return _run_arrays(result, extra)
 
     emit(
         out,
@@ -543,7 +545,7 @@ def _finish_run(result, name: str, out: Output, run_out: RunOutput, view: View) 
         show=show,
         title=f"rnn-cli {name}",
         save=run_out.save,
-        arrays=arrays,
+        arrays=lambda: _run_arrays(result),
     )
 
 
@@ -574,7 +576,7 @@ def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) ->
         )
     view = run_out.view(cfg, "manual", out.json)
     _check_output(out, run_out)
-    check_memory(cfg, "manual", out.json, view.values)
+    check_memory(cfg, "manual", out.json, view.values, grad=grad.grad)
     from rnn_cli import runs
 
     progress = None if out.json else _progress()
@@ -598,7 +600,7 @@ def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, gra
     cfg, sample = net.prepare()
     view = run_out.view(cfg, "torch", out.json)
     _check_output(out, run_out)
-    check_memory(cfg, "torch", out.json, view.values)
+    check_memory(cfg, "torch", out.json, view.values, grad=grad.grad)
     from rnn_cli import runs
 
     extras = runs.Extras(recipes=True, grad=grad.loss_or_none)
@@ -618,12 +620,17 @@ def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, t
     view = run_out.view(cfg, "compare", out.json)
     _check_output(out, run_out)
     tol.check()
-    check_memory(cfg, "compare", out.json, view.values)
+    check_memory(cfg, "compare", out.json, view.values, grad=grad.grad)
     from rnn_cli import compare, documents
 
     cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, keep_layers=view.keep_layers,
                       sample=sample, grad=grad.loss_or_none)
-    reference = {f"reference_{c.name}": cmp.reference.tensors[c.name] for c in cmp.checks if c.name in cmp.reference.tensors}
+    reference = {f"reference_{name}": cmp.reference.tensors[name] for name in compare.COMPARED if name in cmp.reference.tensors}
+    if cmp.reference.gradients is not None:  # the float64 reference's gradients beside torch's
+        from rnn_cli.grad_export import user_layout_gradients
+
+        grads = user_layout_gradients(cfg, cmp.reference.gradients)
+        reference.update({f"reference_grad_{name}": a for name, a in grads.items()})
 
     def show(console) -> None:
         from rnn_cli.views import show_compare
@@ -651,7 +658,7 @@ def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing, grad: G
     cfg, sample = net.prepare()
     _check_output(out)
     timing.check()
-    check_memory(cfg, "bench", out.json, values=False)
+    check_memory(cfg, "bench", out.json, values=False, grad=grad.grad)
     from rich.console import Console
 
     from rnn_cli import bench, documents, views
@@ -690,8 +697,7 @@ class InspectFlags:
     },
 )
 def inspect_command(out: Output, flags: InspectFlags, path: Path, other: Optional[Path] = None) -> int:
-    if flags.unbatched and flags.batch is not None:
-        raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
+    _check_batch(flags.batch, flags.unbatched)
     if other is not None and flags.against is not None:
         raise RnnCliError("give the second checkpoint once: as CHECKPOINT2 or as --against, not both")
     _check_output(out)
@@ -730,6 +736,9 @@ class OnnxFlags:
 )
 def onnx_command(net: Network, out: Output, flags: OnnxFlags) -> int:
     cfg, sample = net.prepare()
+    if not cfg.pack and cfg.lengths is not None:
+        raise RnnCliError("--no-pack: rnn-cli onnx exports the module as run on packed sequences; drop --no-pack "
+                          "(or drop --lengths to export the plain module)")
     _check_output(out)
     if flags.save_onnx is not None:
         from rnn_cli.save import check_writable

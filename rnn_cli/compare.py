@@ -92,7 +92,7 @@ def run(
 
     sample = sample if sample is not None else draw(cfg)
     ref_cfg, ref_sample = replace(cfg, dtype="float64"), upcast(sample)
-    got = runs.forward("torch", cfg, sample, keep_layers, tf32)
+    got = runs.run("torch", cfg, sample, runs.Extras(recipes=True), keep_layers, tf32)  # recipes: --show/--json
     reference = runs.forward("manual", ref_cfg, ref_sample, keep_layers)
     if grad is not None:
         got.gradients, got.upstream = runs.gradients("torch", cfg, sample, grad, tf32)

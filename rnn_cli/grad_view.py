@@ -25,15 +25,8 @@ DECADES = 16  # a full bar spans 16 decades below the chart's largest norm (floa
 EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
-_plain = is_plain
-
-
-def _table(console: Console, title: str, **kwargs) -> Table:
-    return make_table(console, title, **kwargs)
-
-
 def norms_table(console: Console, cfg: RunConfig, grads: Gradients, precision: int) -> Table:
-    table = _table(console, "Gradient norms ||dL/dparameter||")
+    table = make_table(console, "Gradient norms ||dL/dparameter||")
     table.add_column("tensor")
     table.add_column("shape")
     table.add_column("||grad||", justify="right")
@@ -61,24 +54,24 @@ def ratio_line(norms: np.ndarray, precision: int) -> str:
     L = len(norms)
     ratio = first_last_ratio(norms)
     if ratio is None:
-        return f"||dL/dh_0|| / ||dL/dh_{L - 1}||: undefined, no gradient reaches step {L - 1}"
-    return f"||dL/dh_0|| / ||dL/dh_{L - 1}|| = {ratio:.{precision - 1}e}"
+        return f"||dL/dh_t|| at t=0 / at t={L - 1}: undefined, no gradient reaches step {L - 1}"
+    return f"||dL/dh_t|| at t=0 / at t={L - 1} = {ratio:.{max(precision - 1, 0)}e}"
 
 
 def step_chart(console: Console, layer: int, direction: str, norms: np.ndarray, precision: int) -> Text:
     """One row per step t: a log-scale bar of ||dL/dh_t|| and its value."""
     finite = norms[np.isfinite(norms)]
     hi = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    plain = _plain(console)
+    plain = is_plain(console)
     width = len(str(len(norms) - 1))
     per_decade = BAR_WIDTH / DECADES
-    title = f"||dL/dh_t||, layer {layer} {direction}: log scale, {per_decade:.3g} characters per decade\n"
+    title = f"||dL/dh_t|| over the batch, layer {layer} {direction}: log scale, {per_decade:.3g} chars/decade\n"
     text = Text(title, style="bold")
     for t, v in enumerate(norms):
         b = bar(float(v), hi, plain)
         text.append(f"t={t:<{width}} ")
         text.append(b.ljust(BAR_WIDTH), style=None if plain else "cyan")
-        text.append(f" {v:.{precision - 1}e}\n")
+        text.append(f" {v:.{max(precision - 1, 0)}e}\n")
     text.append(ratio_line(norms, precision))
     return text
 
@@ -93,8 +86,8 @@ def _shown(n: int, limit: int) -> list[int | None]:
 
 def matrix_table(console: Console, title: str, row_label: str, matrix: np.ndarray, precision: int) -> Table:
     """A (rows, features) matrix, eliding rows past MAX_ROWS and columns past MAX_COLS."""
-    ellipsis = "..." if _plain(console) else "…"
-    table = _table(console, title)
+    ellipsis = "..." if is_plain(console) else "…"
+    table = make_table(console, title)
     table.add_column(row_label, justify="right")
     cols = _shown(matrix.shape[1], MAX_COLS)
     for j in cols:
@@ -103,7 +96,7 @@ def matrix_table(console: Console, title: str, row_label: str, matrix: np.ndarra
         if i is None:
             table.add_row(*[ellipsis] * (len(cols) + 1))
             continue
-        cells = [ellipsis if j is None else f"{matrix[i, j]:.{precision - 1}e}" for j in cols]
+        cells = [ellipsis if j is None else f"{matrix[i, j]:.{max(precision - 1, 0)}e}" for j in cols]
         table.add_row(str(i), *cells)
     return table
 

@@ -13,15 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rnn_cli.config import TORCH_CLASS, shape_str
-from rnn_cli.views import add_row, data_line, is_plain, make_table
-
-_plain = is_plain
-_row = add_row
-
-
-def _table(console: Console, title: str | None = None) -> Table:
-    return make_table(console, title)
-
+from rnn_cli.views import add_row, data_line, make_table
 
 def _shape(shape) -> str:
     return shape_str(shape) if shape else "?"
@@ -39,29 +31,29 @@ def _compact(counts: list[tuple[str, int]]) -> str:
 
 def nodes_table(console: Console, report) -> Table:
     """One row per recurrent node: attributes, then each input's shape."""
-    table = _table(console, "Recurrent nodes (one per layer)")
+    table = make_table(console, "Recurrent nodes (one per layer)")
     table.add_column("node", style="bold", no_wrap=True)
     table.add_column("attribute / input", no_wrap=True)
     table.add_column("value / shape")
     for node in report.graph.recurrent:
         label = f"{node.op} {node.index}"
         for key, value in node.attributes.items():
-            _row(table, label, key, _attr_text(value))
+            add_row(table, label, key, _attr_text(value))
             label = ""
         for key, info in node.inputs.items():
             if key in ("X", "P"):
                 continue
-            _row(table, label, key, "not given" if info is None else _shape(info.shape))
+            add_row(table, label, key, "not given" if info is None else _shape(info.shape))
             label = ""
         if node.after_Y:
-            _row(table, "", "Y ->", " -> ".join(node.after_Y))
+            add_row(table, "", "Y ->", " -> ".join(node.after_Y))
     return table
 
 
 def mapping_table(console: Console, report) -> Table:
     """Which rows of which torch parameter became each gate block of W, R, B."""
     cfg = report.cfg
-    table = _table(console, f"Gate mapping: ONNX {', '.join(_gates(cfg.cell))} vs torch {', '.join(_torch_gates(cfg.cell))}")
+    table = make_table(console, f"Gate mapping: ONNX {', '.join(_gates(cfg.cell))} vs torch {', '.join(_torch_gates(cfg.cell))}")
     table.add_column("node", style="bold", no_wrap=True)
     table.add_column("ONNX rows", no_wrap=True)
     table.add_column("= torch rows", no_wrap=True)
@@ -72,7 +64,7 @@ def mapping_table(console: Console, report) -> Table:
     for r in report.mapping:
         verdict = {True: Text("yes", style="green"), False: Text("NO", style="bold red"), None: Text("not found")}[r.equal]
         gate = r.gate if r.gate == r.torch_gate or not r.gate else f"{r.gate} = torch {r.torch_gate}"
-        _row(
+        add_row(
             table,
             f"{op} {r.node}" if r.node != shown else "",
             f"{r.tensor}[{r.direction}] {r.rows[0]}:{r.rows[1]}",
@@ -98,7 +90,7 @@ def _torch_gates(cell: str) -> tuple[str, ...]:
 
 def io_table(console: Console, report) -> Table:
     """The graph's inputs and outputs against the shapes torch takes and returns."""
-    table = _table(console, "Graph inputs and outputs vs torch")
+    table = make_table(console, "Graph inputs and outputs vs torch")
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("", no_wrap=True)
     table.add_column("ONNX", no_wrap=True)
@@ -108,7 +100,7 @@ def io_table(console: Console, report) -> Table:
     for kind, infos in (("input", report.graph.inputs), ("output", report.graph.outputs)):
         for info in infos:
             want = torch_shapes.get(info.name)
-            _row(table, info.name, kind, f"{_shape(info.shape)} {info.dtype}", _shape(want) if want else "")
+            add_row(table, info.name, kind, f"{_shape(info.shape)} {info.dtype}", _shape(want) if want else "")
     return table
 
 
@@ -118,7 +110,7 @@ def _diff(x: float | None) -> str:
 
 def compare_table(console: Console, report) -> Table:
     run = report.run
-    table = _table(console, "onnxruntime vs torch and the float64 numpy reference")
+    table = make_table(console, "onnxruntime vs torch and the float64 numpy reference")
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("against", no_wrap=True)
     table.add_column("shape", no_wrap=True)
@@ -128,7 +120,7 @@ def compare_table(console: Console, report) -> Table:
     rows += [("reference, ONNX layout", c) for c in run.y_checks]
     for against, c in rows:
         verdict = Text("pass", style="green") if c.ok else Text("FAIL", style="bold red")
-        _row(table, c.name, against, _shape(c.torch_shape), _diff(c.max_abs_diff), verdict)
+        add_row(table, c.name, against, _shape(c.torch_shape), _diff(c.max_abs_diff), verdict)
     return table
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -560,13 +561,6 @@ def _code_section(console: Console, result: RunResult, view: View) -> list:
     return code_lines(console, result.cfg, result.device)
 
 
-@dataclass(frozen=True)
-class Section:
-    default: bool  # on the default screen of manual and torch
-    draw: object  # (console, RunResult, View) -> list of renderables
-    help: str
-
-
 def _recipes_apply(result: RunResult, view: View) -> bool:
     from rnn_cli.recipes import has_trap
 
@@ -602,16 +596,16 @@ def _grad_section(console: Console, result: RunResult, view: View) -> list:
 
 # The --show sections, in the order they are drawn (config.SECTION_NAMES). A new section
 # joins by adding a row here and its name there.
-SECTIONS: dict[str, Section] = {
-    "diagram": Section(True, _diagram_section, "shape-flow diagram"),
-    "shapes": Section(True, _shapes_section, "shapes table"),
-    "sources": Section(True, _sources_section, "where h_n (and c_n) come from, checked"),
-    "values": Section(True, _values_section, "output, h_n, c_n values"),
-    "recipes": Section(True, _recipes_section, "ways to take the final state, right and wrong, on this run"),
-    "padding": Section(True, _padding_section, "--no-pack: what the padding changed"),
-    "grad": Section(True, _grad_section, "--grad: gradient norms per parameter and per step"),
-    "params": Section(False, _params_section, "parameter names and shapes"),
-    "code": Section(False, _code_section, "equivalent PyTorch code"),
+SECTIONS: dict[str, Callable[[Console, RunResult, View], list]] = {
+    "diagram": _diagram_section,
+    "shapes": _shapes_section,
+    "sources": _sources_section,
+    "values": _values_section,
+    "recipes": _recipes_section,
+    "padding": _padding_section,
+    "grad": _grad_section,
+    "params": _params_section,
+    "code": _code_section,
 }
 assert tuple(SECTIONS) == SECTION_NAMES
 def more_line(view: View) -> Text | None:
@@ -626,7 +620,7 @@ def _sections(console: Console, result: RunResult, view: View) -> list:
     parts: list = []
     for name, section in SECTIONS.items():
         if view.shows(name):
-            drawn = section.draw(console, result, view)  # type: ignore[operator]
+            drawn = section(console, result, view)
             if drawn:
                 parts += [Text("")] + drawn
     return parts
@@ -636,6 +630,13 @@ def brief_lines(result: RunResult) -> list[str]:
     """--brief: one line per tensor, `output (10, 1, 16)  (L, N, D*H_out)`."""
     layouts = result.cfg.layouts()
     rows = [(name, shape_str(shape), layouts[name]) for name, shape in result.shapes().items()]
+    if result.gradients is not None:  # --grad: each gradient's shape and norm
+        from rnn_cli.backward import gradient_norms
+        from rnn_cli.grad_export import user_layout_gradients
+
+        norms = gradient_norms(result.gradients)
+        rows += [(f"grad_{n}", shape_str(a.shape), f"norm {norms[n]:.3e}")
+                 for n, a in user_layout_gradients(result.cfg, result.gradients).items()]
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     return [f"{n:<{w0}} {s:<{w1}}  {lay}" for n, s, lay in rows]
@@ -676,9 +677,11 @@ def show_compare(console: Console, cmp, view: View) -> None:
     tol = cmp.tolerance
     if view.brief:
         w = max(len(c.name) for c in cmp.checks)
+        ws = max(len(shape_str(c.torch_shape)) for c in cmp.checks)
         for c in cmp.checks:
             margin = "shape" if c.margin is None and c.max_abs_diff is None else f"margin {_margin(c)}"
-            console.print(Text(f"{c.name:<{w}} {shape_str(c.torch_shape)}  {'pass' if c.ok else 'FAIL'}  {margin}"), soft_wrap=True)
+            line = f"{c.name:<{w}} {shape_str(c.torch_shape):<{ws}}  {'pass' if c.ok else 'FAIL'}  {margin}"
+            console.print(Text(line), soft_wrap=True)
         return
     parts: list = [
         Text(
@@ -791,8 +794,7 @@ def show_bench(console: Console, bench) -> None:
         caption=(
             f"{bench.repeat} timed run(s) after {bench.warmup} warm-up run(s), "
             + ("forward only, inference mode; " if bench.grad is None else "forward and backward; ")
-            + 
-            "speed = first row's median / this row's median."
+            + "speed = first row's median / this row's median."
         ),
         pad_edge=False,
         collapse_padding=True,
