@@ -148,3 +148,37 @@ def test_address_space_limit_ends_in_one_line_not_a_traceback(tmp_path):
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("rnn-cli: error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+def _under_address_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "rnn_cli", *args],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, preexec_fn=cap, timeout=120,
+    )  # fmt: skip
+
+
+def test_the_guard_reads_ulimit_v_and_refuses_before_importing_torch():
+    """Bug caught: the guard read MemAvailable only, so under `ulimit -v` torch --seq-len 1e8
+    passed it and ended in a MemoryError traceback (or the OOM killer) after importing torch."""
+    done = _under_address_limit(8_000_000_000, "torch", "--seq-len", "100000000")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.count("\n") == 1 and "available under ulimit -v" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("manual", "--json", "--seq-len", "400000", "--batch", "8", "--hidden-size", "16"),
+    ("manual", "--seq-len", "2000", "--batch", "64", "--hidden-size", "1024", "--no-values"),
+])  # fmt: skip
+def test_under_a_2_5_gb_address_limit_a_run_finishes_or_is_refused_in_one_line(args):
+    done = _under_address_limit(2_500_000_000, *args)
+    assert "Traceback" not in done.stderr
+    if done.returncode == 0:
+        assert done.stderr == ""
+        if "--json" in args:
+            json.loads(done.stdout)  # complete, valid
+    else:
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr.startswith("rnn-cli: error: ") and done.stderr.count("\n") == 1, done.stderr
