@@ -623,7 +623,8 @@ def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, t
     check_memory(cfg, "compare", out.json, view.values, grad=grad.grad)
     from rnn_cli import compare, documents
 
-    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, keep_layers=view.keep_layers,
+    keep_layers = view.keep_layers and not out.json  # compare's document has no h_n sources
+    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, keep_layers=keep_layers,
                       sample=sample, grad=grad.loss_or_none)
     reference = {f"reference_{name}": cmp.reference.tensors[name] for name in compare.COMPARED if name in cmp.reference.tensors}
     if cmp.reference.gradients is not None:  # the float64 reference's gradients beside torch's

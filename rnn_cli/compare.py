@@ -46,23 +46,29 @@ class CompareResult:
 
 
 def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) -> TensorCheck:
+    """|got - ref| <= atol + rtol*|ref| element by element, in float64; also the largest
+    absolute and relative differences and the worst margin. Arrays are reused in place:
+    compare's largest tensors are checked beside both runs (config.estimate_bytes)."""
     if got.shape != ref.shape:
         return TensorCheck(name, got.shape, ref.shape, None, None, False, tol)
-    got64, ref64 = got.astype(np.float64), ref.astype(np.float64)
-    diff = np.abs(got64 - ref64)
-    if diff.size == 0:
-        return TensorCheck(name, got.shape, ref.shape, 0.0, 0.0, True, tol)
-    scale = np.abs(ref64)
+    if got.size == 0:
+        return TensorCheck(name, got.shape, ref.shape, 0.0, 0.0, True, tol, 0.0)
+    scale = np.abs(ref, dtype=np.float64)  # |ref|
+    diff = np.subtract(got, ref, dtype=np.float64)
+    np.abs(diff, out=diff)  # |got - ref|
+    max_diff = float(np.max(diff))
     # Relative error only over elements above the absolute floor (|ref| > atol): near-zero
     # references make |diff|/|ref| meaningless, and atol is what judges them.
-    where = scale > tol.atol
-    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=where)
-    with np.errstate(over="ignore"):  # --rtol 1e308 * |ref| may be inf: a bound nothing exceeds
-        allowed = tol.atol + tol.rtol * scale
-    ok = bool(np.all(diff <= allowed))  # NaN anywhere fails
-    with np.errstate(invalid="ignore"):  # inf - inf cannot happen (diff is finite or NaN)
-        margin = float(np.max(diff - allowed))  # NaN propagates
-    return TensorCheck(name, got.shape, ref.shape, float(np.max(diff)), float(np.max(rel)), ok, tol, margin)
+    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > tol.atol)
+    max_rel = float(np.max(rel))
+    del rel
+    with np.errstate(over="ignore", invalid="ignore"):  # --rtol 1e308 * |ref| may be inf: nothing exceeds it
+        scale *= tol.rtol
+        scale += tol.atol  # the bound atol + rtol*|ref|
+        diff -= scale  # the margin of every element; NaN stays NaN
+    margin = float(np.max(diff))  # NaN propagates
+    ok = bool(margin <= 0)  # NaN anywhere fails
+    return TensorCheck(name, got.shape, ref.shape, max_diff, max_rel, ok, tol, margin)
 
 
 def upcast(sample: Sample) -> Sample:

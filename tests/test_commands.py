@@ -18,12 +18,11 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 from typer.testing import CliRunner
 
 from rnn_cli.cli import app
-
-torch = pytest.importorskip("torch")
-nn = torch.nn
 
 runner = CliRunner()
 

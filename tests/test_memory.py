@@ -168,9 +168,11 @@ def test_the_guard_reads_ulimit_v_and_refuses_before_importing_torch():
     assert done.stderr.count("\n") == 1 and "available under ulimit -v" in done.stderr, done.stderr
 
 
+# The other case, `manual --json --seq-len 400000 --batch 8 --hidden-size 16`, behaves
+# the same (it finishes in about a minute: 400,000 steps of Python), too slow for the suite.
 @pytest.mark.parametrize("args", [
-    ("manual", "--json", "--seq-len", "400000", "--batch", "8", "--hidden-size", "16"),
     ("manual", "--seq-len", "2000", "--batch", "64", "--hidden-size", "1024", "--no-values"),
+    ("manual", "--json", "--seq-len", "40000", "--batch", "8", "--hidden-size", "16"),
 ])  # fmt: skip
 def test_under_a_2_5_gb_address_limit_a_run_finishes_or_is_refused_in_one_line(args):
     done = _under_address_limit(2_500_000_000, *args)
