@@ -27,6 +27,7 @@ from rich.console import Console
 from rnn_cli import backward, manual
 from rnn_cli.backward import Upstream, draw_upstream, gradients, record_forward
 from rnn_cli.config import RunConfig
+from strategies import run_configs
 from rnn_cli.errors import RnnCliError
 from rnn_cli.documents import grad_document
 from rnn_cli.grad_export import grad_arrays
@@ -308,32 +309,9 @@ def test_first_last_ratio_and_gradient_norms() -> None:
 # ---- random configurations ----------------------------------------------------------------
 
 
-@st.composite
-def grad_configs(draw_):
-    cell = draw_(st.sampled_from(["rnn", "lstm", "gru"]))
-    hidden_size = draw_(st.integers(1, 6))
-    seq_len = draw_(st.integers(1, 6))
-    batch = draw_(st.one_of(st.none(), st.integers(1, 3)))
-    lengths = None
-    if batch is not None and draw_(st.booleans()):
-        lengths = tuple(draw_(st.lists(st.integers(1, seq_len), min_size=batch, max_size=batch)))
-    return RunConfig(
-        cell=cell,
-        input_size=draw_(st.integers(1, 6)),
-        hidden_size=hidden_size,
-        num_layers=draw_(st.integers(1, 3)),
-        bidirectional=draw_(st.booleans()),
-        batch_first=draw_(st.booleans()),
-        nonlinearity=draw_(st.sampled_from(["tanh", "relu"])) if cell == "rnn" else None,
-        bias=draw_(st.booleans()),
-        proj_size=draw_(st.integers(0, hidden_size - 1)) if cell == "lstm" else 0,
-        seq_len=seq_len,
-        batch=batch,
-        lengths=lengths,
-        h0=draw_(st.sampled_from(["zeros", "random"])),
-        seed=draw_(st.integers(0, 2**32)),
-        dtype="float64",
-    )
+def grad_configs():
+    """Small float64 configurations (batched or not, packed or not) for the BPTT property."""
+    return run_configs(dtype=st.just("float64"), size=6, steps=6)
 
 
 @settings(max_examples=settings.default.max_examples // 2)

@@ -26,38 +26,12 @@ from rnn_cli import compare, manual, torch_run
 from rnn_cli.config import RunConfig
 from rnn_cli.sample import draw
 from docs_shapes import documented_parameter_shapes, documented_shapes
+from strategies import run_configs
 
 AGREEMENT_EXAMPLES = 5 * settings.default.max_examples  # 'ci' profile: 100 -> 500
 FLOAT64_ATOL = 1e-10
 
 
-@st.composite
-def run_configs(draw_, dtype=st.sampled_from(["float32", "float64"])):
-    cell = draw_(st.sampled_from(["rnn", "lstm", "gru"]))
-    hidden_size = draw_(st.integers(1, 16))
-    seq_len = draw_(st.integers(1, 8))
-    unbatched = draw_(st.booleans())
-    batch = None if unbatched else draw_(st.integers(1, 4))
-    lengths = None
-    if batch is not None and draw_(st.booleans()):
-        lengths = tuple(draw_(st.lists(st.integers(1, seq_len), min_size=batch, max_size=batch)))
-    return RunConfig(
-        cell=cell,
-        input_size=draw_(st.integers(1, 16)),
-        hidden_size=hidden_size,
-        num_layers=draw_(st.integers(1, 3)),
-        bidirectional=draw_(st.booleans()),
-        batch_first=draw_(st.booleans()),
-        nonlinearity=draw_(st.sampled_from(["tanh", "relu"])) if cell == "rnn" else None,
-        bias=draw_(st.booleans()),
-        proj_size=draw_(st.integers(0, hidden_size - 1)) if cell == "lstm" else 0,
-        seq_len=seq_len,
-        batch=batch,
-        lengths=lengths,
-        h0=draw_(st.sampled_from(["zeros", "random"])),
-        seed=draw_(st.integers(0, 2**32)),
-        dtype=draw_(dtype),
-    )
 
 
 # ---- the PyTorch documentation's shapes, written out ------------------------------------
