@@ -319,7 +319,9 @@ def value_table(
     cols = _shown_indices(matrix.shape[1], max_cols)
     heat = use_heatmap(console, view)
     notes: list[str | Text] = [caption] if caption else []
-    if heat:
+    if heat and view.compact:  # the short default screen: the scale beside the title, not a line of its own
+        title = Text.assemble(title, "   ", heat_legend(vmax, view.precision, console.color_system))
+    elif heat:
         notes.append(heat_legend(vmax, view.precision, console.color_system))
     if None in rows or None in cols:
         shown = []

@@ -131,9 +131,12 @@ def test_heatmap_on_a_colour_terminal():
     for cell, v in zip(cells, MATRIX.T.ravel()):
         assert cell.plain == f"{v:.4f}"
         assert rgb(cell.spans[0].style) == rgb(heat_style(float(v), 0.8))
-    # the range, worked out here: max |value| = 0.8
-    assert "colour scale -0.8000 .. 0 .. +0.8000" in caption(table)  # the cells' own precision
+    # the range, worked out here: max |value| = 0.8, beside the title on the short default
+    # screen, under the table with --show
+    assert "colour scale -0.8000 .. 0 .. +0.8000" in str(table.title)  # the cells' own precision
     assert "columns: hidden units" in caption(table)
+    full = table_for(colour_console(), View(compact=False))
+    assert "colour scale -0.8000 .. 0 .. +0.8000" in caption(full)
     console.print(table)
     ansi = console.file.getvalue()
     assert "\x1b[" in ansi and ";48;2;" in ansi  # truecolor backgrounds reach the terminal

@@ -61,6 +61,14 @@ def test_first_example_fits_50_lines_at_80_columns_and_answers_shapes_sources_va
     assert "import torch" not in out and "Parameters" not in out
 
 
+def test_first_example_fits_50_lines_on_a_colour_terminal_too():
+    """Bug caught: the heatmap's colour-scale legends, drawn only on a colour terminal, added
+    two lines under the value tables, so the answer's first lines scrolled away."""
+    out = ok(invoke(*FIRST_EXAMPLE, env=COLOUR_ENV))
+    assert ";48;2;" in out  # really the heatmap (truecolor backgrounds)
+    assert len(ANSI.sub("", out).splitlines()) <= 50
+
+
 def test_show_all_draws_every_section_and_no_closing_line():
     out = ok(invoke(*FIRST_EXAMPLE, "--show", "all"))
     for title in ("Shape flow", "Shapes", "Where h_n comes from", "output, batch element 0", "Parameters", "Equivalent PyTorch"):
