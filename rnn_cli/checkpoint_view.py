@@ -1,4 +1,4 @@
-"""Views of `inspect`: rich renderables for people, a plain dict for --json. Computes nothing:
+"""Views of `inspect`: rich renderables for people (the JSON: documents.py). Computes nothing:
 every number comes from the checkpoint.Inspection it is given."""
 
 from __future__ import annotations

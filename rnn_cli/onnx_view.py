@@ -1,8 +1,8 @@
 """rnn-cli onnx's views: rich renderables for people, a plain dict for --json.
 
 Views compute nothing: everything shown comes from an OnnxReport (rnn_cli.onnx_export).
-Self-contained on purpose (render.py is being reshaped); same conventions: ASCII tables
-when the console is not a terminal, literal text cells, fits 80 columns.
+The tables are views.py's: ASCII when the console is not a terminal, literal text cells,
+fitting 80 columns. The --json document is documents.onnx_document.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The recipes and --no-pack sections: rich tables for people, plain dicts for --json.
+"""The recipes and --no-pack sections: rich tables for people (their JSON: documents.py).
 
 Computes nothing: every number comes from rnn_cli.recipes. Piped output is ASCII; the
-tables fit 80 columns (expressions never wrap, notes wrap between words).
+tables fit 80 columns (expressions fold rather than being cut, notes wrap between words).
 """
 
 from __future__ import annotations
