@@ -540,3 +540,39 @@ def test_onnx_proj_size_is_one_line_exit_2():
     pytest.importorskip("onnxruntime")
     line = one_error_line(invoke("onnx", "--cell", "lstm", "--proj-size", "3"))
     assert "proj" in line.lower()
+
+
+# ---- --grad with the user's files ------------------------------------------------------------------
+
+
+def test_grad_with_the_users_input_and_state_draws_the_same_upstream_as_the_seeded_run(tmp_path):
+    """Bugs caught: --grad with --input, --h0 PATH or --params crashed (the sample made from files
+    carried no generator state to draw the upstream gradients from); an upstream that changes
+    with which file was given. The upstream depends on the seed and the shapes alone."""
+    x = np.random.default_rng(5).standard_normal((6, 2, 3)).astype(np.float32)  # (L, N, H_in)
+    h = np.random.default_rng(6).standard_normal((1, 2, 4)).astype(np.float32)  # (D*num_layers, N, H_out)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "h.npy", h)
+    shape = ("--cell", "gru", "--hidden-size", "4", "--input-size", "3", "--seq-len", "6", "--batch", "2")
+    ok(invoke("torch", "--grad", *shape, "--save", tmp_path / "seeded.npz"))
+    ok(invoke("torch", "--grad", "--cell", "gru", "--hidden-size", "4", "--input", tmp_path / "x.npy",
+              "--h0", tmp_path / "h.npy", "--save", tmp_path / "files.npz"))  # fmt: skip
+    seeded, files = np.load(tmp_path / "seeded.npz"), np.load(tmp_path / "files.npz")
+    np.testing.assert_array_equal(files["input"], x)
+    np.testing.assert_array_equal(files["h_0"], h)
+    for name in ("upstream_output", "upstream_h_n"):
+        np.testing.assert_array_equal(files[name], seeded[name])
+    # and the gradients are those of the user's data: dL/dh_0 by autograd of a GRU built here
+    gru = nn.GRU(3, 4)
+    with torch.no_grad():
+        for n, p in gru.named_parameters():
+            p.copy_(torch.from_numpy(files[n]))
+    h0 = torch.from_numpy(h).requires_grad_()
+    out, h_n = gru(torch.from_numpy(x), h0)
+    ((out * torch.from_numpy(files["upstream_output"])).sum() + (h_n * torch.from_numpy(files["upstream_h_n"])).sum()).backward()
+    np.testing.assert_allclose(files["grad_h_0"], h0.grad.numpy(), atol=1e-6, rtol=1e-5)
+
+
+def test_compare_grad_on_a_checkpoint_passes(ckpt):
+    d = doc("compare", "--grad", "--params", f"{ckpt['dir'] / 'model.pt'}:{LSTM_PREFIX}", "--input", ckpt["dir"] / "x.npy")
+    assert d["ok"] is True and any(r["tensor"] == "grad_weight_hr_l1_reverse" for r in d["results"])
