@@ -34,7 +34,6 @@ FORMATS = {**{s: "torch" for s in TORCH_SUFFIXES}, ".safetensors": "safetensors"
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
 GATES = {1: "RNN", 3: "GRU", 4: "LSTM"}  # G -> kind
 CELL_OF = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru", "RNNCell": "rnn", "LSTMCell": "lstm", "GRUCell": "gru"}
-GATES_OF = {"rnn": 1, "gru": 3, "lstm": 4}
 FLAG_OF = {  # RunConfig field -> the CLI flag that sets it
     "cell": "--cell",
     "input_size": "--input-size",

@@ -581,7 +581,7 @@ def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) ->
 
     progress = None if out.json else _progress()
     try:
-        result = runs.run("manual", cfg, sample, runs.Extras(recipes=True, grad=grad.loss_or_none),
+        result = runs.run("manual", cfg, sample, runs.Extras.shown(view, grad.loss_or_none),
                           keep_layers=view.keep_layers, progress=progress)
     finally:
         if progress is not None:
@@ -603,7 +603,7 @@ def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, gra
     check_memory(cfg, "torch", out.json, view.values, grad=grad.grad)
     from rnn_cli import runs
 
-    extras = runs.Extras(recipes=True, grad=grad.loss_or_none)
+    extras = runs.Extras.shown(view, grad.loss_or_none)
     result = runs.run("torch", cfg, sample, extras, keep_layers=view.keep_layers, tf32=not tf32.no_tf32)
     _finish_run(result, "torch", out, run_out, view)
 
@@ -621,11 +621,11 @@ def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, t
     _check_output(out, run_out)
     tol.check()
     check_memory(cfg, "compare", out.json, view.values, grad=grad.grad)
-    from rnn_cli import compare, documents
+    from rnn_cli import compare, documents, runs
 
     keep_layers = view.keep_layers and not out.json  # compare's document has no h_n sources
     cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, keep_layers=keep_layers,
-                      sample=sample, grad=grad.loss_or_none)
+                      sample=sample, grad=grad.loss_or_none, extras=runs.Extras.shown(view))
     reference = {f"reference_{name}": cmp.reference.tensors[name] for name in compare.COMPARED if name in cmp.reference.tensors}
     if cmp.reference.gradients is not None:  # the float64 reference's gradients beside torch's
         from rnn_cli.grad_export import user_layout_gradients

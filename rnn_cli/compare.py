@@ -91,6 +91,7 @@ def run(
     keep_layers: bool = False,
     sample: Sample | None = None,
     grad: str | None = None,
+    extras=None,
 ) -> CompareResult:
     """torch on cfg.device against the float64 numpy reference on the same sample; with
     `grad` (a loss), also every gradient (grad_<parameter>, grad_input, grad_h_0, grad_c_0)."""
@@ -98,7 +99,7 @@ def run(
 
     sample = sample if sample is not None else draw(cfg)
     ref_cfg, ref_sample = replace(cfg, dtype="float64"), upcast(sample)
-    got = runs.run("torch", cfg, sample, runs.Extras(recipes=True), keep_layers, tf32)  # recipes: --show/--json
+    got = runs.run("torch", cfg, sample, extras or runs.Extras(), keep_layers, tf32)  # recipes/padding: --show, --json
     reference = runs.forward("manual", ref_cfg, ref_sample, keep_layers)
     if grad is not None:
         got.gradients, got.upstream = runs.gradients("torch", cfg, sample, grad, tf32)

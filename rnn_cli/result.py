@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rnn_cli.config import RunConfig
-from rnn_cli.sample import Sample, from_user_layout, state_to_user_layout, to_user_layout
+from rnn_cli.sample import Sample, from_user_layout, state_from_user_layout, state_to_user_layout, to_user_layout
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,7 @@ class RunResult:
 
     def state(self, name: str) -> np.ndarray:
         """A state tensor as (D*num_layers, N, F)."""
-        a = self.tensors[name]
-        return a[:, None, :] if self.cfg.unbatched else a
+        return state_from_user_layout(self.cfg, self.tensors[name])
 
 
 @dataclass(frozen=True)

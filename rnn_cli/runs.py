@@ -22,8 +22,14 @@ Progress = Callable[[str, int, int], None]
 class Extras:
     """What to compute beyond the forward."""
 
-    recipes: bool = False  # evaluate the final-state recipes (and, with --no-pack, the padding's effect)
+    recipes: bool = False  # evaluate the final-state recipes
+    padding: bool = False  # with --no-pack: the padding's effect, against the packed run
     grad: Optional[str] = None  # the loss of --grad ("sum" or "last"), None without --grad
+
+    @classmethod
+    def shown(cls, view, grad: Optional[str] = None) -> "Extras":
+        """What the sections of `view` need (--json shows every section)."""
+        return cls(recipes=view.shows("recipes"), padding=view.shows("padding"), grad=grad)
 
 
 def forward(
@@ -73,16 +79,18 @@ def run(
     """The forward of `implementation` ("manual" or "torch") and the extras, on one sample."""
     sample = sample if sample is not None else draw(cfg)
     result = forward(implementation, cfg, sample, keep_layers, tf32, progress)
-    if extras.recipes:
+    if extras.recipes or extras.padding:
         from rnn_cli import recipes
 
         # The recipes' truth is defined on the packed run; under --no-pack it runs beside.
         packed = result
         if cfg.lengths is not None and not cfg.pack:
             packed = forward(implementation, replace(cfg, pack=True), sample, False, tf32)
-            result.padding_effect = recipes.padding_effect(cfg, packed.tensors, result.tensors)
-        lib = "numpy" if implementation == "manual" else "torch"
-        result.recipes = recipes.evaluate(cfg, packed.tensors, lib)
+            if extras.padding:
+                result.padding_effect = recipes.padding_effect(cfg, packed.tensors, result.tensors)
+        if extras.recipes:
+            lib = "numpy" if implementation == "manual" else "torch"
+            result.recipes = recipes.evaluate(cfg, packed.tensors, lib)
     if extras.grad is not None:
         result.gradients, result.upstream = gradients(implementation, cfg, sample, extras.grad, tf32)
     return result

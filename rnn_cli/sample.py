@@ -72,6 +72,11 @@ def from_user_layout(cfg: RunConfig, seq: np.ndarray) -> np.ndarray:
     return seq.transpose(1, 0, 2) if cfg.batch_first else seq
 
 
+def state_from_user_layout(cfg: RunConfig, state: np.ndarray) -> np.ndarray:
+    """The inverse of state_to_user_layout: any state tensor back to (D*num_layers, N, F)."""
+    return state[:, None] if cfg.unbatched else state
+
+
 def state_to_user_layout(cfg: RunConfig, state: np.ndarray) -> np.ndarray:
     """(D*num_layers, N, F) -> (D*num_layers, F) for unbatched input; batch_first never applies."""
     return state[:, 0] if cfg.unbatched else state

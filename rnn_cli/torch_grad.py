@@ -16,17 +16,8 @@ import torch
 
 from rnn_cli.backward import Gradients, Upstream
 from rnn_cli.config import RunConfig
-from rnn_cli.sample import Sample, from_user_layout
-from rnn_cli.torch_run import cudnn_tf32, forward, prepare, quiet_onednn
-
-
-def _state_from_user_layout(cfg: RunConfig, state: np.ndarray) -> np.ndarray:
-    """(D*num_layers, F) unbatched -> (D*num_layers, 1, F); batched states are unchanged."""
-    return state[:, None] if cfg.unbatched else state
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy()
+from rnn_cli.sample import Sample, from_user_layout, state_from_user_layout
+from rnn_cli.torch_run import cudnn_tf32, forward, prepare, quiet_onednn, to_numpy
 
 
 def upstream_tensors(cfg: RunConfig, upstream: Upstream, device) -> dict[str, torch.Tensor]:
@@ -60,10 +51,10 @@ def torch_gradients(cfg: RunConfig, sample: Sample, upstream: Upstream, device: 
         loss = forward_backward(cfg, module, x, hx, G)
     params = dict(module.named_parameters())
     return Gradients(
-        params={name: _numpy(params[name].grad) for name in cfg.parameter_shapes()},
-        input=from_user_layout(cfg, _numpy(x.grad)),
-        h_0=_state_from_user_layout(cfg, _numpy(states[0].grad)),
-        c_0=_state_from_user_layout(cfg, _numpy(states[1].grad)) if len(states) > 1 else None,
+        params={name: to_numpy(params[name].grad) for name in cfg.parameter_shapes()},
+        input=from_user_layout(cfg, to_numpy(x.grad)),
+        h_0=state_from_user_layout(cfg, to_numpy(states[0].grad)),
+        c_0=state_from_user_layout(cfg, to_numpy(states[1].grad)) if len(states) > 1 else None,
         norm_per_step=None,
         loss=float(loss.detach().cpu()),
         loss_kind=upstream.loss,

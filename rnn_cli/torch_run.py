@@ -105,7 +105,7 @@ def forward(cfg: RunConfig, module: nn.Module, x: torch.Tensor, hx):
     return output, state, packed_out
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
+def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
@@ -139,7 +139,7 @@ def lower_layer_outputs(cfg: RunConfig, sample: Sample, device: torch.device, x:
         rows = slice(k * cfg.D, (k + 1) * cfg.D)  # this layer's h_0 (and c_0) slots
         one_hx = tuple(h[rows] for h in hx) if isinstance(hx, tuple) else hx[rows]
         layer_in, _, _ = forward(cfg, one, layer_in, one_hx)
-        outputs.append(from_user_layout(cfg, _to_numpy(layer_in)))
+        outputs.append(from_user_layout(cfg, to_numpy(layer_in)))
     return outputs
 
 
@@ -157,17 +157,17 @@ def run(cfg: RunConfig, sample: Sample | None = None, keep_layers: bool = True, 
         output, state, packed = forward(cfg, module, x, hx)
         layer_outputs = lower_layer_outputs(cfg, sample, device, x, hx) if keep_layers else []
     h_n, c_n = (state if isinstance(state, tuple) else (state, None))
-    tensors = {"input": _to_numpy(x)}
+    tensors = {"input": to_numpy(x)}
     if isinstance(hx, tuple):
-        tensors["h_0"], tensors["c_0"] = _to_numpy(hx[0]), _to_numpy(hx[1])
+        tensors["h_0"], tensors["c_0"] = to_numpy(hx[0]), to_numpy(hx[1])
     else:
-        tensors["h_0"] = _to_numpy(hx)
-    tensors["output"] = _to_numpy(output)
-    tensors["h_n"] = _to_numpy(h_n)
+        tensors["h_0"] = to_numpy(hx)
+    tensors["output"] = to_numpy(output)
+    tensors["h_n"] = to_numpy(h_n)
     if c_n is not None:
-        tensors["c_n"] = _to_numpy(c_n)
+        tensors["c_n"] = to_numpy(c_n)
     if packed is not None:
-        tensors["batch_sizes"] = _to_numpy(packed.batch_sizes).astype(np.int64)
+        tensors["batch_sizes"] = to_numpy(packed.batch_sizes).astype(np.int64)
     on_cuda = device.type == "cuda"
     return RunResult(
         cfg=cfg,
