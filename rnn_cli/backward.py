@@ -25,7 +25,7 @@ numpy only: this module must never import torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -339,6 +339,15 @@ class Gradients:
     norm_per_step: dict[tuple[int, str], np.ndarray] | None  # (layer, "forward"/"backward") -> (L,) ||dL/dh_t||
     loss: float
     loss_kind: str = "sum"  # the Upstream's loss: "sum" or "last"
+    # Computed here, drawn by the views: ||dL/d(name)|| for every tensor above, and for each
+    # layer-direction of norm_per_step ||dL/dh_0|| / ||dL/dh_{L-1}|| (how much the gradient fades).
+    norms: dict[str, float] = field(init=False)
+    first_last: dict[tuple[int, str], float | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "norms", gradient_norms(self))
+        ratios = {key: first_last_ratio(n) for key, n in (self.norm_per_step or {}).items()}
+        object.__setattr__(self, "first_last", ratios)
 
 
 def gradient_norms(grads: Gradients) -> dict[str, float]:

@@ -5,12 +5,14 @@ Nothing else happens here. Every bad input ends as one line on stderr and exit s
 torch is imported only inside the commands that run it, so --help and manual start fast.
 """
 
+import copy
 import dataclasses
 import inspect
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -145,10 +147,18 @@ def _root(
 # command reads `net.hidden_size`, never a string key.
 
 
-def _opt(*names: str, **kwargs: Any) -> Any:
+def _opt(panel: str, *names: str, **kwargs: Any) -> Any:
+    """typer.Option listed under `panel` in -h."""
     kwargs.setdefault("show_default", "help" not in kwargs or "[default" not in kwargs["help"])
     kwargs.setdefault("case_sensitive", False)  # choices: --cell LSTM is --cell lstm
-    return typer.Option(*names, **kwargs)
+    return typer.Option(*names, rich_help_panel=panel, **kwargs)
+
+
+# The groups are frozen, keyword-only dataclasses (keyword-only: a command's positional
+# arguments may follow the groups' defaulted fields). No equality or repr: never used, and
+# each generated method is start-up time; for the same reason every group has a docstring
+# (without one, dataclass writes the constructor's signature out as __doc__).
+options = dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 
 
 class GroupedHelpCommand(TyperCommand):
@@ -156,10 +166,12 @@ class GroupedHelpCommand(TyperCommand):
     rich_help_panel), then the command's examples as written."""
 
     examples: tuple[str, ...] = ()
+    help_order: list[str] = []  # the flags' fields, group by group in the order the command lists them
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         panels: dict[str, list] = {}
-        for param in self.get_params(ctx):
+        order = {name: i for i, name in enumerate(self.help_order)}
+        for param in sorted(self.get_params(ctx), key=lambda p: order.get(p.name, len(order))):
             record = param.get_help_record(ctx)
             if record is not None:
                 panels.setdefault(getattr(param, "rich_help_panel", None) or "Other", []).append(record)
@@ -175,29 +187,31 @@ class GroupedHelpCommand(TyperCommand):
                 formatter.write(f"  {example}\n")
 
 
-@dataclass(frozen=True)
+@options
 class Network:
-    cell: Annotated[Optional[Literal["rnn", "lstm", "gru"]], _opt("--cell", help="nn.RNN, nn.LSTM or nn.GRU. [default: rnn]")] = None
-    input_size: Annotated[Optional[int], _opt("--input-size", metavar="INT", help="H_in: features per step. [default: 5]")] = None
-    hidden_size: Annotated[Optional[int], _opt("--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size). [default: 8]")] = None
-    layers: Annotated[Optional[int], _opt("--layers", "--num-layers", metavar="INT", help="num_layers: stacked layers. [default: 1]")] = None
-    bidirectional: Annotated[bool, _opt("--bidirectional", help="D = 2: a backward direction too.")] = False
-    nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("--nonlinearity", help="rnn only. [default: tanh]")] = None
-    no_bias: Annotated[bool, _opt("--no-bias", help="bias=False.")] = False
-    proj_size: Annotated[Optional[int], _opt("--proj-size", metavar="INT", help="lstm only: project h to this size. [default: 0]")] = None
-    seq_len: Annotated[Optional[int], _opt("--seq-len", rich_help_panel="Input", metavar="INT", help="L: time steps. [default: 10, or --input's]")] = None
-    batch: Annotated[Optional[int], _opt("--batch", rich_help_panel="Input", metavar="INT", help="N: sequences in the batch. [default: one per --lengths, else 1, or --input's]")] = None
-    unbatched: Annotated[bool, _opt("--unbatched", rich_help_panel="Input", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
-    batch_first: Annotated[bool, _opt("--batch-first", rich_help_panel="Input", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
-    lengths: Annotated[Optional[str], _opt("--lengths", rich_help_panel="Input", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
-    no_pack: Annotated[bool, _opt("--no-pack", rich_help_panel="Input", help="With --lengths: run the padded batch unpacked and show what the padding changes.")] = False
-    h0: Annotated[str, _opt("--h0", rich_help_panel="Input", metavar="zeros|random|PATH.npy", help="Initial hidden (and cell) state.")] = "zeros"
-    c0: Annotated[Optional[Path], _opt("--c0", rich_help_panel="Input", metavar="PATH.npy", help="lstm: initial cell state from a file.")] = None
-    params: Annotated[Optional[str], _opt("--params", rich_help_panel="Network", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz).")] = None
-    input: Annotated[Optional[Path], _opt("--input", rich_help_panel="Input", metavar="PATH.npy", help="Your own input, in the layout the flags describe.")] = None
-    seed: Annotated[int, _opt("--seed", rich_help_panel="Input", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
-    dtype: Annotated[Optional[Literal["float32", "float64"]], _opt("--dtype", rich_help_panel="Run", help="[default: float32, or the checkpoint's]")] = None
-    device: Annotated[str, _opt("--device", rich_help_panel="Run", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
+    """The layer and its input: the constructor's arguments, the shapes, where weights, input and h_0 come from."""
+
+    cell: Annotated[Optional[Literal["rnn", "lstm", "gru"]], _opt("Network", "--cell", help="nn.RNN, nn.LSTM or nn.GRU. [default: rnn]")] = None
+    input_size: Annotated[Optional[int], _opt("Network", "--input-size", metavar="INT", help="H_in: features per step. [default: 5]")] = None
+    hidden_size: Annotated[Optional[int], _opt("Network", "--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size). [default: 8]")] = None
+    layers: Annotated[Optional[int], _opt("Network", "--layers", "--num-layers", metavar="INT", help="num_layers: stacked layers. [default: 1]")] = None
+    bidirectional: Annotated[bool, _opt("Network", "--bidirectional", help="D = 2: a backward direction too.")] = False
+    nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("Network", "--nonlinearity", help="rnn only. [default: tanh]")] = None
+    no_bias: Annotated[bool, _opt("Network", "--no-bias", help="bias=False.")] = False
+    proj_size: Annotated[Optional[int], _opt("Network", "--proj-size", metavar="INT", help="lstm only: project h to this size. [default: 0]")] = None
+    seq_len: Annotated[Optional[int], _opt("Input", "--seq-len", metavar="INT", help="L: time steps. [default: 10, or --input's]")] = None
+    batch: Annotated[Optional[int], _opt("Input", "--batch", metavar="INT", help="N: sequences in the batch. [default: one per --lengths, else 1, or --input's]")] = None
+    unbatched: Annotated[bool, _opt("Input", "--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
+    batch_first: Annotated[bool, _opt("Input", "--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
+    lengths: Annotated[Optional[str], _opt("Input", "--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
+    no_pack: Annotated[bool, _opt("Input", "--no-pack", help="With --lengths: run the padded batch unpacked and show what the padding changes.")] = False
+    h0: Annotated[str, _opt("Input", "--h0", metavar="zeros|random|PATH.npy", help="Initial hidden (and cell) state.")] = "zeros"
+    c0: Annotated[Optional[Path], _opt("Input", "--c0", metavar="PATH.npy", help="lstm: initial cell state from a file.")] = None
+    params: Annotated[Optional[str], _opt("Network", "--params", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz).")] = None
+    input: Annotated[Optional[Path], _opt("Input", "--input", metavar="PATH.npy", help="Your own input, in the layout the flags describe.")] = None
+    seed: Annotated[int, _opt("Input", "--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
+    dtype: Annotated[Optional[Literal["float32", "float64"]], _opt("Run", "--dtype", help="[default: float32, or the checkpoint's]")] = None
+    device: Annotated[str, _opt("Run", "--device", metavar="cpu|cuda|cuda:N|auto", help="Where torch runs (auto: CUDA when available).")] = "cpu"
 
     def __post_init__(self) -> None:
         if self.h0.lower() in ("zeros", "random"):  # choices are case-insensitive; a path is not
@@ -311,24 +325,26 @@ def _run_fields() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig) if f.name not in known]
 
 
-@dataclass(frozen=True)
+@options
 class Output:
-    json: Annotated[bool, _opt("--json", help="One JSON document on stdout and nothing else (always complete).")] = False
-    export_svg: Annotated[Optional[str], _opt("--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")] = None
+    """Where the answer goes: JSON or the human view (and its SVG)."""
+
+    json: Annotated[bool, _opt("Output", "--json", help="One JSON document on stdout and nothing else (always complete).")] = False
+    export_svg: Annotated[Optional[str], _opt("Output", "--export-svg", metavar="PATH.svg", help="Also save what was printed as SVG.")] = None
 
 
-@dataclass(frozen=True)
+@options
 class RunOutput:
     """What manual, torch and compare show and save (bench has none of it)."""
 
-    save: Annotated[Optional[str], _opt("--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")] = None
-    show: Annotated[Optional[str], _opt("--show", metavar="SECTION,...", help="Sections to draw: " + ", ".join(SECTION_NAMES) + ", or all. [default: diagram,shapes,sources,values, and recipes, padding, grad where they apply (compare: diagram)]")] = None
-    brief: Annotated[bool, _opt("--brief", help="One line per tensor: name, shape, layout.")] = False
-    no_values: Annotated[bool, _opt("--no-values", help="No values section (and no values in --json).")] = False
-    precision: Annotated[int, _opt("--precision", metavar="INT", help="Digits in value tables.")] = 4
-    batch_index: Annotated[int, _opt("--batch-index", metavar="INT", help="Batch element shown in value tables.")] = 0
-    no_diagram: Annotated[bool, _opt("--no-diagram", help="No diagram section.")] = False
-    no_heatmap: Annotated[bool, _opt("--no-heatmap", help="Plain numbers in value tables, no colour scale.")] = False
+    save: Annotated[Optional[str], _opt("Output", "--save", metavar="PATH.npz", help="Save tensors, parameters and config (atomic).")] = None
+    show: Annotated[Optional[str], _opt("Output", "--show", metavar="SECTION,...", help="Sections to draw: " + ", ".join(SECTION_NAMES) + ", or all. [default: diagram,shapes,sources,values, and recipes, padding, grad where they apply (compare: diagram)]")] = None
+    brief: Annotated[bool, _opt("Output", "--brief", help="One line per tensor: name, shape, layout.")] = False
+    no_values: Annotated[bool, _opt("Output", "--no-values", help="No values section (and no values in --json).")] = False
+    precision: Annotated[int, _opt("Output", "--precision", metavar="INT", help="Digits in value tables.")] = 4
+    batch_index: Annotated[int, _opt("Output", "--batch-index", metavar="INT", help="Batch element shown in value tables.")] = 0
+    no_diagram: Annotated[bool, _opt("Output", "--no-diagram", help="No diagram section.")] = False
+    no_heatmap: Annotated[bool, _opt("Output", "--no-heatmap", help="Plain numbers in value tables, no colour scale.")] = False
 
     def view(self, cfg: RunConfig, command: str, json: bool = False):
         
@@ -351,80 +367,95 @@ class RunOutput:
             precision=self.precision,
             batch_index=self.batch_index,
             heatmap=not self.no_heatmap,
-            compact=self.show is None,
+            compact=self.show is None and not json,
             brief=self.brief,
         )
 
 
-@dataclass(frozen=True)
+@options
 class TF32:
-    no_tf32: Annotated[bool, _opt("--no-tf32", help="Forbid TF32 in cuDNN's float32 kernels (CUDA).")] = False
+    """cuDNN's TF32 (CUDA, float32)."""
+
+    no_tf32: Annotated[bool, _opt("Run", "--no-tf32", help="Forbid TF32 in cuDNN's float32 kernels (CUDA).")] = False
 
 
-@dataclass(frozen=True)
+@options
 class Tolerances:
-    atol: Annotated[Optional[float], _opt("--atol", metavar="FLOAT", help="Absolute tolerance. [default: by dtype and device]")] = None
-    rtol: Annotated[Optional[float], _opt("--rtol", metavar="FLOAT", help="Relative tolerance. [default: by dtype and device]")] = None
+    """How close torch must come to the reference."""
 
-    def check(self) -> None:
+    atol: Annotated[Optional[float], _opt("Comparison", "--atol", metavar="FLOAT", help="Absolute tolerance. [default: by dtype and device]")] = None
+    rtol: Annotated[Optional[float], _opt("Comparison", "--rtol", metavar="FLOAT", help="Relative tolerance. [default: by dtype and device]")] = None
+
+    def check_tolerances(self) -> None:
         for flag, value in (("atol", self.atol), ("rtol", self.rtol)):
             if value is not None and not (value >= 0 and value != float("inf")):
                 raise RnnCliError(f"--{flag} must be a finite number >= 0, got {value}")
 
 
-@dataclass(frozen=True)
+@options
 class Grad:
-    grad: Annotated[bool, _opt("--grad", help="Also the backward pass: gradients through time of a seeded loss.")] = False
-    loss: Annotated[Literal["sum", "last"], _opt("--loss", help="sum: every output (real steps) and final state times seeded weights; last: the output at each sequence's last real step.")] = "sum"
+    """The backward pass and its loss."""
+
+    grad: Annotated[bool, _opt("Gradients", "--grad", help="Also the backward pass: gradients through time of a seeded loss.")] = False
+    loss: Annotated[Literal["sum", "last"], _opt("Gradients", "--loss", help="sum: every output (real steps) and final state times seeded weights; last: the output at each sequence's last real step.")] = "sum"
 
     @property
     def loss_or_none(self) -> Optional[str]:
         return self.loss if self.grad else None
 
 
-@dataclass(frozen=True)
+@options
 class Timing:
-    repeat: Annotated[int, _opt("--repeat", metavar="INT", help="Timed runs per implementation.")] = 20
-    warmup: Annotated[int, _opt("--warmup", metavar="INT", help="Untimed runs first.")] = 3
+    """bench's runs."""
 
-    def check(self) -> None:
+    repeat: Annotated[int, _opt("Timing", "--repeat", metavar="INT", help="Timed runs per implementation.")] = 20
+    warmup: Annotated[int, _opt("Timing", "--warmup", metavar="INT", help="Untimed runs first.")] = 3
+
+    def check_timing(self) -> None:
         if not 1 <= self.repeat <= 100_000:
             raise RnnCliError(f"--repeat must be between 1 and 100000, got {self.repeat}")
         if not 0 <= self.warmup <= 10_000:
             raise RnnCliError(f"--warmup must be between 0 and 10000, got {self.warmup}")
 
 
-PANELS = {"Network": "Network", "Output": "Output", "RunOutput": "Output", "TF32": "Run", "Tolerances": "Comparison", "Timing": "Timing", "Grad": "Gradients", "InspectFlags": "Inspect", "OnnxFlags": "ONNX"}
+@options
+class InspectOptions:
+    """inspect's second checkpoint and the shapes it reports."""
+
+    against: Annotated[Optional[Path], _opt("Inspect", "--against", metavar="PATH", help="A second checkpoint: explain how its recurrent modules differ.")] = None
+    batch: Annotated[Optional[int], _opt("Inspect", "--batch", metavar="INT", help="N for the shapes shown. [default: 1]")] = None
+    seq_len: Annotated[int, _opt("Inspect", "--seq-len", metavar="INT", help="L for the shapes shown.")] = 10
+    unbatched: Annotated[bool, _opt("Inspect", "--unbatched", help="Shapes for 2-D (unbatched) input.")] = False
+    batch_first: Annotated[bool, _opt("Inspect", "--batch-first", help="A state_dict cannot tell: shapes as with batch_first=True.")] = False
+    nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("Inspect", "--nonlinearity", help="A state_dict cannot tell an nn.RNN's: say it.")] = None
 
 
-def command(name: str, help: str, *groups: type, arguments: Optional[dict] = None, examples: tuple[str, ...] = ()) -> Callable:
-    """Register fn(*instances of groups, **arguments) as the command `name` whose flags are the
-    groups' fields (and whose positional arguments are `arguments`: name -> (type, typer.Argument)).
+@options
+class OnnxOptions:
+    """The export."""
 
-    typer reads a command's flags from its signature; this one signature, made from the
-    dataclasses' annotated fields, is the only place they are listed."""
+    exporter: Annotated[Literal["auto", "dynamo", "torchscript"], _opt("ONNX", "--exporter", help="torch.onnx.export(dynamo=True/False); auto: the one that works here.")] = "auto"
+    opset: Annotated[Optional[int], _opt("ONNX", "--opset", metavar="INT", help="ONNX opset version. [default: the exporter's]")] = None
+    save_onnx: Annotated[Optional[str], _opt("ONNX", "--save-onnx", metavar="PATH.onnx", help="Keep the exported model.")] = None
 
-    def decorator(fn: Callable[..., Optional[int]]) -> Callable:
-        owner: dict[str, type] = {}
-        params = []
-        for arg, (typ, spec, default) in (arguments or {}).items():
-            params.append(inspect.Parameter(arg, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[typ, spec]))
-        for group in groups:
-            for f in dataclasses.fields(group):  # f.type: the Annotated[type, typer.Option] itself
-                owner[f.name] = group
-                info = f.type.__metadata__[0]
-                info.rich_help_panel = info.rich_help_panel or PANELS[group.__name__]  # -h's section
-                params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type))
 
-        def callback(**flags: Any) -> None:
-            parts = [group(**{k: v for k, v in flags.items() if owner.get(k) is group}) for group in groups]
-            code = fn(*parts, **{k: v for k, v in flags.items() if k not in owner})
+F = TypeVar("F")
+
+
+def command(name: str, flags: type[F], help: str, examples: tuple[str, ...] = ()) -> Callable:
+    """Register fn(flags: F) as the command `name`. Its options are F's fields: typer reads them
+    from the signature of F's constructor, which the dataclass wrote from the fields."""
+
+    def decorator(fn: Callable[[F], Optional[int]]) -> Callable[[F], Optional[int]]:
+        def callback(**values: Any) -> None:
+            code = fn(flags(**values))
             if code:
                 raise typer.Exit(code)
 
-        callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        callback.__signature__ = inspect.signature(flags)  # type: ignore[attr-defined]
         callback.__name__ = name
-        cls = type(f"{name.title()}Command", (GroupedHelpCommand,), {"examples": examples})
+        help_order = [n for cls in flags.__mro__ for n in vars(cls).get("__annotations__", {})]
+        cls = type(f"{name.title()}Command", (GroupedHelpCommand,), {"examples": examples, "help_order": help_order})
         app.command(name, help=help, cls=cls)(callback)
         return fn
 
@@ -471,7 +502,6 @@ def emit(
         sys.stdout.flush()
         return
     import io
-    import os
 
     from rich.console import Console
 
@@ -496,18 +526,20 @@ def emit(
     sys.stdout.flush()
 
 
-def _check_output(out: Output, run_out: Optional[RunOutput] = None) -> None:
+def _check_output(flags: Output) -> None:
     """Refuse output flags that cannot all be honoured, before anything runs."""
-    if out.json and out.export_svg is not None:
+    if flags.json and flags.export_svg is not None:
         raise RnnCliError("--export-svg records the human output; it cannot be combined with --json")
+    save = flags.save if isinstance(flags, RunOutput) else None
+    if save is None and flags.export_svg is None:
+        return
     from rnn_cli.save import check_paths, writes_to_stdout
 
-    save = run_out.save if run_out else None
-    check_paths(save, out.export_svg)
+    check_paths(save, flags.export_svg)
     if save is not None and writes_to_stdout(save):
-        if out.json:
+        if flags.json:
             raise RnnCliError(f"--save {save} and --json both write stdout; pick one")
-        if out.export_svg is not None:
+        if flags.export_svg is not None:
             raise RnnCliError(f"--save {save} is stdout: --export-svg records a human view that is not printed")
 
 
@@ -530,21 +562,29 @@ def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
     return arrays, config_dict(result)
 
 
-def _finish_run(result, name: str, out: Output, run_out: RunOutput, view: View) -> None:
-    from rnn_cli import documents
+def _document(name: str, *args: Any, **kwargs: Any) -> Callable[[], dict]:
+    """documents.<name>(*args, **kwargs), imported only when --json asks for it."""
 
+    def make() -> dict:
+        from rnn_cli import documents
+
+        return getattr(documents, name)(*args, **kwargs)
+
+    return make
+
+
+def _finish_run(result, name: str, flags: "ManualFlags | TorchFlags", view: View) -> None:
     def show(console) -> None:
         from rnn_cli.views import show_run  # rich: only for the human view
 
         show_run(console, result, name, view)
 
-
     emit(
-        out,
-        document=lambda: documents.run_document(result, name, with_values=view.values),
+        flags,
+        document=_document("run_document", result, name, with_values=view.values),
         show=show,
         title=f"rnn-cli {name}",
-        save=run_out.save,
+        save=flags.save,
         arrays=lambda: _run_arrays(result),
     )
 
@@ -559,73 +599,87 @@ def _progress():
 
 
 # ---- the commands -------------------------------------------------------------------------
+# Each command's flags: one dataclass made of the groups it takes, listed in the order -h
+# shows them. The command receives one instance: flags.hidden_size, flags.json, flags.save.
+
+
+@options
+class ManualFlags(Network, Output, RunOutput, Grad):
+    """rnn-cli manual's flags."""
 
 
 @command(
-    "manual",
+    "manual", ManualFlags,
     "The memory cell written out in numpy (CPU; torch only to read a .pt checkpoint): output, h_n and where h_n comes from.",
-    Network, Output, RunOutput, Grad,
     examples=("rnn-cli manual --layers 2 --bidirectional", "rnn-cli manual --cell gru --show all", "rnn-cli manual --cell lstm --brief",
               "rnn-cli manual --grad --loss last --seq-len 50"),
 )
-def manual_command(net: Network, out: Output, run_out: RunOutput, grad: Grad) -> None:
-    cfg, sample = net.prepare()
+def manual_command(flags: ManualFlags) -> None:
+    cfg, sample = flags.prepare()
     if cfg.device.startswith("cuda"):
         raise RnnCliError(
             f"--device {cfg.device}: manual is numpy on the CPU; use 'rnn-cli torch' or 'rnn-cli compare' for CUDA"
         )
-    view = run_out.view(cfg, "manual", out.json)
-    _check_output(out, run_out)
-    check_memory(cfg, "manual", out.json, view.values, grad=grad.grad)
+    view = flags.view(cfg, "manual", flags.json)
+    _check_output(flags)
+    check_memory(cfg, "manual", flags.json, view.values, grad=flags.grad)
     from rnn_cli import runs
 
-    progress = None if out.json else _progress()
+    progress = None if flags.json else _progress()
     try:
-        result = runs.run("manual", cfg, sample, runs.Extras.shown(view, grad.loss_or_none),
+        result = runs.run("manual", cfg, sample, runs.Extras.shown(view, cfg, flags.loss_or_none),
                           keep_layers=view.keep_layers, progress=progress)
     finally:
         if progress is not None:
             progress.close()
-    _finish_run(result, "manual", out, run_out, view)
+    _finish_run(result, "manual", flags, view)
+
+
+@options
+class TorchFlags(Network, Output, RunOutput, TF32, Grad):
+    """rnn-cli torch's flags."""
 
 
 @command(
-    "torch",
+    "torch", TorchFlags,
     "torch.nn.RNN / LSTM / GRU built from the same flags, run in inference mode on --device.",
-    Network, Output, RunOutput, TF32, Grad,
     examples=("rnn-cli torch --layers 2 --bidirectional", "rnn-cli torch --cell lstm --proj-size 3 --show shapes,code",
               "rnn-cli torch --lengths 10,7,3 --bidirectional --no-pack"),
 )
-def torch_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, grad: Grad) -> None:
-    cfg, sample = net.prepare()
-    view = run_out.view(cfg, "torch", out.json)
-    _check_output(out, run_out)
-    check_memory(cfg, "torch", out.json, view.values, grad=grad.grad)
+def torch_command(flags: TorchFlags) -> None:
+    cfg, sample = flags.prepare()
+    view = flags.view(cfg, "torch", flags.json)
+    _check_output(flags)
+    check_memory(cfg, "torch", flags.json, view.values, grad=flags.grad)
     from rnn_cli import runs
 
-    extras = runs.Extras.shown(view, grad.loss_or_none)
-    result = runs.run("torch", cfg, sample, extras, keep_layers=view.keep_layers, tf32=not tf32.no_tf32)
-    _finish_run(result, "torch", out, run_out, view)
+    extras = runs.Extras.shown(view, cfg, flags.loss_or_none)
+    result = runs.run("torch", cfg, sample, extras, keep_layers=view.keep_layers, tf32=not flags.no_tf32)
+    _finish_run(result, "torch", flags, view)
+
+
+@options
+class CompareFlags(Network, Output, RunOutput, TF32, Tolerances, Grad):
+    """rnn-cli compare's flags."""
 
 
 @command(
-    "compare",
+    "compare", CompareFlags,
     "Same weights and inputs through torch and the numpy reference (float64); exit 1 on mismatch.",
-    Network, Output, RunOutput, TF32, Tolerances, Grad,
     examples=("rnn-cli compare --cell lstm --layers 2", "rnn-cli compare --device cuda --no-tf32",
               "rnn-cli compare --grad --cell lstm --bidirectional --lengths 10,7,3"),
 )
-def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, tol: Tolerances, grad: Grad) -> int:
-    cfg, sample = net.prepare()
-    view = run_out.view(cfg, "compare", out.json)
-    _check_output(out, run_out)
-    tol.check()
-    check_memory(cfg, "compare", out.json, view.values, grad=grad.grad)
-    from rnn_cli import compare, documents, runs
+def compare_command(flags: CompareFlags) -> int:
+    cfg, sample = flags.prepare()
+    view = flags.view(cfg, "compare", flags.json)
+    _check_output(flags)
+    flags.check_tolerances()
+    check_memory(cfg, "compare", flags.json, view.values, grad=flags.grad)
+    from rnn_cli import compare, runs
 
-    keep_layers = view.keep_layers and not out.json  # compare's document has no h_n sources
-    cmp = compare.run(cfg, atol=tol.atol, rtol=tol.rtol, tf32=not tf32.no_tf32, keep_layers=keep_layers,
-                      sample=sample, grad=grad.loss_or_none, extras=runs.Extras.shown(view))
+    keep_layers = view.keep_layers and not flags.json  # compare's document has no h_n sources
+    cmp = compare.run(cfg, atol=flags.atol, rtol=flags.rtol, tf32=not flags.no_tf32, keep_layers=keep_layers,
+                      sample=sample, grad=flags.loss_or_none, extras=runs.Extras.shown(view, cfg))
     reference = {f"reference_{name}": cmp.reference.tensors[name] for name in compare.COMPARED if name in cmp.reference.tensors}
     if cmp.reference.gradients is not None:  # the float64 reference's gradients beside torch's
         from rnn_cli.grad_export import user_layout_gradients
@@ -639,75 +693,72 @@ def compare_command(net: Network, out: Output, run_out: RunOutput, tf32: TF32, t
         show_compare(console, cmp, view)
 
     emit(
-        out,
-        document=lambda: documents.compare_document(cmp, with_values=view.values),
+        flags,
+        document=_document("compare_document", cmp, with_values=view.values),
         show=show,
         title="rnn-cli compare",
-        save=run_out.save,
+        save=flags.save,
         arrays=lambda: _run_arrays(cmp.torch, reference),
     )
     return 0 if cmp.ok else 1
 
 
+@options
+class BenchFlags(Network, Output, TF32, Timing, Grad):
+    """rnn-cli bench's flags."""
+
+
 @command(
-    "bench",
+    "bench", BenchFlags,
     "Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA.",
-    Network, Output, TF32, Timing, Grad,
     examples=("rnn-cli bench --seq-len 100 --hidden-size 256", "rnn-cli bench --grad --json"),
 )
-def bench_command(net: Network, out: Output, tf32: TF32, timing: Timing, grad: Grad) -> None:
-    cfg, sample = net.prepare()
-    _check_output(out)
-    timing.check()
-    check_memory(cfg, "bench", out.json, values=False, grad=grad.grad)
+def bench_command(flags: BenchFlags) -> None:
+    cfg, sample = flags.prepare()
+    _check_output(flags)
+    flags.check_timing()
+    check_memory(cfg, "bench", flags.json, values=False, grad=flags.grad)
     from rich.console import Console
 
-    from rnn_cli import bench, documents, views
+    from rnn_cli import bench, views
 
     progress = views.LazyProgress(Console(stderr=True))
     try:
-        result = bench.run(cfg, repeat=timing.repeat, warmup=timing.warmup, tf32=not tf32.no_tf32, on_run=progress,
-                           sample=sample, grad=grad.loss_or_none)
+        result = bench.run(cfg, repeat=flags.repeat, warmup=flags.warmup, tf32=not flags.no_tf32, on_run=progress,
+                           sample=sample, grad=flags.loss_or_none)
     finally:
         progress.close()
     emit(
-        out,
-        document=lambda: documents.bench_document(result),
+        flags,
+        document=_document("bench_document", result),
         show=lambda console: views.show_bench(console, result),
         title="rnn-cli bench",
     )
 
 
-@dataclass(frozen=True)
-class InspectFlags:
-    against: Annotated[Optional[Path], _opt("--against", metavar="PATH", help="A second checkpoint: explain how its recurrent modules differ.")] = None
-    batch: Annotated[Optional[int], _opt("--batch", metavar="INT", help="N for the shapes shown. [default: 1]")] = None
-    seq_len: Annotated[int, _opt("--seq-len", metavar="INT", help="L for the shapes shown.")] = 10
-    unbatched: Annotated[bool, _opt("--unbatched", help="Shapes for 2-D (unbatched) input.")] = False
-    batch_first: Annotated[bool, _opt("--batch-first", help="A state_dict cannot tell: shapes as with batch_first=True.")] = False
-    nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("--nonlinearity", help="A state_dict cannot tell an nn.RNN's: say it.")] = None
+@options
+class InspectFlags(Output, InspectOptions):
+    """rnn-cli inspect's flags and arguments."""
+
+    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors or .npz.")]
+    other: Annotated[Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", help="Same as --against.", show_default=False)] = None
 
 
 @command(
-    "inspect",
+    "inspect", InspectFlags,
     "Read a checkpoint's recurrent layers (weights only, never code): constructor, shapes, problems. Exit 1 on problems.",
-    Output, InspectFlags,
-    arguments={
-        "path": (Path, typer.Argument(metavar="CHECKPOINT", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors or .npz."), inspect.Parameter.empty),
-        "other": (Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", help="Same as --against.", show_default=False), None),
-    },
 )
-def inspect_command(out: Output, flags: InspectFlags, path: Path, other: Optional[Path] = None) -> int:
+def inspect_command(flags: InspectFlags) -> int:
     _check_batch(flags.batch, flags.unbatched)
-    if other is not None and flags.against is not None:
+    if flags.other is not None and flags.against is not None:
         raise RnnCliError("give the second checkpoint once: as CHECKPOINT2 or as --against, not both")
-    _check_output(out)
-    from rnn_cli import checkpoint, documents
+    _check_output(flags)
+    from rnn_cli import checkpoint
 
     batch = None if flags.unbatched else (flags.batch or 1)
     read = lambda p: checkpoint.inspect_file(p, batch, flags.seq_len, flags.batch_first, flags.nonlinearity)  # noqa: E731
-    report = read(path)
-    against = other or flags.against
+    report = read(flags.path)
+    against = flags.other or flags.against
     differences = None if against is None else checkpoint.compare_checkpoints(report, read(against))
 
     def show(console) -> None:
@@ -716,37 +767,34 @@ def inspect_command(out: Output, flags: InspectFlags, path: Path, other: Optiona
 
         parts = inspect_renderables(console, report)
         if differences is not None:
-            parts += differences_renderables(console, path, against, differences)
+            parts += differences_renderables(console, flags.path, against, differences)
         print_parts(console, parts)
 
-    emit(out, document=lambda: documents.inspect_document(report, differences), show=show, title="rnn-cli inspect")
+    emit(flags, document=_document("inspect_document", report, differences), show=show, title="rnn-cli inspect")
     return 1 if report.problems or differences else 0
 
 
-@dataclass(frozen=True)
-class OnnxFlags:
-    exporter: Annotated[Literal["auto", "dynamo", "torchscript"], _opt("--exporter", help="torch.onnx.export(dynamo=True/False); auto: the one that works here.")] = "auto"
-    opset: Annotated[Optional[int], _opt("--opset", metavar="INT", help="ONNX opset version. [default: the exporter's]")] = None
-    save_onnx: Annotated[Optional[str], _opt("--save-onnx", metavar="PATH.onnx", help="Keep the exported model.")] = None
+@options
+class OnnxFlags(Network, Output, OnnxOptions):
+    """rnn-cli onnx's flags."""
 
 
 @command(
-    "onnx",
+    "onnx", OnnxFlags,
     "Export the layer to ONNX, show what the exporter made of it, run it in onnxruntime and check it (needs rnn-cli[onnx]).",
-    Network, Output, OnnxFlags,
 )
-def onnx_command(net: Network, out: Output, flags: OnnxFlags) -> int:
-    cfg, sample = net.prepare()
+def onnx_command(flags: OnnxFlags) -> int:
+    cfg, sample = flags.prepare()
     if not cfg.pack and cfg.lengths is not None:
         raise RnnCliError("--no-pack: rnn-cli onnx exports the module as run on packed sequences; drop --no-pack "
                           "(or drop --lengths to export the plain module)")
-    _check_output(out)
+    _check_output(flags)
     if flags.save_onnx is not None:
         from rnn_cli.save import check_writable
 
         check_writable(flags.save_onnx, "--save-onnx")
-    check_memory(cfg, "compare", out.json, values=False)  # torch, onnxruntime and the reference
-    from rnn_cli import documents, onnx_export
+    check_memory(cfg, "compare", flags.json, values=False)  # torch, onnxruntime and the reference
+    from rnn_cli import onnx_export
     from rnn_cli.sample import draw
 
     report = onnx_export.report(cfg, sample if sample is not None else draw(cfg), flags.exporter, flags.opset, flags.save_onnx)
@@ -756,12 +804,21 @@ def onnx_command(net: Network, out: Output, flags: OnnxFlags) -> int:
 
         show_onnx(console, report)
 
-    emit(out, document=lambda: documents.onnx_document(report), show=show, title="rnn-cli onnx")
+    emit(flags, document=_document("onnx_document", report), show=show, title="rnn-cli onnx")
     return 0 if report.ok else 1
 
 
-def main() -> None:
-    app()
+def main(argv: Optional[list[str]] = None) -> None:
+    """The console script. When the first argument names a command, only that command is
+    built: typer otherwise makes every command's click options before parsing (start-up)."""
+    args = sys.argv[1:] if argv is None else argv
+    invoked = [c for c in app.registered_commands if args and c.name == args[0]]
+    if invoked and f"_{PROG.upper().replace('-', '_')}_COMPLETE" not in os.environ:  # not shell completion
+        one = copy.copy(app)  # the same app with one command; app itself keeps all six
+        one.registered_commands = invoked
+        one(args, prog_name=PROG)
+    else:
+        app(args, prog_name=PROG)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 
 from rnn_cli.errors import RnnCliError
 
@@ -135,6 +134,12 @@ class RunConfig:
     def packed(self) -> bool:
         """Sequences packed by length (pack_padded_sequence); False with --no-pack."""
         return self.lengths is not None and self.pack
+
+    @property
+    def has_trap(self) -> bool:
+        """A configuration where the obvious final-state recipe can be wrong (h_n[-1] with two
+        directions, output[-1] with padding, ...): the recipes are shown by default."""
+        return self.bidirectional or self.num_layers > 1 or self.lengths is not None or self.batch_first
 
     @property
     def has_c(self) -> bool:
@@ -276,7 +281,7 @@ class View:
     precision: int = 4
     batch_index: int = 0
     heatmap: bool = True
-    compact: bool = True  # the default screen: output cut to a few time steps, the cut stated
+    compact: bool = True  # the default screen (no --show, no --json): output cut to a few time steps, the cut stated
     brief: bool = False  # one line per tensor, nothing else
 
     def shows(self, section: str) -> bool:
@@ -284,7 +289,7 @@ class View:
 
     @property
     def asked(self) -> bool:
-        """--show was given: every section named is drawn, whether or not it applies by default."""
+        """--show or --json: every section named is drawn, whether or not it applies by default."""
         return not self.compact
 
     @property
@@ -310,6 +315,8 @@ def _format_bytes(n: int) -> str:
         return f"{int(n)} B"
     for power, unit in enumerate(("KiB", "MiB", "GiB", "TiB", "PiB"), start=1):
         if n < 1024 ** (power + 1) or unit == "PiB":
+            from decimal import Decimal  # exact past float's range; imported only for this message
+
             scaled = Decimal(n) / 1024**power
             return f"{scaled:.1f} {unit}" if scaled < 10_000 else f"{scaled:.2e} {unit}"
     raise AssertionError  # pragma: no cover

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rnn_cli.backward import Gradients, first_last_ratio, gradient_norms
+from rnn_cli.backward import Gradients
 from rnn_cli.config import RunConfig, shape_str
 from rnn_cli.grad_export import user_layout_gradients
 from rnn_cli.views import is_plain, make_table
@@ -31,7 +31,7 @@ def norms_table(console: Console, cfg: RunConfig, grads: Gradients, precision: i
     table.add_column("shape")
     table.add_column("||grad||", justify="right")
     shapes = {name: a.shape for name, a in user_layout_gradients(cfg, grads).items()}  # the user's layout
-    for name, norm in gradient_norms(grads).items():
+    for name, norm in grads.norms.items():
         table.add_row(Text(name), Text(shape_str(shapes[name])), Text(f"{norm:.{precision}e}"))
     return table
 
@@ -50,15 +50,13 @@ def bar(value: float, hi: float, ascii_only: bool) -> str:
     return "█" * full + (EIGHTHS[part] if part else "")
 
 
-def ratio_line(norms: np.ndarray, precision: int) -> str:
-    L = len(norms)
-    ratio = first_last_ratio(norms)
+def ratio_line(L: int, ratio: float | None, precision: int) -> str:
     if ratio is None:
         return f"||dL/dh_t|| at t=0 / at t={L - 1}: undefined, no gradient reaches step {L - 1}"
     return f"||dL/dh_t|| at t=0 / at t={L - 1} = {ratio:.{max(precision - 1, 0)}e}"
 
 
-def step_chart(console: Console, layer: int, direction: str, norms: np.ndarray, precision: int) -> Text:
+def step_chart(console: Console, layer: int, direction: str, norms: np.ndarray, ratio: float | None, precision: int) -> Text:
     """One row per step t: a log-scale bar of ||dL/dh_t|| and its value."""
     finite = norms[np.isfinite(norms)]
     hi = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
@@ -72,7 +70,7 @@ def step_chart(console: Console, layer: int, direction: str, norms: np.ndarray, 
         text.append(f"t={t:<{width}} ")
         text.append(b.ljust(BAR_WIDTH), style=None if plain else "cyan")
         text.append(f" {v:.{max(precision - 1, 0)}e}\n")
-    text.append(ratio_line(norms, precision))
+    text.append(ratio_line(len(norms), ratio, precision))
     return text
 
 
@@ -119,6 +117,6 @@ def grad_renderables(console: Console, cfg: RunConfig, grads: Gradients, precisi
     """The grad section: norms table, per-step charts (numpy BPTT only), value tables."""
     out: list = [Text(f"loss {grads.loss_kind}: L = {grads.loss:.{precision}e}"), norms_table(console, cfg, grads, precision)]
     for (layer, direction), norms in (grads.norm_per_step or {}).items():
-        out.append(step_chart(console, layer, direction, norms, precision))
+        out.append(step_chart(console, layer, direction, norms, grads.first_last[layer, direction], precision))
     out.extend(value_tables(console, cfg, grads, precision, batch_index))
     return out

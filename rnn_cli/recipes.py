@@ -69,11 +69,6 @@ class PaddingRow:
     max_abs_diff: float  # unpacked run minus packed run
 
 
-def has_trap(cfg: RunConfig) -> bool:
-    """Whether the recipes section is on by default: a configuration where the obvious recipe can be wrong."""
-    return cfg.bidirectional or cfg.num_layers > 1 or cfg.lengths is not None or cfg.batch_first
-
-
 # ---- the recipes, spelled for this configuration's layout ------------------------------------
 
 

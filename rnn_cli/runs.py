@@ -27,9 +27,11 @@ class Extras:
     grad: Optional[str] = None  # the loss of --grad ("sum" or "last"), None without --grad
 
     @classmethod
-    def shown(cls, view, grad: Optional[str] = None) -> "Extras":
-        """What the sections of `view` need (--json shows every section)."""
-        return cls(recipes=view.shows("recipes"), padding=view.shows("padding"), grad=grad)
+    def shown(cls, view, cfg: RunConfig, grad: Optional[str] = None) -> "Extras":
+        """What the sections of `view` need for cfg (--json shows every section); the recipes
+        are on the default screen only where cfg has a trap."""
+        recipes = view.shows("recipes") and (view.asked or cfg.has_trap)
+        return cls(recipes=recipes, padding=view.shows("padding"), grad=grad)
 
 
 def forward(

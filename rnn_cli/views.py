@@ -544,7 +544,7 @@ def _shapes_section(console: Console, result: RunResult, view: View) -> list:
 
 def _sources_section(console: Console, result: RunResult, view: View) -> list:
     # On the short default screen the recipes' summary says where bwd ends; say it once.
-    said_below = view.compact and view.shows("recipes") and _recipes_apply(result, view)
+    said_below = view.compact and bool(result.recipes)
     return _lift_caption(fit(console, sources_table(console, result, bwd_note=not said_below)))
 
 
@@ -563,36 +563,30 @@ def _code_section(console: Console, result: RunResult, view: View) -> list:
     return code_lines(console, result.cfg, result.device)
 
 
-def _recipes_apply(result: RunResult, view: View) -> bool:
-    from rnn_cli.recipes import has_trap
-
-    return bool(result.recipes) and (view.asked or has_trap(result.cfg))
-
-
 def _recipes_section(console: Console, result: RunResult, view: View) -> list:
-    """The final-state recipes: by default only where the configuration has a trap."""
+    """The final-state recipes: by default only where the configuration has a trap (runs.Extras)."""
+    if not result.recipes:
+        return []
     from rnn_cli.recipes_view import recipes_summary, recipes_table
 
-    if not _recipes_apply(result, view):
-        return []
     if view.compact:
         return recipes_summary(result.recipes)
     return _lift_caption(fit(console, recipes_table(console, result.recipes)))
 
 
 def _padding_section(console: Console, result: RunResult, view: View) -> list:
-    from rnn_cli.recipes_view import padding_table
-
     if result.padding_effect is None:
         return [Text("padding: only with --lengths and --no-pack", style="dim")] if view.asked else []
+    from rnn_cli.recipes_view import padding_table
+
     return _lift_caption(fit(console, padding_table(console, result.padding_effect)))
 
 
 def _grad_section(console: Console, result: RunResult, view: View) -> list:
-    from rnn_cli.grad_view import grad_renderables
-
     if result.gradients is None:
         return [Text("grad: only with --grad", style="dim")] if view.asked else []
+    from rnn_cli.grad_view import grad_renderables
+
     return grad_renderables(console, result.cfg, result.gradients, view.precision, view.batch_index)
 
 
@@ -610,6 +604,8 @@ SECTIONS: dict[str, Callable[[Console, RunResult, View], list]] = {
     "code": _code_section,
 }
 assert tuple(SECTIONS) == SECTION_NAMES
+
+
 def more_line(view: View) -> Text | None:
     """The closing line: the sections left out, and how to see them."""
     left = [name for name in SECTIONS if not view.shows(name) and name not in ("padding", "grad")]
@@ -633,10 +629,9 @@ def brief_lines(result: RunResult) -> list[str]:
     layouts = result.cfg.layouts()
     rows = [(name, shape_str(shape), layouts[name]) for name, shape in result.shapes().items()]
     if result.gradients is not None:  # --grad: each gradient's shape and norm
-        from rnn_cli.backward import gradient_norms
         from rnn_cli.grad_export import user_layout_gradients
 
-        norms = gradient_norms(result.gradients)
+        norms = result.gradients.norms
         rows += [(f"grad_{n}", shape_str(a.shape), f"norm {norms[n]:.3e}")
                  for n, a in user_layout_gradients(result.cfg, result.gradients).items()]
     w0 = max(len(r[0]) for r in rows)

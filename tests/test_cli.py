@@ -491,3 +491,23 @@ def test_absurd_hidden_size_is_refused_on_this_machine_as_it_is():
     # 10**6 hidden units need terabytes for the weights: no machine this runs on has that.
     line = assert_bad_input(invoke("manual", "--hidden-size", str(10**6)))
     assert _SIZE.search(line) and "TiB" in line
+
+
+def test_main_builds_only_the_invoked_command_yet_behaves_like_the_app(capsys, monkeypatch):
+    # Bugs: main()'s one-command shortcut dropping an option or the exit code, or trimming the
+    # module's app itself (every later call, --help included, would lose the other commands).
+    from rnn_cli.cli import main
+
+    for key, value in PLAIN_ENV.items():
+        monkeypatch.delenv(key, raising=False) if value is None else monkeypatch.setenv(key, value)
+    for args in (["manual", "--brief", "--cell", "gru", "--layers", "2"], ["compare", "--brief", "--rtol", "-1"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        out, err = capsys.readouterr()
+        via_app = invoke(*args)
+        assert (exit_.value.code, out, err) == (via_app.exit_code, via_app.stdout, via_app.stderr), args
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    listed = re.findall(r"^  (\w+) ", capsys.readouterr().out.split("Commands:")[1], re.M)
+    assert (exit_.value.code, listed) == (0, ["manual", "torch", "compare", "bench", "inspect", "onnx"])
+    assert len(app.registered_commands) == 6

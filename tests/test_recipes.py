@@ -225,12 +225,29 @@ def test_torch_and_numpy_spellings_agree_on_torch_and_manual_runs(cfg):
 
 
 def test_has_trap():
-    assert not recipes.has_trap(RunConfig())
-    assert not recipes.has_trap(RunConfig(batch=None, cell="lstm"))
-    assert recipes.has_trap(RunConfig(bidirectional=True))
-    assert recipes.has_trap(RunConfig(num_layers=2))
-    assert recipes.has_trap(RunConfig(lengths=(10, 3), batch=2))
-    assert recipes.has_trap(RunConfig(batch_first=True))
+    assert not RunConfig().has_trap
+    assert not RunConfig(batch=None, cell="lstm").has_trap
+    assert RunConfig(bidirectional=True).has_trap
+    assert RunConfig(num_layers=2).has_trap
+    assert RunConfig(lengths=(10, 3), batch=2).has_trap
+    assert RunConfig(batch_first=True).has_trap
+
+
+@pytest.mark.parametrize("command", ["manual", "torch"])
+def test_recipes_of_a_configuration_without_a_trap_are_in_json_and_under_show_only(command):
+    # Bug: recipes computed only where there is a trap also for --json or --show recipes
+    # (the JSON document is always complete; --show draws what it names).
+    from typer.testing import CliRunner
+
+    from rnn_cli.cli import app
+
+    run = lambda *a: CliRunner().invoke(app, [command, *a], env={"COLUMNS": "80"})  # noqa: E731
+    doc = __import__("json").loads(run("--json").stdout)
+    # one layer, one direction, no padding: h_n[-1], output[-1] and the reshape (numpy) or view (torch) are all right
+    assert [(r["expression"].replace("view", "reshape"), r["correct"]) for r in doc["recipes"]] == [
+        ("h_n[-1]", True), ("output[-1]", True), ("h_n.reshape(N, -1)", True)]
+    assert "(N, -1)" in run("--show", "recipes").stdout
+    assert "h_n[-1]" not in run().stdout  # the default screen: no trap, no recipes
 
 
 # ---- --no-pack -----------------------------------------------------------------------------------
