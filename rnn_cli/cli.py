@@ -142,9 +142,10 @@ def _root(
 
 
 # ---- the options: declared once, as typed groups -----------------------------------------
-# Each group is a frozen dataclass whose fields carry their typer.Option. A command names the
-# groups it takes (`@command(..., Network, Output)`) and receives one instance of each, so a
-# command reads `net.hidden_size`, never a string key.
+# Each group is a dataclass whose fields carry their typer.Option (and -h panel). A command's
+# flags are a dataclass that inherits the groups it takes, `class TorchFlags(Network, Output,
+# RunOutput, TF32, Grad)`; typer reads the options from that class's constructor, and the
+# command receives one instance: it reads `flags.hidden_size`, never a string key.
 
 
 def _opt(panel: str, *names: str, **kwargs: Any) -> Any:
@@ -154,11 +155,13 @@ def _opt(panel: str, *names: str, **kwargs: Any) -> Any:
     return typer.Option(*names, rich_help_panel=panel, **kwargs)
 
 
-# The groups are frozen, keyword-only dataclasses (keyword-only: a command's positional
-# arguments may follow the groups' defaulted fields). No equality or repr: never used, and
-# each generated method is start-up time; for the same reason every group has a docstring
-# (without one, dataclass writes the constructor's signature out as __doc__).
-options = dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+# The groups are keyword-only dataclasses (a command's positional arguments may follow the
+# groups' defaulted fields), made once from the parsed flags and only read after that.
+# Every generated method is start-up time, measured: frozen (a __setattr__ and __delattr__
+# per class) cost 4 ms over the 15 classes, so they are not frozen; no equality or repr
+# (never used); and each has a docstring (without one, dataclass formats the constructor's
+# signature into __doc__).
+options = dataclass(kw_only=True, eq=False, repr=False)
 
 
 class GroupedHelpCommand(TyperCommand):
@@ -215,7 +218,7 @@ class Network:
 
     def __post_init__(self) -> None:
         if self.h0.lower() in ("zeros", "random"):  # choices are case-insensitive; a path is not
-            object.__setattr__(self, "h0", self.h0.lower())
+            self.h0 = self.h0.lower()
 
     def _checks(self) -> None:
         if self.batch_first and self.unbatched:
