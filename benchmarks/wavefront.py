@@ -59,7 +59,7 @@ from rnn_cli.sample import draw, step_mask  # noqa: E402
 from run import OthersShare, load_average  # noqa: E402
 
 # (N, L, H_in, H) and timed runs per implementation
-SIZES = [((1, 10, 5, 8), 41), ((32, 100, 128, 256), 15), ((64, 200, 256, 512), 7)]
+SIZES = [((1, 10, 5, 8), 41), ((32, 100, 128, 256), 15), ((64, 200, 256, 512), 5)]
 QUICK_SIZES = [((1, 10, 5, 8), 15), ((8, 20, 16, 32), 7)]
 CELLS = ("rnn", "lstm", "gru")
 
@@ -223,7 +223,9 @@ def check() -> None:
 
 
 def timed(fns: dict[str, callable], runs: int) -> dict[str, float]:
-    """Median ms of each fn, the fns alternating run by run, after one untimed round."""
+    """Median ms of each fn, the fns alternating run by run, after one untimed round; and
+    "others": the % of the CPUs' time other processes took meanwhile."""
+    others = OthersShare()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for fn in fns.values():
         fn()
@@ -232,7 +234,8 @@ def timed(fns: dict[str, callable], runs: int) -> dict[str, float]:
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    share = others.fraction()
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()} | {"others": -1 if share is None else 100 * share}
 
 
 def size_name(size) -> str:
@@ -242,8 +245,8 @@ def size_name(size) -> str:
 
 def bench_wavefront(sizes) -> None:
     print("### Wavefront vs manual.forward (float32, D=1)\n")
-    print("| size | cell | layers | runs | plain ms | wavefront ms | wavefront / plain |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| size | cell | layers | runs | plain ms | wavefront ms | wavefront / plain | others % |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for size, runs in sizes:
         N, L, H_in, H = size
         for cell in CELLS:
@@ -253,15 +256,16 @@ def bench_wavefront(sizes) -> None:
                 ms = timed({"plain": lambda: plain(cfg, s),
                             "wave": lambda: wavefront_forward(cfg, s.params, s.x, s.h_0, s.c_0)}, runs)
                 print(f"| {size_name(size)} | {cell} | {K} | {runs} | {ms['plain']:.3f} | {ms['wave']:.3f} "
-                      f"| {ms['wave'] / ms['plain']:.2f} |", flush=True)
+                      f"| {ms['wave'] / ms['plain']:.2f} | {ms['others']:.0f} |", flush=True)
     print()
 
 
 def bench_lstm(sizes) -> None:
     print("### LSTM step variants vs manual.lstm_cell (float32, num_layers=1, manual.forward)\n")
     names = list(LSTM_VARIANTS)
-    print("| size | D | runs | lstm_cell ms | " + " | ".join(f"{n} ms | {n} / lstm_cell" for n in names) + " |")
-    print("|---|---:|---:|---:|" + "---:|---:|" * len(names))
+    print("| size | D | runs | lstm_cell ms | " + " | ".join(f"{n} ms | {n} / lstm_cell" for n in names)
+          + " | others % |")
+    print("|---|---:|---:|---:|" + "---:|---:|" * len(names) + "---:|")
     for size, runs in sizes:
         N, L, H_in, H = size
         for bidirectional in (False, True):
@@ -278,7 +282,8 @@ def bench_lstm(sizes) -> None:
             fns = {"lstm_cell": lambda: plain(cfg, s)} | {n: swapped(fn) for n, fn in LSTM_VARIANTS.items()}
             ms = timed(fns, runs)
             cols = " | ".join(f"{ms[n]:.3f} | {ms[n] / ms['lstm_cell']:.2f}" for n in names)
-            print(f"| {size_name(size)} | {cfg.D} | {runs} | {ms['lstm_cell']:.3f} | {cols} |", flush=True)
+            print(f"| {size_name(size)} | {cfg.D} | {runs} | {ms['lstm_cell']:.3f} | {cols} | {ms['others']:.0f} |",
+                  flush=True)
     print()
 
 
