@@ -3,6 +3,7 @@
     python benchmarks/wavefront.py                 # everything, markdown on stdout (~10 min, 2 cores)
     python benchmarks/wavefront.py --quick         # small sizes, few runs, for development
     python benchmarks/wavefront.py --only sigmoid  # one part: check, wavefront, lstm or sigmoid
+    python benchmarks/wavefront.py --only wavefront --size 1 --threads 1  # SIZES[1] only, 1 thread
 
 An experiment, not product code: rnn_cli/manual.py is unchanged by it. Four parts:
 
@@ -46,6 +47,7 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--quick", action="store_true")
 parser.add_argument("--only", choices=("check", "wavefront", "lstm", "sigmoid"), default=None)
+parser.add_argument("--size", type=int, action="append", help="only SIZES[i] (repeatable)")
 ARGS = parser.parse_args() if __name__ == "__main__" else parser.parse_args([])
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)  # before numpy is imported
@@ -58,8 +60,9 @@ from rnn_cli.manual import Forward, Layer, gru_cell, lstm_cell, rnn_cell, sigmoi
 from rnn_cli.sample import draw, step_mask  # noqa: E402
 from run import OthersShare, load_average  # noqa: E402
 
-# (N, L, H_in, H) and timed runs per implementation
-SIZES = [((1, 10, 5, 8), 41), ((32, 100, 128, 256), 15), ((64, 200, 256, 512), 5)]
+# (N, L, H_in, H) and timed runs per implementation. The first three are the issue's; the
+# last is benchmarks/run.py's long thin case, where per-step overhead dominates (--size 3).
+SIZES = [((1, 10, 5, 8), 41), ((32, 100, 128, 256), 15), ((64, 200, 256, 512), 5), ((1, 1000, 64, 64), 15)]
 QUICK_SIZES = [((1, 10, 5, 8), 15), ((8, 20, 16, 32), 7)]
 CELLS = ("rnn", "lstm", "gru")
 
@@ -318,8 +321,10 @@ def lines_of(*fns) -> int:
 
 def main() -> None:
     sizes = QUICK_SIZES if ARGS.quick else SIZES
+    sizes = sizes[:3] if ARGS.size is None else [sizes[i] for i in ARGS.size]
     print(f"`python benchmarks/wavefront.py{' --quick' if ARGS.quick else ''}"
-          f"{' --only ' + ARGS.only if ARGS.only else ''}` — numpy {np.__version__}, "
+          f"{' --only ' + ARGS.only if ARGS.only else ''}{''.join(f' --size {i}' for i in ARGS.size or [])}"
+          f"{f' --threads {ARGS.threads}' if ARGS.threads != 2 else ''}` — numpy {np.__version__}, "
           f"{ARGS.threads} threads, load {load_average()} at start\n")
     others = OthersShare()
     parts = {"check": check, "wavefront": lambda: bench_wavefront(sizes), "lstm": lambda: bench_lstm(sizes),
