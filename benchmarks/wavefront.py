@@ -1,6 +1,6 @@
 """Does a wavefront over the layers, or a cheaper LSTM step, pay in the numpy reference?
 
-    python benchmarks/wavefront.py                 # everything, markdown on stdout (~10 min, 2 cores)
+    python benchmarks/wavefront.py                 # everything, markdown on stdout (~13 min on a shared 2-core VM)
     python benchmarks/wavefront.py --quick         # small sizes, few runs, for development
     python benchmarks/wavefront.py --only sigmoid  # one part: check, wavefront, lstm or sigmoid
     python benchmarks/wavefront.py --only wavefront --size 1 --threads 1  # SIZES[1] only, 1 thread
