@@ -13,6 +13,7 @@ import subprocess
 import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import replace
 from math import prod
 
 import pytest
@@ -107,6 +108,28 @@ def test_measure_runs_warmup_then_repeat_inside_one_context():
     assert t.times_s == (3.0, 1.0, 2.0)
     assert (t.min_s, t.median_s, t.max_s) == (1.0, 2.0, 3.0)
     assert t.gflops(4_000_000_000) == pytest.approx(2.0)
+
+
+def test_real_cpu_timers_run_the_forward_exactly_warmup_plus_repeat_times():
+    """--warmup W --repeat N promise W + N forwards and N times with the real timers, not a
+    fake: torch.utils.benchmark's Timer.timeit(1) would run 3 forwards per time (two
+    warm-ups of its own) and blocked_autorange as many as its time budget allows
+    (benchmarks/TIMERS.md)."""
+    from rnn_cli.sample import draw
+
+    cfg = cfg_of(**TINY)
+    impls = bench.implementations(cfg, draw(cfg))
+    assert [i.name for i in impls] == ["manual", "torch"]
+    for impl in impls:
+        calls = []
+
+        def counted(forward=impl.forward):
+            calls.append(1)
+            return forward()
+
+        t = bench.measure(replace(impl, forward=counted), cfg.dtype, repeat=3, warmup=2)
+        assert len(calls) == 5, impl.name
+        assert len(t.times_s) == 3 and all(s > 0 for s in t.times_s)
 
 
 @pytest.fixture(scope="module")
