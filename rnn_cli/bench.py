@@ -316,6 +316,11 @@ class Bench:
         """The forward's GFLOP/s; None with --grad (the backward's work is not counted)."""
         return None if self.grad else t.gflops(self.flops)
 
+    def relative_speed(self, t: Timing) -> Optional[float]:
+        """Speed relative to the first row: its median / this median (2.0 = twice as fast)."""
+        first = self.timings[0].median_s
+        return first / t.median_s if t.median_s > 0 else None
+
 
 # on_run(label, runs done, runs in all): called after every warm-up and timed run.
 OnRun = Callable[[str, int, int], None]
@@ -364,11 +369,3 @@ def run(
 
         bench.timings.append(measure(impl, cfg.dtype, repeat, warmup, advance))
     return bench
-
-
-def relative_speed(bench: Bench, t: Timing) -> Optional[float]:
-    """Speed relative to the first row: its median / this median (2.0 = twice as fast)."""
-    first = bench.timings[0].median_s
-    return first / t.median_s if t.median_s > 0 else None
-
-

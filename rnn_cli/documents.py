@@ -174,7 +174,7 @@ def compare_document(cmp, with_values: bool) -> dict:
 
 def bench_document(bench) -> dict:
     """bench --json: the same numbers as the table, milliseconds and GFLOP/s."""
-    from rnn_cli.bench import FLOP_FORMULA, relative_speed
+    from rnn_cli.bench import FLOP_FORMULA
 
     return {
         "command": "bench",
@@ -202,7 +202,7 @@ def bench_document(bench) -> dict:
                 "min_ms": t.min_s * 1e3,
                 "max_ms": t.max_s * 1e3,
                 "gflops": bench.gflops(t),
-                "relative_speed": relative_speed(bench, t),
+                "relative_speed": bench.relative_speed(t),
                 "times_ms": [s * 1e3 for s in t.times_s],
             }
             for t in bench.timings

@@ -31,7 +31,8 @@ class Extras:
         """What the sections of `view` need for cfg (--json shows every section); the recipes
         are on the default screen only where cfg has a trap."""
         recipes = view.shows("recipes") and (view.asked or cfg.has_trap)
-        return cls(recipes=recipes, padding=view.shows("padding"), grad=grad)
+        padding = view.shows("padding") and cfg.lengths is not None and not cfg.pack  # only --no-pack pads
+        return cls(recipes=recipes, padding=padding, grad=grad)
 
 
 def forward(

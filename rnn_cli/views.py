@@ -770,8 +770,6 @@ def _backend(t) -> str:
 def show_bench(console: Console, bench) -> None:
     """The human table: one row per implementation, speed relative to the first row."""
     cfg = bench.cfg
-    from rnn_cli.bench import relative_speed
-
     passes = "forward" if bench.grad is None else f"forward + backward (--loss {bench.grad})"
     what = f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} {passes}, {cfg.dtype}, {data_line(cfg)}"
     layout = [symbols_line(cfg)]
@@ -803,7 +801,7 @@ def show_bench(console: Console, bench) -> None:
         table.add_column(name, justify="right", no_wrap=True)
     for t in bench.timings:
         gflops = bench.gflops(t)
-        rel = relative_speed(bench, t)
+        rel = bench.relative_speed(t)
         add_row(
             table,
             t.name,

@@ -24,6 +24,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -209,9 +210,10 @@ def rnn_cli_command() -> list[str]:
 
 def start(path: Path, fsync_hook: bool = False) -> subprocess.Popen:
     command = [sys.executable, "-c", FSYNC_HOOK] if fsync_hook else rnn_cli_command()
+    stdout = tempfile.TemporaryFile()  # what it prints is not looked at (and never the real /dev/null)
     return subprocess.Popen(
         [*command, *BIG, "--save", str(path)],
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
