@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, TypeVar
+from typing import Annotated, Any, Callable, ClassVar, Literal, Optional, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -445,9 +445,10 @@ class OnnxOptions:
 F = TypeVar("F")
 
 
-def command(name: str, flags: type[F], help: str, examples: tuple[str, ...] = ()) -> Callable:
+def command(name: str, flags: type[F]) -> Callable:
     """Register fn(flags: F) as the command `name`. Its options are F's fields: typer reads them
-    from the signature of F's constructor, which the dataclass wrote from the fields."""
+    from the signature of F's constructor, which the dataclass wrote from the fields; its help
+    is F's docstring, and -h ends with F.examples."""
 
     def decorator(fn: Callable[[F], Optional[int]]) -> Callable[[F], Optional[int]]:
         def callback(**values: Any) -> None:
@@ -458,8 +459,9 @@ def command(name: str, flags: type[F], help: str, examples: tuple[str, ...] = ()
         callback.__signature__ = inspect.signature(flags)  # type: ignore[attr-defined]
         callback.__name__ = name
         help_order = [n for cls in flags.__mro__ for n in vars(cls).get("__annotations__", {})]
+        examples = getattr(flags, "examples", ())
         cls = type(f"{name.title()}Command", (GroupedHelpCommand,), {"examples": examples, "help_order": help_order})
-        app.command(name, help=help, cls=cls)(callback)
+        app.command(name, help=flags.__doc__, cls=cls)(callback)
         return fn
 
     return decorator
@@ -592,6 +594,22 @@ def _finish_run(result, name: str, flags: "ManualFlags | TorchFlags", view: View
     )
 
 
+def _prepare_run(flags: "ManualFlags | TorchFlags | CompareFlags", command: str):
+    """(RunConfig, Sample or None, View) for manual, torch and compare: every flag checked,
+    and the memory the run needs, before anything runs."""
+    cfg, sample = flags.prepare()
+    if command == "manual" and cfg.device.startswith("cuda"):
+        raise RnnCliError(
+            f"--device {cfg.device}: manual is numpy on the CPU; use 'rnn-cli torch' or 'rnn-cli compare' for CUDA"
+        )
+    view = flags.view(cfg, command, flags.json)
+    _check_output(flags)
+    if isinstance(flags, Tolerances):
+        flags.check_tolerances()
+    check_memory(cfg, command, flags.json, view.values, grad=flags.grad)
+    return cfg, sample, view
+
+
 def _progress():
     """A progress bar on stderr for long numpy loops (only on a terminal)."""
     from rnn_cli.views import LazyProgress
@@ -603,29 +621,70 @@ def _progress():
 
 # ---- the commands -------------------------------------------------------------------------
 # Each command's flags: one dataclass made of the groups it takes, listed in the order -h
-# shows them. The command receives one instance: flags.hidden_size, flags.json, flags.save.
+# shows them; its docstring is the command's help. The command receives one instance:
+# flags.hidden_size, flags.json, flags.save.
 
 
 @options
 class ManualFlags(Network, Output, RunOutput, Grad):
-    """rnn-cli manual's flags."""
+    """The memory cell written out in numpy (CPU; torch only to read a .pt checkpoint): output, h_n and where h_n comes from."""
+
+    examples: ClassVar[tuple[str, ...]] = (
+        "rnn-cli manual --layers 2 --bidirectional",
+        "rnn-cli manual --cell gru --show all",
+        "rnn-cli manual --cell lstm --brief",
+        "rnn-cli manual --grad --loss last --seq-len 50",
+    )
 
 
-@command(
-    "manual", ManualFlags,
-    "The memory cell written out in numpy (CPU; torch only to read a .pt checkpoint): output, h_n and where h_n comes from.",
-    examples=("rnn-cli manual --layers 2 --bidirectional", "rnn-cli manual --cell gru --show all", "rnn-cli manual --cell lstm --brief",
-              "rnn-cli manual --grad --loss last --seq-len 50"),
-)
+@options
+class TorchFlags(Network, Output, RunOutput, TF32, Grad):
+    """torch.nn.RNN / LSTM / GRU built from the same flags, run in inference mode on --device."""
+
+    examples: ClassVar[tuple[str, ...]] = (
+        "rnn-cli torch --layers 2 --bidirectional",
+        "rnn-cli torch --cell lstm --proj-size 3 --show shapes,code",
+        "rnn-cli torch --lengths 10,7,3 --bidirectional --no-pack",
+    )
+
+
+@options
+class CompareFlags(Network, Output, RunOutput, TF32, Tolerances, Grad):
+    """Same weights and inputs through torch and the numpy reference (float64); exit 1 on mismatch."""
+
+    examples: ClassVar[tuple[str, ...]] = (
+        "rnn-cli compare --cell lstm --layers 2",
+        "rnn-cli compare --device cuda --no-tf32",
+        "rnn-cli compare --grad --cell lstm --bidirectional --lengths 10,7,3",
+    )
+
+
+@options
+class BenchFlags(Network, Output, TF32, Timing, Grad):
+    """Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA."""
+
+    examples: ClassVar[tuple[str, ...]] = (
+        "rnn-cli bench --seq-len 100 --hidden-size 256",
+        "rnn-cli bench --grad --json",
+    )
+
+
+@options
+class InspectFlags(Output, InspectOptions):
+    """Read a checkpoint's recurrent layers (weights only, never code): constructor, shapes, problems. Exit 1 on problems."""
+
+    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors or .npz.")]
+    other: Annotated[Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", help="Same as --against.", show_default=False)] = None
+
+
+@options
+class OnnxFlags(Network, Output, OnnxOptions):
+    """Export the layer to ONNX, show what the exporter made of it, run it in onnxruntime and check it (needs rnn-cli[onnx])."""
+
+
+@command("manual", ManualFlags)
 def manual_command(flags: ManualFlags) -> None:
-    cfg, sample = flags.prepare()
-    if cfg.device.startswith("cuda"):
-        raise RnnCliError(
-            f"--device {cfg.device}: manual is numpy on the CPU; use 'rnn-cli torch' or 'rnn-cli compare' for CUDA"
-        )
-    view = flags.view(cfg, "manual", flags.json)
-    _check_output(flags)
-    check_memory(cfg, "manual", flags.json, view.values, grad=flags.grad)
+    cfg, sample, view = _prepare_run(flags, "manual")
     from rnn_cli import runs
 
     progress = None if flags.json else _progress()
@@ -638,22 +697,9 @@ def manual_command(flags: ManualFlags) -> None:
     _finish_run(result, "manual", flags, view)
 
 
-@options
-class TorchFlags(Network, Output, RunOutput, TF32, Grad):
-    """rnn-cli torch's flags."""
-
-
-@command(
-    "torch", TorchFlags,
-    "torch.nn.RNN / LSTM / GRU built from the same flags, run in inference mode on --device.",
-    examples=("rnn-cli torch --layers 2 --bidirectional", "rnn-cli torch --cell lstm --proj-size 3 --show shapes,code",
-              "rnn-cli torch --lengths 10,7,3 --bidirectional --no-pack"),
-)
+@command("torch", TorchFlags)
 def torch_command(flags: TorchFlags) -> None:
-    cfg, sample = flags.prepare()
-    view = flags.view(cfg, "torch", flags.json)
-    _check_output(flags)
-    check_memory(cfg, "torch", flags.json, view.values, grad=flags.grad)
+    cfg, sample, view = _prepare_run(flags, "torch")
     from rnn_cli import runs
 
     extras = runs.Extras.shown(view, cfg, flags.loss_or_none)
@@ -661,23 +707,9 @@ def torch_command(flags: TorchFlags) -> None:
     _finish_run(result, "torch", flags, view)
 
 
-@options
-class CompareFlags(Network, Output, RunOutput, TF32, Tolerances, Grad):
-    """rnn-cli compare's flags."""
-
-
-@command(
-    "compare", CompareFlags,
-    "Same weights and inputs through torch and the numpy reference (float64); exit 1 on mismatch.",
-    examples=("rnn-cli compare --cell lstm --layers 2", "rnn-cli compare --device cuda --no-tf32",
-              "rnn-cli compare --grad --cell lstm --bidirectional --lengths 10,7,3"),
-)
+@command("compare", CompareFlags)
 def compare_command(flags: CompareFlags) -> int:
-    cfg, sample = flags.prepare()
-    view = flags.view(cfg, "compare", flags.json)
-    _check_output(flags)
-    flags.check_tolerances()
-    check_memory(cfg, "compare", flags.json, view.values, grad=flags.grad)
+    cfg, sample, view = _prepare_run(flags, "compare")
     from rnn_cli import compare, runs
 
     keep_layers = view.keep_layers and not flags.json  # compare's document has no h_n sources
@@ -706,16 +738,7 @@ def compare_command(flags: CompareFlags) -> int:
     return 0 if cmp.ok else 1
 
 
-@options
-class BenchFlags(Network, Output, TF32, Timing, Grad):
-    """rnn-cli bench's flags."""
-
-
-@command(
-    "bench", BenchFlags,
-    "Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA.",
-    examples=("rnn-cli bench --seq-len 100 --hidden-size 256", "rnn-cli bench --grad --json"),
-)
+@command("bench", BenchFlags)
 def bench_command(flags: BenchFlags) -> None:
     cfg, sample = flags.prepare()
     _check_output(flags)
@@ -739,18 +762,7 @@ def bench_command(flags: BenchFlags) -> None:
     )
 
 
-@options
-class InspectFlags(Output, InspectOptions):
-    """rnn-cli inspect's flags and arguments."""
-
-    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors or .npz.")]
-    other: Annotated[Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", help="Same as --against.", show_default=False)] = None
-
-
-@command(
-    "inspect", InspectFlags,
-    "Read a checkpoint's recurrent layers (weights only, never code): constructor, shapes, problems. Exit 1 on problems.",
-)
+@command("inspect", InspectFlags)
 def inspect_command(flags: InspectFlags) -> int:
     _check_batch(flags.batch, flags.unbatched)
     if flags.other is not None and flags.against is not None:
@@ -777,15 +789,7 @@ def inspect_command(flags: InspectFlags) -> int:
     return 1 if report.problems or differences else 0
 
 
-@options
-class OnnxFlags(Network, Output, OnnxOptions):
-    """rnn-cli onnx's flags."""
-
-
-@command(
-    "onnx", OnnxFlags,
-    "Export the layer to ONNX, show what the exporter made of it, run it in onnxruntime and check it (needs rnn-cli[onnx]).",
-)
+@command("onnx", OnnxFlags)
 def onnx_command(flags: OnnxFlags) -> int:
     cfg, sample = flags.prepare()
     if not cfg.pack and cfg.lengths is not None:
