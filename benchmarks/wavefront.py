@@ -204,6 +204,7 @@ def check() -> None:
     print("|---|---|---|---|")
     worst = 0.0
     for kw in CHECK_CONFIGS:
+        kw = dict(kw)  # CHECK_CONFIGS stays as written
         cfg = RunConfig(dtype="float64", batch=kw.pop("batch", 2), **kw)
         sample = draw(cfg)
         ref = plain(cfg, sample)
@@ -321,6 +322,8 @@ def lines_of(*fns) -> int:
 
 def main() -> None:
     sizes = QUICK_SIZES if ARGS.quick else SIZES
+    if ARGS.size is not None and max(ARGS.size) >= len(sizes):
+        raise SystemExit(f"--size takes 0 to {len(sizes) - 1}{' with --quick' if ARGS.quick else ''}")
     sizes = sizes[:3] if ARGS.size is None else [sizes[i] for i in ARGS.size]
     print(f"`python benchmarks/wavefront.py{' --quick' if ARGS.quick else ''}"
           f"{' --only ' + ARGS.only if ARGS.only else ''}{''.join(f' --size {i}' for i in ARGS.size or [])}"

@@ -25,7 +25,8 @@ numpy only: this module must never import torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -47,7 +48,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 # ---- upstream gradients: the loss ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
 class Upstream:
     """dL/d(what the forward returns), time-major and in the state layout."""
 
@@ -330,7 +331,7 @@ def record_forward(
 # ---- the backward: through time, directions and layers ---------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
 class Gradients:
     params: dict[str, np.ndarray]  # dL/d(parameter), torch's names and order
     input: np.ndarray  # (L, N, H_in) time-major
@@ -339,15 +340,18 @@ class Gradients:
     norm_per_step: dict[tuple[int, str], np.ndarray] | None  # (layer, "forward"/"backward") -> (L,) ||dL/dh_t||
     loss: float
     loss_kind: str = "sum"  # the Upstream's loss: "sum" or "last"
-    # Computed here, drawn by the views: ||dL/d(name)|| for every tensor above, and for each
-    # layer-direction of norm_per_step ||dL/dh_0|| / ||dL/dh_{L-1}|| (how much the gradient fades).
-    norms: dict[str, float] = field(init=False)
-    first_last: dict[tuple[int, str], float | None] = field(init=False)
+    # Computed here, drawn by the views; on first use, not when made, so that bench --grad
+    # does not time them.
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "norms", gradient_norms(self))
-        ratios = {key: first_last_ratio(n) for key, n in (self.norm_per_step or {}).items()}
-        object.__setattr__(self, "first_last", ratios)
+    @cached_property
+    def norms(self) -> dict[str, float]:
+        """||dL/d(name)|| for every tensor above."""
+        return gradient_norms(self)
+
+    @cached_property
+    def first_last(self) -> dict[tuple[int, str], float | None]:
+        """||dL/dh_0|| / ||dL/dh_{L-1}|| for each layer-direction of norm_per_step: how much the gradient fades."""
+        return {key: first_last_ratio(n) for key, n in (self.norm_per_step or {}).items()}
 
 
 def gradient_norms(grads: Gradients) -> dict[str, float]:

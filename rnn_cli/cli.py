@@ -458,7 +458,12 @@ def command(name: str, flags: type[F]) -> Callable:
 
         callback.__signature__ = inspect.signature(flags)  # type: ignore[attr-defined]
         callback.__name__ = name
-        help_order = [n for cls in flags.__mro__ for n in vars(cls).get("__annotations__", {})]
+        # The groups' fields, group by group as the class lists them (the dataclass orders
+        # them from the last base to the first). A field declared by two groups would leave
+        # one of them silently unused: refused here, at import.
+        help_order = [n for cls in flags.__mro__ for n in inspect.get_annotations(cls) if n != "examples"]
+        shared = sorted({n for n in help_order if help_order.count(n) > 1})
+        assert not shared, f"{flags.__name__}: {shared} declared by two of its groups"
         examples = getattr(flags, "examples", ())
         cls = type(f"{name.title()}Command", (GroupedHelpCommand,), {"examples": examples, "help_order": help_order})
         app.command(name, help=flags.__doc__, cls=cls)(callback)
@@ -823,9 +828,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     if invoked and f"_{PROG.upper().replace('-', '_')}_COMPLETE" not in os.environ:  # not shell completion
         one = copy.copy(app)  # the same app with one command; app itself keeps all six
         one.registered_commands = invoked
-        one(args, prog_name=PROG)
+        one(argv, prog_name=PROG)  # argv None: click reads sys.argv itself (and expands globs on Windows)
     else:
-        app(args, prog_name=PROG)
+        app(argv, prog_name=PROG)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -252,8 +252,9 @@ class RunConfig:
 
 
 # The human view's --show sections, in the order views.SECTIONS draws them, and those drawn
-# when --show is not given. recipes, padding and grad draw themselves only where they apply
-# (a configuration with a trap, --no-pack, --grad) unless --show names them.
+# when --show is not given. Of these, recipes, padding and grad are computed (runs.Extras.shown)
+# and drawn only where they apply (a configuration with a trap, --no-pack, --grad) unless
+# --show names them or --json asks for everything.
 SECTION_NAMES = ("diagram", "shapes", "sources", "values", "recipes", "padding", "grad", "params", "code")
 DEFAULT_SHOW = frozenset({"diagram", "shapes", "sources", "values", "recipes", "padding", "grad"})
 COMPARE_SHOW = frozenset({"diagram"})  # compare's answer is its table; the rest on request

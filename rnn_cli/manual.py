@@ -107,7 +107,7 @@ def gru_cell(x_proj, h, W_hh_T, b_hh):
 # ---- the loop over time, directions and layers ----------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
 class Layer:
     """One layer's weights, stacked over its D directions, matrices stored transposed."""
 
@@ -185,7 +185,7 @@ def run_layer(
     return output, h, c
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
 class Forward:
     output: np.ndarray  # (L, N, D*H_out)
     h_n: np.ndarray  # (D*num_layers, N, H_out)

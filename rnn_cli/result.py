@@ -39,7 +39,7 @@ def default_tolerance(dtype: str, on_cuda: bool, tf32: bool | None) -> Tolerance
     return Tolerance(1e-4, 1e-4, "float32, cuDNN without TF32")
 
 
-@dataclass
+@dataclass(eq=False)  # holds arrays: == on them has no single truth value
 class RunResult:
     cfg: RunConfig
     implementation: str  # "manual" or "torch"

@@ -16,7 +16,7 @@ import numpy as np
 from rnn_cli.config import RunConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
 class Sample:
     params: dict[str, np.ndarray]  # torch names -> arrays, torch's order
     x: np.ndarray  # (L, N, H_in), time-major; padding steps are zero

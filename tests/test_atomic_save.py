@@ -210,13 +210,13 @@ def rnn_cli_command() -> list[str]:
 
 def start(path: Path, fsync_hook: bool = False) -> subprocess.Popen:
     command = [sys.executable, "-c", FSYNC_HOOK] if fsync_hook else rnn_cli_command()
-    stdout = tempfile.TemporaryFile()  # what it prints is not looked at (and never the real /dev/null)
-    return subprocess.Popen(
-        [*command, *BIG, "--save", str(path)],
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    with tempfile.TemporaryFile() as stdout:  # what it prints is not looked at (and never the real /dev/null)
+        return subprocess.Popen(
+            [*command, *BIG, "--save", str(path)],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
 
 
 def files_open_in(pid: int, directory: str) -> bool:

@@ -494,18 +494,32 @@ def test_absurd_hidden_size_is_refused_on_this_machine_as_it_is():
 
 
 def test_main_builds_only_the_invoked_command_yet_behaves_like_the_app(capsys, monkeypatch):
-    # Bugs: main()'s one-command shortcut dropping an option or the exit code, or trimming the
-    # module's app itself (every later call, --help included, would lose the other commands).
+    # Bugs: main()'s one-command shortcut building every command after all, dropping an option
+    # or the exit code, or trimming the module's app itself (every later call, --help
+    # included, would lose the other commands).
+    import typer.main
+
     from rnn_cli.cli import main
 
     for key, value in PLAIN_ENV.items():
         monkeypatch.delenv(key, raising=False) if value is None else monkeypatch.setenv(key, value)
-    for args in (["manual", "--brief", "--cell", "gru", "--layers", "2"], ["compare", "--brief", "--rtol", "-1"]):
+    built: list[list[str]] = []
+    get_command = typer.main.get_command
+
+    def counting(typer_app):
+        group = get_command(typer_app)
+        built.append(sorted(group.commands))
+        return group
+
+    monkeypatch.setattr(typer.main, "get_command", counting)
+    for args, code in ((["manual", "--brief", "--cell", "gru", "--layers", "2"], 0), (["compare", "--brief", "--rtol", "-1"], 2)):
         with pytest.raises(SystemExit) as exit_:
             main(args)
         out, err = capsys.readouterr()
+        assert built.pop() == [args[0]]
         via_app = invoke(*args)
-        assert (exit_.value.code, out, err) == (via_app.exit_code, via_app.stdout, via_app.stderr), args
+        assert (exit_.value.code, via_app.exit_code) == (code, code) and (out if code == 0 else err), args
+        assert (out, err) == (via_app.stdout, via_app.stderr), args
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     listed = re.findall(r"^  (\w+) ", capsys.readouterr().out.split("Commands:")[1], re.M)

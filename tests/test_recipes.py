@@ -246,8 +246,11 @@ def test_recipes_of_a_configuration_without_a_trap_are_in_json_and_under_show_on
     # one layer, one direction, no padding: h_n[-1], output[-1] and the reshape (numpy) or view (torch) are all right
     assert [(r["expression"].replace("view", "reshape"), r["correct"]) for r in doc["recipes"]] == [
         ("h_n[-1]", True), ("output[-1]", True), ("h_n.reshape(N, -1)", True)]
-    assert "(N, -1)" in run("--show", "recipes").stdout
-    assert "h_n[-1]" not in run().stdout  # the default screen: no trap, no recipes
+    asked = run("--show", "recipes")
+    assert asked.exit_code == 0 and "(N, -1)" in asked.stdout
+    default = run()
+    assert default.exit_code == 0 and "Where h_n comes from" in default.stdout
+    assert "h_n[-1]" not in default.stdout  # the default screen: no trap, no recipes
 
 
 # ---- --no-pack -----------------------------------------------------------------------------------

@@ -313,12 +313,17 @@ def test_shell_completion_is_offered():
 
 @pytest.mark.parametrize(
     "command, sections",
-    [("torch", ["Network:", "Input:", "Run:", "Output:"]), ("compare", ["Network:", "Input:", "Output:", "Comparison:"]), ("bench", ["Network:", "Timing:"])],
+    [
+        ("torch", ["Network:", "Input:", "Run:", "Output:", "Gradients:", "Other:"]),
+        ("compare", ["Network:", "Input:", "Run:", "Output:", "Comparison:", "Gradients:", "Other:"]),
+        ("bench", ["Network:", "Input:", "Run:", "Output:", "Timing:", "Gradients:", "Other:"]),
+    ],
 )
 def test_help_groups_options_and_ends_with_examples_that_run(command, sections):
+    # Bugs: -h's sections lost or out of order (the groups' fields come from the dataclass
+    # in reverse order; -h lists them as the flags class names its groups).
     out = ok(invoke(command, "-h", columns=100))
-    for s in sections:
-        assert re.search(rf"^{s}$", out, re.M), s
+    assert re.findall(r"^([A-Z]\w*:)$", out, re.M) == sections + ["Examples:"]
     examples = out.split("Examples:\n", 1)[1].splitlines()
     assert 2 <= len(examples) <= 3 and all(e.startswith(f"  rnn-cli {command} ") for e in examples)
     if command == "bench":
