@@ -350,7 +350,6 @@ class RunOutput:
     no_heatmap: Annotated[bool, _opt("Output", "--no-heatmap", help="Plain numbers in value tables, no colour scale.")] = False
 
     def view(self, cfg: RunConfig, command: str, json: bool = False):
-        
         if not 0 <= self.precision <= 12:
             raise RnnCliError(f"--precision must be between 0 and 12, got {self.precision}")
         if cfg.unbatched and self.batch_index != 0:
@@ -489,7 +488,7 @@ def _parse_lengths(text: str) -> tuple[int, ...]:
 
 def emit(
     out: Output,
-    document: Callable[[], dict],
+    document: Callable[[Any], dict],
     show: Callable[[Any], None],
     title: str,
     save: Optional[str] = None,
@@ -497,7 +496,8 @@ def emit(
 ) -> None:
     """Write the files first (--save's .npz, then the human view rendered in memory and
     recorded for --export-svg), and only then stdout: a run whose file fails prints nothing.
-    A --save that is stdout itself (`--save /dev/stdout | ...`) is all that stdout gets."""
+    A --save that is stdout itself (`--save /dev/stdout | ...`) is all that stdout gets.
+    document(rnn_cli.documents) makes the --json document; the module is imported only then."""
     if save is not None and arrays is not None:
         from rnn_cli.save import save_npz, writes_to_stdout
 
@@ -505,9 +505,9 @@ def emit(
         if writes_to_stdout(save):
             return
     if out.json:
-        from rnn_cli.documents import write_document
+        from rnn_cli import documents
 
-        write_document(document(), sys.stdout)  # array by array: the whole text never exists
+        documents.write_document(document(documents), sys.stdout)  # array by array: the whole text never exists
         sys.stdout.write("\n")
         sys.stdout.flush()
         return
@@ -572,17 +572,6 @@ def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
     return arrays, config_dict(result)
 
 
-def _document(name: str, *args: Any, **kwargs: Any) -> Callable[[], dict]:
-    """documents.<name>(*args, **kwargs), imported only when --json asks for it."""
-
-    def make() -> dict:
-        from rnn_cli import documents
-
-        return getattr(documents, name)(*args, **kwargs)
-
-    return make
-
-
 def _finish_run(result, name: str, flags: "ManualFlags | TorchFlags", view: View) -> None:
     def show(console) -> None:
         from rnn_cli.views import show_run  # rich: only for the human view
@@ -591,7 +580,7 @@ def _finish_run(result, name: str, flags: "ManualFlags | TorchFlags", view: View
 
     emit(
         flags,
-        document=_document("run_document", result, name, with_values=view.values),
+        document=lambda docs: docs.run_document(result, name, with_values=view.values),
         show=show,
         title=f"rnn-cli {name}",
         save=flags.save,
@@ -734,7 +723,7 @@ def compare_command(flags: CompareFlags) -> int:
 
     emit(
         flags,
-        document=_document("compare_document", cmp, with_values=view.values),
+        document=lambda docs: docs.compare_document(cmp, with_values=view.values),
         show=show,
         title="rnn-cli compare",
         save=flags.save,
@@ -761,7 +750,7 @@ def bench_command(flags: BenchFlags) -> None:
         progress.close()
     emit(
         flags,
-        document=_document("bench_document", result),
+        document=lambda docs: docs.bench_document(result),
         show=lambda console: views.show_bench(console, result),
         title="rnn-cli bench",
     )
@@ -790,7 +779,7 @@ def inspect_command(flags: InspectFlags) -> int:
             parts += differences_renderables(console, flags.path, against, differences)
         print_parts(console, parts)
 
-    emit(flags, document=_document("inspect_document", report, differences), show=show, title="rnn-cli inspect")
+    emit(flags, document=lambda docs: docs.inspect_document(report, differences), show=show, title="rnn-cli inspect")
     return 1 if report.problems or differences else 0
 
 
@@ -816,7 +805,7 @@ def onnx_command(flags: OnnxFlags) -> int:
 
         show_onnx(console, report)
 
-    emit(flags, document=_document("onnx_document", report), show=show, title="rnn-cli onnx")
+    emit(flags, document=lambda docs: docs.onnx_document(report), show=show, title="rnn-cli onnx")
     return 0 if report.ok else 1
 
 
