@@ -10,17 +10,18 @@ import math
 
 import numpy as np
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from rnn_cli.backward import Gradients
 from rnn_cli.config import RunConfig, shape_str
 from rnn_cli.grad_export import user_layout_gradients
-from rnn_cli.views import is_plain, make_table
+from rnn_cli.views import _shown_indices, is_plain, make_table
 
-BAR_WIDTH = 44  # characters of the longest bar: "t=49 " + bar + " 1.234e-05" fits 80 columns
+BAR_WIDTH = 44  # characters of the longest bar: "t=49 " + bar + " 1.234e-05" fits 80 columns (shorter where the console is narrower)
 MAX_ROWS = 12  # value-table rows shown before eliding the middle
-MAX_COLS = 6  # value-table columns shown before eliding the middle: 6 numbers like -1.234e-05 fit 80
+MAX_COLS = 6  # value-table columns shown before eliding the middle (fewer where the console is narrower)
 DECADES = 16  # a full bar spans 16 decades below the chart's largest norm (float64's reach)
 EIGHTHS = " ▏▎▍▌▋▊▉"
 
@@ -36,14 +37,14 @@ def norms_table(console: Console, cfg: RunConfig, grads: Gradients, precision: i
     return table
 
 
-def bar(value: float, hi: float, ascii_only: bool) -> str:
-    """A log-scale bar: hi gets BAR_WIDTH cells, each decade below it BAR_WIDTH / DECADES
-    fewer, so charts of different runs share one scale; any positive value shows at least
-    an eighth of a cell (ASCII: one '#')."""
+def bar(value: float, hi: float, ascii_only: bool, width: int = BAR_WIDTH) -> str:
+    """A log-scale bar: hi gets `width` cells, each decade below it width / DECADES fewer, so
+    charts of different runs at one console width share one scale; any positive value shows
+    at least an eighth of a cell (ASCII: one '#')."""
     if not math.isfinite(value) or value <= 0:
         return ""
     fraction = max(0.0, 1.0 + math.log10(value / hi) / DECADES)
-    eighths = max(1, round(fraction * BAR_WIDTH * 8))
+    eighths = max(1, round(fraction * width * 8))
     if ascii_only:
         return "#" * max(1, round(eighths / 8))
     full, part = divmod(eighths, 8)
@@ -61,36 +62,42 @@ def step_chart(console: Console, layer: int, direction: str, norms: np.ndarray, 
     finite = norms[np.isfinite(norms)]
     hi = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     plain = is_plain(console)
-    width = len(str(len(norms) - 1))
-    per_decade = BAR_WIDTH / DECADES
+    digits = len(str(len(norms) - 1))
+    values = [f"{v:.{max(precision - 1, 0)}e}" for v in norms]
+    # "t=12 " + bar + " 1.234e-05" on one line: the bar gives way on a narrow console
+    bar_width = max(8, min(BAR_WIDTH, console.width - (digits + 3) - 1 - max(map(len, values))))
+    per_decade = bar_width / DECADES
     title = f"||dL/dh_t|| over the batch, layer {layer} {direction}: log scale, {per_decade:.3g} chars/decade\n"
     text = Text(title, style="bold")
-    for t, v in enumerate(norms):
-        b = bar(float(v), hi, plain)
-        text.append(f"t={t:<{width}} ")
-        text.append(b.ljust(BAR_WIDTH), style=None if plain else "cyan")
-        text.append(f" {v:.{max(precision - 1, 0)}e}\n")
+    for t, (v, shown) in enumerate(zip(norms, values)):
+        b = bar(float(v), hi, plain, bar_width)
+        text.append(f"t={t:<{digits}} ")
+        text.append(b.ljust(bar_width), style=None if plain else "cyan")
+        text.append(f" {shown}\n")
     text.append(ratio_line(len(norms), ratio, precision))
     return text
 
 
-def _shown(n: int, limit: int) -> list[int | None]:
-    """Indices to show of n, None where the middle is elided."""
-    if n <= limit:
-        return list(range(n))
-    head = limit // 2
-    return list(range(head)) + [None] + list(range(n - (limit - head - 1), n))
-
-
 def matrix_table(console: Console, title: str, row_label: str, matrix: np.ndarray, precision: int) -> Table:
-    """A (rows, features) matrix, eliding rows past MAX_ROWS and columns past MAX_COLS."""
+    """A (rows, features) matrix, eliding rows past MAX_ROWS and columns past MAX_COLS, and
+    more columns where the console is narrower: a number is shown whole or not at all."""
+    n = matrix.shape[1]
+    for limit in range(min(n, MAX_COLS), min(n, 3) - 1, -1):  # at the least two numbers and the ellipsis
+        table = _matrix_table(console, title, row_label, matrix, precision, limit)
+        unbounded = console.options.update(max_width=10**6)  # the table's own width, not the console's
+        if Measurement.get(console, unbounded, table).maximum <= console.width:
+            break
+    return table
+
+
+def _matrix_table(console: Console, title: str, row_label: str, matrix: np.ndarray, precision: int, max_cols: int) -> Table:
     ellipsis = "..." if is_plain(console) else "…"
     table = make_table(console, title)
-    table.add_column(row_label, justify="right")
-    cols = _shown(matrix.shape[1], MAX_COLS)
+    table.add_column(row_label, justify="right", no_wrap=True)
+    cols = _shown_indices(matrix.shape[1], max_cols)
     for j in cols:
-        table.add_column(ellipsis if j is None else str(j), justify="right")
-    for i in _shown(matrix.shape[0], MAX_ROWS):
+        table.add_column(ellipsis if j is None else str(j), justify="right", no_wrap=True)
+    for i in _shown_indices(matrix.shape[0], MAX_ROWS):
         if i is None:
             table.add_row(*[ellipsis] * (len(cols) + 1))
             continue

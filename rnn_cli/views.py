@@ -606,12 +606,16 @@ SECTIONS: dict[str, Callable[[Console, RunResult, View], list]] = {
 assert tuple(SECTIONS) == SECTION_NAMES
 
 
-def more_line(view: View) -> Text | None:
-    """The closing line: the sections left out, and how to see them."""
+def more_line(view: View, width: int) -> Text | None:
+    """The closing line: the sections left out, and how to see them. The --show list is one
+    word to copy, so where it would not fit the line, the names are listed apart from it."""
     left = [name for name in SECTIONS if not view.shows(name) and name not in ("padding", "grad")]
     if not left:
         return None
-    return Text(f"more: --show {','.join(left)} or --show all", style="dim")
+    line = f"more: --show {','.join(left)} or --show all"
+    if len(line) > width:
+        line = f"more: --show all, or --show with any of: {', '.join(left)}"
+    return Text(line, style="dim")
 
 
 def _sections(console: Console, result: RunResult, view: View) -> list:
@@ -645,7 +649,7 @@ def show_run(console: Console, result: RunResult, command: str, view: View) -> N
             console.print(Text(line), soft_wrap=True)
         return
     parts: list = [header(result, command)] + _sections(console, result, view)
-    more = more_line(view)
+    more = more_line(view, console.width)
     if more is not None:
         parts.append(more)
     print_parts(console, parts)
@@ -716,7 +720,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
     else:
         parts.append(Text("MISMATCH: torch and the numpy reference disagree (exit status 1).", style="bold red"))
     parts += _sections(console, got, view)
-    more = more_line(view)
+    more = more_line(view, console.width)
     if more is not None:
         parts.append(more)
     print_parts(console, parts)

@@ -135,6 +135,8 @@ CASES = {
         dict(cell="lstm", proj_size=3, lengths=(7, 3), batch=2, num_layers=3, bidirectional=True, batch_first=True),
     ),
     "gru-unbatched": (("manual", "--cell", "gru", "--unbatched", "--h0", "random"), dict(cell="gru", batch=None, h0="random")),
+    # --grad adds tables of numbers like -6.657e-02: they must narrow by columns, never cut a number
+    "lstm-grad": (("manual", "--cell", "lstm", "--grad", "--seq-len", "6"), dict(cell="lstm", seq_len=6)),
 }
 
 
@@ -333,3 +335,12 @@ def test_help_groups_options_and_ends_with_examples_that_run(command, sections):
         if "cuda" not in argv:
             res = invoke(*argv)
             assert res.exit_code in (0, 1) and "error" not in res.stderr, (e, res.stderr)
+
+
+@pytest.mark.parametrize("columns", [40, 60])
+def test_more_line_keeps_section_names_whole_on_a_narrow_screen(columns):
+    # Bug: the comma-joined --show list is one word, so a narrow console cut it mid-name ("pa" / "rams").
+    out = ok(invoke("manual", "--show", "grad", columns=columns))
+    tail = out.split("more:", 1)[1]
+    assert {"diagram", "shapes", "sources", "values", "recipes", "params", "code"} <= {w.strip(",") for w in tail.split()}
+    assert "more: --show params,code or --show all" in ok(invoke("manual", columns=80))  # wide enough: one word to copy
