@@ -817,7 +817,7 @@ def show_bench(console: Console, bench) -> None:
             "-" if gflops is None else f"{gflops:.3g}",
             "-" if rel is None else f"{rel:.2f}x",
         )
-    parts += [Text(""), table]
+    parts += [Text(""), fit(console, table)]  # too narrow for the table: a list, no number cut
     console.print(Group(*parts))
 
 

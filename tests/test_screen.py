@@ -344,3 +344,11 @@ def test_more_line_keeps_section_names_whole_on_a_narrow_screen(columns):
     tail = out.split("more:", 1)[1]
     assert {"diagram", "shapes", "sources", "values", "recipes", "params", "code"} <= {w.strip(",") for w in tail.split()}
     assert "more: --show params,code or --show all" in ok(invoke("manual", columns=80))  # wide enough: one word to copy
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_bench_table_never_cuts_a_number(columns):
+    # Bug: bench's table printed without fit(): at 60 columns rich cut its cells to "0.2…" and "floa…".
+    out = ok(invoke("bench", "--repeat", "2", "--warmup", "0", columns=columns))
+    assert "…" not in out and "float32" in out
+    assert "1.00x" in out  # the first row's speed, whole
