@@ -481,8 +481,14 @@ def _min_width(table: Table, headers: list[str], cells: list[list[str]]) -> int:
             widest = max((cell_len(w) for t in texts for w in t.split()), default=0)
         total += max(widest, column.min_width or 0)
     left, right = table.padding[3], table.padding[1]
-    dividers = len(table.columns) - 1 if table.box is not None else 0  # the box's inner vertical (a space)
-    return total + (left + right) * len(table.columns) + dividers
+    n = len(table.columns)
+    padding = (left + right) * n
+    if table.collapse_padding:  # neighbours share the smaller of their facing paddings
+        padding -= min(left, right) * (n - 1)
+    if not table.pad_edge:  # no padding outside the first and last columns
+        padding -= left + right
+    dividers = n - 1 if table.box is not None else 0  # the box's inner vertical (a space)
+    return total + padding + dividers
 
 
 def _lift_caption(table: Table | Group) -> list:

@@ -352,3 +352,29 @@ def test_bench_table_never_cuts_a_number(columns):
     out = ok(invoke("bench", "--repeat", "2", "--warmup", "0", columns=columns))
     assert "…" not in out and "float32" in out
     assert "1.00x" in out  # the first row's speed, whole
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"pad_edge": False}, {"collapse_padding": True}, {"pad_edge": False, "collapse_padding": True},
+     {"box": None}, {"padding": (0, 2)}, {"collapse_padding": True, "padding": (0, 2)}],
+)
+def test_fit_measures_a_table_as_wide_as_rich_draws_it(settings):
+    # Bug: fit() counting every column's padding twice under collapse_padding / pad_edge=False,
+    # so bench's 74-column table was listed as key/value pairs on an 80-column screen.
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from rnn_cli.views import _min_width
+
+    table = Table(show_edge=False, **settings)
+    headers, cells = ["implementation", "dev", "median ms"], [["manual"], ["cpu"], ["2.24"]]
+    for h in headers:
+        table.add_column(h, no_wrap=True)
+    table.add_row(*(c[0] for c in cells))
+    console = Console(file=io.StringIO(), width=200)
+    console.print(table)
+    drawn = max(len(line) for line in console.file.getvalue().splitlines())
+    assert _min_width(table, headers, cells) == drawn
