@@ -271,7 +271,7 @@ def _compact(cfg: RunConfig, g: Glyphs, plain: bool, width: int) -> _Lines:
     if L > 1:
         lines.add(
             label("layer 1" if L == 2 else f"layers 1-{L - 1}"),
-            (f"take {D * cfg.H_out} features (D*H_out)", st["note"]),
+            (f"{'takes' if L == 2 else 'take'} {D * cfg.H_out} features (D*H_out)", st["note"]),
         )
     rule = "i = 2*k + d" if D == 2 else "i = k"
     fit(
