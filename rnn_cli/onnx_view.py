@@ -8,12 +8,12 @@ fitting 80 columns. The --json document is documents.onnx_document.
 from __future__ import annotations
 
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from rnn_cli.config import TORCH_CLASS, shape_str
-from rnn_cli.views import add_row, data_line, make_table
+from rnn_cli.views import add_row, data_line, make_table, print_parts
 
 def _shape(shape) -> str:
     return shape_str(shape) if shape else "?"
@@ -165,4 +165,4 @@ def onnx_renderables(console: Console, report) -> list[RenderableType]:
 
 
 def show_onnx(console: Console, report) -> None:
-    console.print(Group(*onnx_renderables(console, report)))
+    print_parts(console, onnx_renderables(console, report))

@@ -443,11 +443,15 @@ def fit(console: Console, table: Table) -> Table | Group:
     lines: list = []
     if table.title:
         lines.append(Text(str(table.title), style="bold"))
+    key = None
     for r in range(len(cells[0]) if cells else 0):
         first = cells[0][r]
-        if not str(first).strip():
-            continue
-        lines.append(Text.assemble((headers[0] + ": ") if headers[0] else "", Text(str(first), style="bold")))
+        if str(first).strip():
+            key = first
+        elif not any(str(col[r]).strip() for col in cells[1:]):
+            continue  # an empty row
+        if key is not None:  # a row that continues the one above (an empty first cell) repeats its key
+            lines.append(Text.assemble((headers[0] + ": ") if headers[0] else "", Text(str(key), style="bold")))
         for h, col in zip(headers[1:], cells[1:]):
             value = col[r] if isinstance(col[r], Text) else Text(str(col[r]))
             if value.plain.strip():
@@ -491,11 +495,9 @@ def _min_width(table: Table, headers: list[str], cells: list[list[str]]) -> int:
     return total + padding + dividers
 
 
-def _lift_caption(table: Table | Group) -> list:
+def _lift_caption(table: Table) -> list:
     """The table, then its caption as text at the console's width (a caption under a narrow
     table would wrap at the table's width)."""
-    if not isinstance(table, Table):
-        return [table]
     caption, table.caption = table.caption, None
     if caption is None:
         return [table]
@@ -545,13 +547,13 @@ def _diagram_section(console: Console, result: RunResult, view: View) -> list:
 
 
 def _shapes_section(console: Console, result: RunResult, view: View) -> list:
-    return [fit(console, shapes_table(console, result))] + [Text(n, style="italic") for n in shape_notes(result.cfg)]
+    return [shapes_table(console, result)] + [Text(n, style="italic") for n in shape_notes(result.cfg)]
 
 
 def _sources_section(console: Console, result: RunResult, view: View) -> list:
     # On the short default screen the recipes' summary says where bwd ends; say it once.
     said_below = view.compact and bool(result.recipes)
-    return _lift_caption(fit(console, sources_table(console, result, bwd_note=not said_below)))
+    return _lift_caption(sources_table(console, result, bwd_note=not said_below))
 
 
 def _values_section(console: Console, result: RunResult, view: View) -> list:
@@ -562,7 +564,7 @@ def _values_section(console: Console, result: RunResult, view: View) -> list:
 
 
 def _params_section(console: Console, result: RunResult, view: View) -> list:
-    return [fit(console, parameter_table(console, result))]
+    return [parameter_table(console, result)]
 
 
 def _code_section(console: Console, result: RunResult, view: View) -> list:
@@ -577,7 +579,7 @@ def _recipes_section(console: Console, result: RunResult, view: View) -> list:
 
     if view.compact:
         return recipes_summary(result.recipes)
-    return _lift_caption(fit(console, recipes_table(console, result.recipes)))
+    return _lift_caption(recipes_table(console, result.recipes))
 
 
 def _padding_section(console: Console, result: RunResult, view: View) -> list:
@@ -585,7 +587,7 @@ def _padding_section(console: Console, result: RunResult, view: View) -> list:
         return [Text("padding: only with --lengths and --no-pack", style="dim")] if view.asked else []
     from rnn_cli.recipes_view import padding_table
 
-    return _lift_caption(fit(console, padding_table(console, result.padding_effect)))
+    return _lift_caption(padding_table(console, result.padding_effect))
 
 
 def _grad_section(console: Console, result: RunResult, view: View) -> list:
@@ -662,12 +664,13 @@ def show_run(console: Console, result: RunResult, command: str, view: View) -> N
 
 
 def print_parts(console: Console, parts: list) -> None:
-    """Print in order: code as it is (soft_wrap: never wrapped nor cropped), the rest fitted."""
+    """Print in order: code as it is (soft_wrap: never wrapped nor cropped), every table
+    fitted (fit: a key/value list where the table would cut a word), the rest as rich lays it out."""
     for part in parts:
         if isinstance(part, Verbatim):
             console.print(part.text, soft_wrap=True)
         else:
-            console.print(part)
+            console.print(fit(console, part) if isinstance(part, Table) else part)
 
 
 def compare_rule_caption() -> str:
@@ -720,7 +723,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
             _margin(c),
             verdict,
         )
-    parts += [Text("")] + _lift_caption(fit(console, table))
+    parts += [Text("")] + _lift_caption(table)
     if cmp.ok:
         parts.append(Text("OK: torch matches the numpy reference within tolerance.", style="bold green"))
     else:
@@ -823,8 +826,8 @@ def show_bench(console: Console, bench) -> None:
             "-" if gflops is None else f"{gflops:.3g}",
             "-" if rel is None else f"{rel:.2f}x",
         )
-    parts += [Text(""), fit(console, table)]  # too narrow for the table: a list, no number cut
-    console.print(Group(*parts))
+    parts += [Text(""), table]
+    print_parts(console, parts)
 
 
 # ---- progress (stderr) ----------------------------------------------------------------------

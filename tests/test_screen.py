@@ -378,3 +378,30 @@ def test_fit_measures_a_table_as_wide_as_rich_draws_it(settings):
     console.print(table)
     drawn = max(len(line) for line in console.file.getvalue().splitlines())
     assert _min_width(table, headers, cells) == drawn
+
+
+def test_fit_lists_every_row_of_a_table_too_wide_for_the_console():
+    # Bug: the key/value form skipped rows whose first cell is empty (rows continuing the one
+    # above, as in onnx's gate mapping), so their numbers vanished on a narrow console.
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from rnn_cli.views import fit
+
+    table = Table()
+    for h in ("node", "ONNX rows", "torch rows"):
+        table.add_column(h, no_wrap=True)
+    table.add_row("LSTM 0", "W[0] 0:8", "weight_ih_l0 0:8")
+    table.add_row("", "W[0] 8:16", "weight_ih_l0 24:32")
+    table.add_row("", "", "")
+    table.add_row("LSTM 1", "W[0] 0:8", "weight_ih_l1 0:8")
+    console = Console(file=io.StringIO(), width=36)  # the table needs 41
+    console.print(fit(console, table))
+    lines = [line.rstrip() for line in console.file.getvalue().splitlines()]
+    assert lines == [
+        "node: LSTM 0", "  ONNX rows: W[0] 0:8", "  torch rows: weight_ih_l0 0:8",
+        "node: LSTM 0", "  ONNX rows: W[0] 8:16", "  torch rows: weight_ih_l0 24:32",
+        "node: LSTM 1", "  ONNX rows: W[0] 0:8", "  torch rows: weight_ih_l1 0:8",
+    ]
