@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from rnn_cli import layout
 from rnn_cli.config import RunConfig
 from rnn_cli.errors import RnnCliError
 from rnn_cli.sample import Sample, draw, state_to_user_layout, step_mask, to_user_layout
@@ -131,7 +132,7 @@ class CellParams:
 
 
 def suffix(layer: int, direction: int) -> str:
-    return f"l{layer}" + ("_reverse" if direction else "")
+    return layout.suffix(layer, direction)
 
 
 def cell_params(cfg: RunConfig, params: dict[str, np.ndarray], layer: int, direction: int) -> CellParams:

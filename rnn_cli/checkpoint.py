@@ -17,13 +17,13 @@ This module imports numpy only (torch lazily, for torch files).
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rnn_cli import layout
 from rnn_cli.config import TORCH_CLASS, RunConfig, shape_str
 from rnn_cli.errors import RnnCliError
 from rnn_cli.sample import Sample, draw
@@ -33,7 +33,7 @@ FORMATS = {**{s: "torch" for s in TORCH_SUFFIXES}, ".safetensors": "safetensors"
 # Keys a training script nests its weights under, tried in this order.
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
 GATES = {1: "RNN", 3: "GRU", 4: "LSTM"}  # G -> kind
-CELL_OF = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru", "RNNCell": "rnn", "LSTMCell": "lstm", "GRUCell": "gru"}
+CELL_OF = layout.CELL_OF  # class name -> cell
 FLAG_OF = {  # RunConfig field -> the CLI flag that sets it
     "cell": "--cell",
     "input_size": "--input-size",
@@ -44,8 +44,8 @@ FLAG_OF = {  # RunConfig field -> the CLI flag that sets it
     "proj_size": "--proj-size",
 }
 
-_LAYERED = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<name>(?:weight|bias)_(?:ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?)$")
-_CELL = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<name>weight_ih|weight_hh|bias_ih|bias_hh)$")
+_LAYERED = layout.LAYERED_KEY
+_CELL = layout.CELL_KEY
 
 
 # ---- reading ------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from rnn_cli import layout
 from rnn_cli.config import RunConfig
 from rnn_cli.sample import Sample, draw, step_mask
 
@@ -119,7 +120,7 @@ class Layer:
 
     @classmethod
     def of(cls, cfg: RunConfig, params: dict[str, np.ndarray], layer: int) -> "Layer":
-        suffixes = [f"l{layer}", f"l{layer}_reverse"][: cfg.D]
+        suffixes = [layout.suffix(layer, d) for d in range(cfg.D)]
 
         def stack(name: str) -> Optional[np.ndarray]:
             if f"{name}_{suffixes[0]}" not in params:

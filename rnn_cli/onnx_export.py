@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from rnn_cli import layout
 from rnn_cli.compare import TensorCheck, Tolerance, check_tensor, default_tolerance, upcast
 from rnn_cli.config import RunConfig
 from rnn_cli.errors import RnnCliError
@@ -41,9 +42,9 @@ EXPORTERS = ("dynamo", "torchscript", "auto")
 RECURRENT_OPS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 
 # ONNX's gate blocks, in ONNX's order, and the torch block each one is taken from.
-ONNX_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "o", "f", "c"), "gru": ("z", "r", "h"), "rnn": ("",)}
-TORCH_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("",)}
-ONNX_FROM_TORCH: dict[str, tuple[int, ...]] = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn": (0,)}
+ONNX_GATES: dict[str, tuple[str, ...]] = {c: layout.gate_names(c, "onnx") or ("",) for c in layout.CELLS}
+TORCH_GATES: dict[str, tuple[str, ...]] = {c: layout.gate_names(c, "torch") or ("",) for c in layout.CELLS}
+ONNX_FROM_TORCH: dict[str, tuple[int, ...]] = {c: layout.order_from_torch(c, "onnx") for c in layout.CELLS}
 
 NODE_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 NODE_OUTPUTS = ("Y", "Y_h", "Y_c")
@@ -436,15 +437,12 @@ def onnx_weights(cfg: RunConfig, params: dict[str, np.ndarray], layer: int) -> d
     """ONNX's W, R (and B when cfg.bias) for one layer, built from torch's parameters:
     the gate blocks reordered into ONNX's order, directions stacked on a new first axis,
     B = [bias_ih, bias_hh] reordered the same way."""
-    H = cfg.hidden_size
-    order = ONNX_FROM_TORCH[cfg.cell]
-
     def regate(a: np.ndarray) -> np.ndarray:  # (G*H, ...) torch order -> ONNX order
-        return np.concatenate([a[k * H : (k + 1) * H] for k in order])
+        return layout.torch_to(a, cfg.cell, "onnx")
 
     out: dict[str, list] = {"W": [], "R": [], "B": []}
     for d in range(cfg.D):
-        sfx = f"l{layer}" + ("_reverse" if d else "")
+        sfx = layout.suffix(layer, d)
         out["W"].append(regate(params[f"weight_ih_{sfx}"]))  # (G*H, H_in of this layer)
         out["R"].append(regate(params[f"weight_hh_{sfx}"]))  # (G*H, H)
         if cfg.bias:
@@ -463,7 +461,7 @@ def mapping(cfg: RunConfig, params: dict[str, np.ndarray], model) -> list[Mappin
         layer = node.index
         built = onnx_weights(cfg, params, layer)
         for d in range(cfg.D):
-            sfx = f"l{layer}" + ("_reverse" if d else "")
+            sfx = layout.suffix(layer, d)
             for tensor, torch_name, offset in (("W", "weight_ih", 0), ("R", "weight_hh", 0), ("B", "bias_ih", 0), ("B", "bias_hh", G * H)):
                 if tensor == "B" and not cfg.bias:
                     continue
