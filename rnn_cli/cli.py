@@ -288,6 +288,7 @@ class Network:
             module = checkpoint.select_module(checkpoint.inspect_file(path, batch=1), prefix)
             if self.nonlinearity is not None and module.kind not in ("RNN", "RNNCell"):
                 raise RnnCliError(f"--nonlinearity applies to nn.RNN only; {module.name} in {path} is an nn.{module.kind}")
+            self._adopt(module, path)
         if self.input is not None:
             x = checkpoint.load_input(
                 self.input,
@@ -318,6 +319,18 @@ class Network:
         h_0 = checkpoint.load_state(self.h0, "h_0", cfg) if own_state else None
         c_0 = checkpoint.load_state(self.c0, "c_0", cfg) if self.c0 is not None else None
         return cfg, checkpoint.make_sample(cfg, params, x, h_0, c_0)
+
+    def _adopt(self, module, path: str) -> None:
+        """What a TorchScript archive states beyond the shapes is how the module runs: its
+        nonlinearity (a flag that contradicts it is refused) and batch_first=True."""
+        said = module.declared
+        if "nonlinearity" in said:
+            if self.nonlinearity not in (None, said["nonlinearity"]):
+                raise RnnCliError(f"--nonlinearity {self.nonlinearity} but {module.name} in {Path(path).name} "
+                                  f"has nonlinearity {said['nonlinearity']}")
+            self.nonlinearity = said["nonlinearity"]
+        if said.get("batch_first"):
+            self.batch_first = True
 
 
 def _run_fields() -> list[str]:
