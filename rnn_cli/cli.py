@@ -322,8 +322,15 @@ class Network:
 
     def _adopt(self, module, path: str) -> None:
         """What a TorchScript archive states beyond the shapes is how the module runs: its
-        nonlinearity (a flag that contradicts it is refused) and batch_first=True."""
+        nonlinearity (a flag that contradicts it is refused) and batch_first=True. Renamed
+        weights: say which keys became which torch names (stderr)."""
         said = module.declared
+        if module.candidate:
+            from rnn_cli.untrusted import printable
+
+            mapped = ", ".join(f"{printable(key)} -> {name}" for name, key in module.source_names.items())
+            _note(f"--params: {printable(module.name)} read from renamed weights by their shapes, "
+                  f"in torch's gate order: {mapped}")
         if "nonlinearity" in said:
             if self.nonlinearity not in (None, said["nonlinearity"]):
                 raise RnnCliError(f"--nonlinearity {self.nonlinearity} but {module.name} in {Path(path).name} "

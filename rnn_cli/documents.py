@@ -298,6 +298,10 @@ def _module_document(r) -> dict:
         "shapes": {k: list(v) for k, v in r.shapes.items()},
         "layouts": dict(r.layouts),
         "problems": [{"keys": list(p.keys), "message": p.message} for p in m.problems],
+        "source": m.source,
+        "source_names": dict(m.source_names),
+        "candidate": m.candidate,
+        "declared": dict(m.declared),
     }
 
 
