@@ -18,7 +18,7 @@ def _file_lines(report: Inspection) -> list[RenderableType]:
     lines: list[RenderableType] = [Text(f"{printable(loaded.path)}: {loaded.format} file{where}, "
                                         f"{len(report.modules)} recurrent module(s)", style="bold")]
     if loaded.format == "torchscript":
-        lines.append(Text("note: a TorchScript archive, read as data (module tree, tensors, constants); none of its code was run"))
+        lines.append(Text("note: a TorchScript archive, read as data: none of its code was run"))
     lines += [Text(f"note: {n}") for n in loaded.notes]
     o = report.other
     if o.count:
@@ -66,12 +66,12 @@ def source_lines(m) -> list[str]:
 
         cell = layout.CELL_OF.get(m.kind or "")
         gates = f" ({', '.join(layout.gate_names(cell))})" if cell and cell != "rnn" else ""
-        lines = [f"candidate: renamed weights whose shapes make this cell; read in torch's gate order{gates}"]
+        lines = [f"candidate by shapes: renamed weights in torch's gate order{gates}:"]
         return lines + [f"  {printable(key)} -> {name}" for name, key in m.source_names.items()]
     if m.source == "torchscript":
         said = ", ".join(f"{k}={v!r}" for k, v in m.declared.items())
-        return [f"TorchScript module; arguments beyond the shapes stated by the archive: {said}" if said
-                else "TorchScript module; the archive states no arguments beyond the shapes"]
+        return [f"TorchScript: the archive states {said}" if said
+                else "TorchScript: the archive states nothing beyond the shapes"]
     return []
 
 

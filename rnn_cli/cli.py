@@ -210,7 +210,7 @@ class Network:
     no_pack: Annotated[bool, _opt("Input", "--no-pack", help="With --lengths: run the padded batch unpacked and show what the padding changes.")] = False
     h0: Annotated[str, _opt("Input", "--h0", metavar="zeros|random|PATH.npy", help="Initial hidden (and cell) state.")] = "zeros"
     c0: Annotated[Optional[Path], _opt("Input", "--c0", metavar="PATH.npy", help="lstm: initial cell state from a file.")] = None
-    params: Annotated[Optional[str], _opt("Network", "--params", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz).")] = None
+    params: Annotated[Optional[str], _opt("Network", "--params", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz; TorchScript .jit/.pt read as data).")] = None
     input: Annotated[Optional[Path], _opt("Input", "--input", metavar="PATH.npy", help="Your own input, in the layout the flags describe.")] = None
     seed: Annotated[int, _opt("Input", "--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
     dtype: Annotated[Optional[Literal["float32", "float64"]], _opt("Run", "--dtype", help="[default: float32, or the checkpoint's]")] = None
@@ -329,7 +329,7 @@ class Network:
             from rnn_cli.untrusted import printable
 
             mapped = ", ".join(f"{printable(key)} -> {name}" for name, key in module.source_names.items())
-            _note(f"--params: {printable(module.name)} read from renamed weights by their shapes, "
+            _note(f"--params: {printable(module.name)} is renamed weights, mapped by their shapes "
                   f"in torch's gate order: {mapped}")
         if "nonlinearity" in said:
             if self.nonlinearity not in (None, said["nonlinearity"]):
@@ -687,7 +687,7 @@ class BenchFlags(Network, Output, TF32, Timing, Grad):
 class InspectFlags(Output, InspectOptions):
     """Read a checkpoint's recurrent layers (weights only, never code): constructor, shapes, problems. Exit 1 on problems."""
 
-    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors or .npz.")]
+    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors, .npz, or a TorchScript archive (.jit/.pt, read as data).")]
     other: Annotated[Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", help="Same as --against.", show_default=False)] = None
 
 

@@ -280,7 +280,7 @@ def test_inspect_reports_renamed_weights_as_a_candidate_cell(renamed_npz):
     assert [p["name"] for p in m["parameters"]] == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
     assert doc["other_tensors"]["count"] == 1 and doc["other_tensors"]["largest"][0]["prefix"] == "out_proj"
     screen = rnn_cli("inspect", path).stdout
-    assert "candidate: renamed weights" in screen and "enc_w_ih -> weight_ih" in screen
+    assert "candidate by shapes: renamed weights" in screen and "enc_w_ih -> weight_ih" in screen
 
 
 def test_params_runs_renamed_weights_as_torchs_gru_and_says_the_mapping(renamed_npz, tmp_path):
