@@ -180,7 +180,7 @@ def read(path: str | Path) -> Archive:
             raise RnnCliError(f"{p}: data.pkl holds no TorchScript module")
         tensors: dict[str, np.ndarray] = {}
         records: dict[str, Record] = {}
-        _walk(tree, "", tensors, records, lambda ref: _materialise(ref, entry), 0)
+        _walk(tree, "", tensors, records, _Tensors(entry, 2 * limit), 0, set())  # 2x: bfloat16 widens to float32
         code = lambda qualname: _class_source(entry, entries, root, qualname)  # noqa: E731
         declared = {}
         for prefix, rec in records.items():
@@ -190,9 +190,14 @@ def read(path: str | Path) -> Archive:
     return Archive(tensors, declared)
 
 
-def _walk(rec: Record, prefix: str, tensors: dict, records: dict, materialise, depth: int) -> None:
+def _walk(rec: Record, prefix: str, tensors: dict, records: dict, materialise, depth: int, seen: set) -> None:
+    """Depth-first through the module records; a record met again (shared, or a cycle) is not
+    walked twice, so a small pickle cannot make the walk exponential."""
     if depth > MAX_DEPTH:
         raise RnnCliError(f"modules nested more than {MAX_DEPTH} deep: refused")
+    if id(rec) in seen:  # records stay alive in `records`: ids are not reused meanwhile
+        return
+    seen.add(id(rec))
     records[prefix] = rec
     for name, value in getattr(rec, "attrs", {}).items():
         if not isinstance(name, str):
@@ -201,10 +206,37 @@ def _walk(rec: Record, prefix: str, tensors: dict, records: dict, materialise, d
         if isinstance(value, _TensorRef):
             tensors[key] = materialise(value)
         elif isinstance(value, Record) and value is not rec:
-            _walk(value, key, tensors, records, materialise, depth + 1)
+            _walk(value, key, tensors, records, materialise, depth + 1, seen)
 
 
-def _materialise(ref: _TensorRef, entry) -> np.ndarray:
+class _Tensors:
+    """Materialises tensor references: each storage read once, each reference once (the same
+    array for a tensor the pickle names twice), and all of them together never more bytes
+    than twice the file's size: a pickle that points many views at one storage is refused."""
+
+    def __init__(self, entry, budget: int) -> None:
+        self.entry, self.budget = entry, budget
+        self.done: dict[int, tuple[_TensorRef, np.ndarray]] = {}
+        self.storages: dict[str, np.ndarray] = {}
+
+    def storage(self, st: _Storage) -> np.ndarray:
+        if st.key not in self.storages:
+            self.storages[st.key] = _read_storage(st, self.entry)
+        flat = self.storages[st.key]
+        if flat.size < st.numel:  # two references to one key that disagree on its size
+            raise RnnCliError(f"data/{st.key} is referenced with {st.numel:,} elements but holds {flat.size:,}")
+        return flat
+
+    def __call__(self, ref: _TensorRef) -> np.ndarray:
+        if id(ref) in self.done:
+            return self.done[id(ref)][1]
+        a = _materialise(ref, self.storage, self.budget)
+        self.budget -= a.nbytes
+        self.done[id(ref)] = (ref, a)  # keeps ref alive: its id stays unique
+        return a
+
+
+def _materialise(ref: _TensorRef, storage, budget: int) -> np.ndarray:
     """The tensor's elements, after checking its view lies inside the storage and the storage
     inside its zip entry: nothing larger than the file is ever allocated."""
     st = ref.storage
@@ -214,16 +246,22 @@ def _materialise(ref: _TensorRef, entry) -> np.ndarray:
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride)) if count else ref.offset - 1
     if count > st.numel or last >= st.numel:
         raise RnnCliError(f"tensor in data/{st.key}: shape {layout.shape_str(ref.size)} reaches beyond its storage of {st.numel:,} elements")
+    flat = storage(st)
+    if count * flat.itemsize > budget:
+        raise RnnCliError("tensors in data.pkl add up to more bytes than the file holds: refused")
+    view = np.lib.stride_tricks.as_strided(flat[ref.offset :], ref.size, [s * flat.itemsize for s in ref.stride])
+    return np.array(view)  # an owned copy, at most the storage's size
+
+
+def _read_storage(st: _Storage, entry) -> np.ndarray:
+    """data/<key> as a flat array of st.numel elements; refused when the entry is shorter."""
     itemsize = 2 if st.dtype == "bf16" else np.dtype(st.dtype).itemsize
     raw = entry(f"data/{st.key}")
     if len(raw) < st.numel * itemsize:
         raise RnnCliError(f"data/{st.key} holds {len(raw):,} bytes, its tensor needs {st.numel * itemsize:,}")
     if st.dtype == "bf16":
-        flat = (np.frombuffer(raw, "<u2", st.numel).astype(np.uint32) << 16).view(np.float32)
-    else:
-        flat = np.frombuffer(raw, st.dtype, st.numel)
-    view = np.lib.stride_tricks.as_strided(flat[ref.offset :], ref.size, [s * flat.itemsize for s in ref.stride])
-    return np.array(view)  # an owned copy, at most the storage's size
+        return (np.frombuffer(raw, "<u2", st.numel).astype(np.uint32) << 16).view(np.float32)
+    return np.frombuffer(raw, st.dtype, st.numel)
 
 
 # ---- what the code files state (read as text) ---------------------------------------------------

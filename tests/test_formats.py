@@ -326,3 +326,37 @@ def test_json_names_the_source_of_each_module(tmp_path, fmt):
     (m,) = json.loads(rnn_cli("inspect", path, "--json").stdout)["modules"]
     assert m["source"] == fmt and m["candidate"] is False and m["declared"] == {}
     assert m["source_names"]["weight_ih_l0"] == "rnn.weight_ih_l0"
+
+
+def test_many_views_of_one_storage_cannot_amplify_the_allocation(archives, tmp_path, monkeypatch):
+    """A data.pkl that points 20,000 distinct tensors at one 384-float storage (data/10:
+    encoder.rnn.weight_ih_l1) would make 30 MB of copies from a 1 MB file: refused."""
+    import types
+    from collections import OrderedDict
+
+    fake = types.ModuleType("__torch__")
+
+    class M:  # pickled as GLOBAL '__torch__ M', as torch.jit.save writes modules
+        pass
+
+    M.__module__, M.__qualname__ = "__torch__", "M"
+    fake.M = M
+    monkeypatch.setitem(sys.modules, "__torch__", fake)
+    storage = object()
+
+    class Ref:
+        def __reduce__(self):
+            return (torch._utils._rebuild_tensor_v2, (storage, 0, (384,), (1,), False, OrderedDict()))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", "FloatStorage", "10", "cpu", 384) if obj is storage else None
+
+    root = M()
+    root.__dict__.update({f"t{i}": Ref() for i in range(20_000)})
+    buf = __import__("io").BytesIO()
+    Pickler(buf, protocol=2).dump(root)
+    bad = tmp_path / "views.jit"
+    _with_data_pkl(archives["scripted"][0], bad, buf.getvalue())
+    out = rnn_cli("inspect", bad, check=False)
+    assert out.returncode == 2 and "add up to more bytes than the file holds" in out.stderr
