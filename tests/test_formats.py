@@ -360,3 +360,18 @@ def test_many_views_of_one_storage_cannot_amplify_the_allocation(archives, tmp_p
     _with_data_pkl(archives["scripted"][0], bad, buf.getvalue())
     out = rnn_cli("inspect", bad, check=False)
     assert out.returncode == 2 and "add up to more bytes than the file holds" in out.stderr
+
+
+def test_code_literals_are_parsed_never_evaluated():
+    assert torchscript.literal("True") is True and torchscript.literal("2") == 2
+    assert torchscript.literal("0.10000000000000001") == 0.1 and torchscript.literal("0.") == 0.0
+    assert torchscript.literal('"RNN_RELU"') == "RNN_RELU"
+    for text in ("__import__('os').system('x')", "1 + 1", "self.x", '"a" * 10**9', "[1, 2]"):
+        assert torchscript.literal(text) is None, text
+    # a traced call's trailing literals, padded and packed forms
+    padded = torchscript._split_args("x, [hx, cx], _0, True, 2, 0.25, False, True, True")
+    assert torchscript._traced_args("lstm", padded) == {"bias": True, "num_layers": 2, "dropout": 0.25,
+                                                         "bidirectional": True, "batch_first": True}
+    packed = torchscript._split_args("input, batch_sizes, hx, _21, False, 1, 0., False, False")
+    assert torchscript._traced_args("rnn_relu", packed) == {"bias": False, "num_layers": 1, "dropout": 0.0,
+                                                            "bidirectional": False, "nonlinearity": "relu"}
