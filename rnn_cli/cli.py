@@ -26,12 +26,16 @@ PROG = "rnn-cli"
 
 def _note(message: str) -> None:
     """One line on stderr that is not an error (the run goes on)."""
-    sys.stderr.write(f"{PROG}: {message}\n")
+    from rnn_cli.untrusted import printable  # messages may quote a file's keys
+
+    sys.stderr.write(f"{PROG}: {printable(message)}\n")
     sys.stderr.flush()
 
 
 def _error_line(message: str) -> None:
-    text = " ".join(str(message).split())  # always one line
+    from rnn_cli.untrusted import printable  # messages may quote a file's keys
+
+    text = printable(" ".join(str(message).split()))  # always one line, no control characters
     sys.stderr.write(f"{PROG}: error: {text}\n")
     sys.stderr.flush()
 
@@ -326,10 +330,8 @@ class Network:
         weights: say which keys became which torch names (stderr)."""
         said = module.declared
         if module.candidate:
-            from rnn_cli.untrusted import printable
-
-            mapped = ", ".join(f"{printable(key)} -> {name}" for name, key in module.source_names.items())
-            _note(f"--params: {printable(module.name)} is renamed weights, mapped by their shapes "
+            mapped = ", ".join(f"{key} -> {name}" for name, key in module.source_names.items())
+            _note(f"--params: {module.name} is renamed weights, mapped by their shapes "
                   f"in torch's gate order: {mapped}")
         if "nonlinearity" in said:
             if self.nonlinearity not in (None, said["nonlinearity"]):

@@ -375,3 +375,11 @@ def test_code_literals_are_parsed_never_evaluated():
     packed = torchscript._split_args("input, batch_sizes, hx, _21, False, 1, 0., False, False")
     assert torchscript._traced_args("rnn_relu", packed) == {"bias": False, "num_layers": 1, "dropout": 0.0,
                                                             "bidirectional": False, "nonlinearity": "relu"}
+
+
+def test_error_lines_quote_a_files_keys_escaped(tmp_path):
+    path = tmp_path / "none.npz"
+    np.savez(path, **{"evil\x1b]0;pwned\x07.weight": np.zeros(3, np.float32)})
+    out = rnn_cli("inspect", path, check=False)
+    assert out.returncode == 2 and "no recurrent module" in out.stderr
+    assert "\x1b" not in out.stderr and "\x07" not in out.stderr and "evil\\x1b]0;pwned\\x07" in out.stderr
