@@ -793,7 +793,7 @@ def show_bench(console: Console, bench) -> None:
     parts: list = [
         Text(what, style="bold"),
         Text("  ".join(layout)),
-        Text(f"Work: {format_flops(bench.flops)} per forward (matrix products only, 2 per multiply-add)"),
+        Text(f"Work: {format_flops(bench.flops)} per forward (2 per multiply-add, plus element-wise work: --show cost)"),
         Text(_threads_line(bench.threads)),
         Text("Backends: " + "; ".join(_backend(t) for t in bench.timings)),
     ]
