@@ -130,3 +130,10 @@ def cost(cfg: RunConfig) -> Cost:
 def forward_flops(cfg: RunConfig) -> int:
     """The whole forward's FLOPs (what bench divides by its time)."""
     return cost(cfg).total.flops
+
+
+def saved_bytes_source(implementation: str) -> str:
+    """How --grad's kept bytes were measured, for the view and the JSON."""
+    if implementation == "manual":
+        return "numpy BPTT: the recorded forward's per-step caches"
+    return "torch autograd's saved tensors, parameters excluded"

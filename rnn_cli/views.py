@@ -534,10 +534,12 @@ def data_line(cfg: RunConfig) -> str:
 def header(result: RunResult, command: str) -> Text:
     cfg = result.cfg
     what = "numpy memory cell" if result.implementation == "manual" else f"torch.nn.{TORCH_CLASS[cfg.cell]}"
+    from rnn_cli.cost_view import parameters_line
+
     text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, {data_line(cfg)}", style="bold")
     if result.tf32 is not None:
         text.append("\n" + tf32_line(result.tf32))
-    return text
+    return Text("\n").join([text, parameters_line(result)])
 
 
 def _diagram_section(console: Console, result: RunResult, view: View) -> list:
@@ -564,7 +566,15 @@ def _values_section(console: Console, result: RunResult, view: View) -> list:
 
 
 def _params_section(console: Console, result: RunResult, view: View) -> list:
-    return [parameter_table(console, result)]
+    from rnn_cli.cost_view import per_direction_table
+
+    return [parameter_table(console, result), Text(""), per_direction_table(console, result)]
+
+
+def _cost_section(console: Console, result: RunResult, view: View) -> list:
+    from rnn_cli.cost_view import cost_table
+
+    return _lift_caption(cost_table(console, result))
 
 
 def _code_section(console: Console, result: RunResult, view: View) -> list:
@@ -609,6 +619,7 @@ SECTIONS: dict[str, Callable[[Console, RunResult, View], list]] = {
     "padding": _padding_section,
     "grad": _grad_section,
     "params": _params_section,
+    "cost": _cost_section,
     "code": _code_section,
 }
 assert tuple(SECTIONS) == SECTION_NAMES
@@ -703,6 +714,9 @@ def show_compare(console: Console, cmp, view: View) -> None:
     ]
     if got.tf32 is not None:
         parts.append(Text(tf32_line(got.tf32)))
+    from rnn_cli.cost_view import parameters_line
+
+    parts.append(parameters_line(got))
     parts.append(Text(f"Tolerance: |torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|  ({tol.why})"))
     table = make_table(console, caption=compare_rule_caption())
     table.add_column("tensor", style="bold", no_wrap=True)

@@ -142,8 +142,8 @@ def test_macs_equal_flopcountermode_on_an_unrolled_loop(scenario, kw):
 
 def test_gru_packed_hand_formula_from_the_cli():
     """The issue's example: 6 sequences of lengths 7,5,5,2,1,1 are 21 real steps (not 6*L)."""
-    cmd = [sys.executable, "-m", "rnn_cli", "torch", "--cell", "gru", "--lengths", "7,5,5,2,1,1", "--batch", "6",
-           "--seq-len", "7", "--hidden-size", "32", "--input-size", "16", "--show", "cost", "--json"]
+    cmd = [sys.executable, "-m", "rnn_cli", "torch", "--cell", "gru", "--lengths", "7,5,5,2,1,1",
+           "--hidden-size", "32", "--input-size", "16", "--show", "cost", "--json"]
     doc = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)
     steps = 7 + 5 + 5 + 2 + 1 + 1  # = 21
     # GRU: 3 gates; input product 3*32 x 16, recurrent 3*32 x 32; one layer, one direction
