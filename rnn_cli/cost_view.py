@@ -23,10 +23,10 @@ def format_count(n: int) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def parameters_line(result: RunResult) -> Text:
-    """One line for the default screen: the count torchinfo shows first, and its bytes."""
+def parameters_text(result: RunResult) -> str:
+    """For the default screen's first lines: the count torchinfo shows first, and its bytes."""
     total = cost(result.cfg).total
-    return Text(f"Parameters: {total.params:,} ({_format_bytes(total.param_bytes)} as {result.cfg.dtype})")
+    return f"{total.params:,} parameters"  # bytes: --show params, --show cost
 
 
 def _where(p: Part) -> list[str]:

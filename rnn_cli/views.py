@@ -534,12 +534,13 @@ def data_line(cfg: RunConfig) -> str:
 def header(result: RunResult, command: str) -> Text:
     cfg = result.cfg
     what = "numpy memory cell" if result.implementation == "manual" else f"torch.nn.{TORCH_CLASS[cfg.cell]}"
-    from rnn_cli.cost_view import parameters_line
+    from rnn_cli.cost_view import parameters_text
 
     text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, {data_line(cfg)}", style="bold")
+    text.append("; " + parameters_text(result))  # split per layer and direction: --show params
     if result.tf32 is not None:
         text.append("\n" + tf32_line(result.tf32))
-    return Text("\n").join([text, parameters_line(result)])
+    return text
 
 
 def _diagram_section(console: Console, result: RunResult, view: View) -> list:
@@ -693,6 +694,8 @@ def compare_rule_caption() -> str:
 
 def show_compare(console: Console, cmp, view: View) -> None:
     """compare's human view: a header, the comparison table and the verdict (then any --show section)."""
+    from rnn_cli.cost_view import parameters_text
+
     got = cmp.torch
     cfg = got.cfg
     tol = cmp.tolerance
@@ -710,13 +713,10 @@ def show_compare(console: Console, cmp, view: View) -> None:
             f"vs numpy reference (float64), {data_line(cfg)}",
             style="bold",
         ),
-        Text(symbols_line(cfg)),
+        Text(symbols_line(cfg) + "  " + parameters_text(got)),
     ]
     if got.tf32 is not None:
         parts.append(Text(tf32_line(got.tf32)))
-    from rnn_cli.cost_view import parameters_line
-
-    parts.append(parameters_line(got))
     parts.append(Text(f"Tolerance: |torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|  ({tol.why})"))
     table = make_table(console, caption=compare_rule_caption())
     table.add_column("tensor", style="bold", no_wrap=True)
