@@ -210,3 +210,51 @@ def test_elementwise_hand_count(kw, per_step):
 )
 def test_activation_bytes_hand_count(kw, elements):
     assert cost(make_cfg(**kw)).total.activation_bytes == 4 * elements
+
+
+# ---- what the commands show and write ---------------------------------------------------------
+
+from tests.test_screen import invoke, ok  # noqa: E402  (the plain 80-column CliRunner of the screen tests)
+
+# Defaults: rnn, H_in 5, H 8, N 1, L 10. Per step 8*5 + 8*8 = 104 products; params 104 + 16 biases.
+DEFAULT_MACS, DEFAULT_PARAMS = 10 * 104, 120
+
+
+@pytest.mark.parametrize("command", ["manual", "torch", "compare"])
+def test_every_json_document_has_the_cost(command):
+    doc = json.loads(ok(invoke(command, "--json")))  # no --show: the cost is always there
+    c = doc["cost"]
+    assert c["total"]["macs"] == DEFAULT_MACS
+    assert c["total"]["params"] == DEFAULT_PARAMS == doc["num_parameters"]
+    assert c["total"]["param_bytes"] == 4 * DEFAULT_PARAMS
+    assert [(p["layer"], p["direction"]) for p in c["per_direction"]] == [(0, "forward")]
+    assert c["grad_saved_bytes"] is None
+
+
+def test_manual_grad_measures_exactly_what_the_rnn_count_says():
+    """numpy BPTT of an RNN keeps x_t (5 values) for 10 steps and h_0..h_10 (8 values each):
+    (10*5 + 11*8) * 4 bytes = 552, measured on its caches and counted by the formula."""
+    doc = json.loads(ok(invoke("manual", "--grad", "--json")))
+    assert doc["cost"]["grad_saved_bytes"] == 552 == doc["cost"]["total"]["activation_bytes"]
+
+
+def test_torch_grad_reports_autograds_saved_bytes():
+    doc = json.loads(ok(invoke("torch", "--grad", "--cell", "gru", "--json")))
+    assert doc["cost"]["grad_saved_bytes"] > 0
+    assert "autograd" in doc["cost"]["grad_saved_bytes_source"]
+
+
+def test_views_show_the_count_the_split_and_the_cost():
+    # 2 layers, bidirectional: layer 0 per direction 8*5 + 8*8 + 16 = 120, layer 1 8*16 + 8*8 + 16 = 208
+    out = ok(invoke("torch", "--layers", "2", "--bidirectional"))
+    assert "; 656 parameters" in out.splitlines()[0]
+    assert "Cost of one forward" not in out
+    out = ok(invoke("torch", "--layers", "2", "--bidirectional", "--show", "params,cost"))
+    split = out.split("Parameters per layer and direction", 1)[1]
+    assert [line.split()[:3] for line in split.splitlines()[3:7]] == [
+        ["0", "forward", "120"], ["0", "backward", "120"], ["1", "forward", "208"], ["1", "backward", "208"]]
+    cost_rows = out.split("Cost of one forward", 1)[1].splitlines()
+    # MACs: layer 0 10*104, layer 1 10*(8*16 + 8*8) = 1920; total 2*(1040 + 1920) = 5920
+    assert ["total", "656", "5,920"] == next(r.split()[:3] for r in cost_rows if r.split()[:1] == ["total"])
+    compare = ok(invoke("compare", "--cell", "lstm"))
+    assert "480 parameters" in compare.splitlines()[1]  # 32*5 + 32*8 + 64
