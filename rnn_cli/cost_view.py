@@ -51,8 +51,8 @@ def cost_caption(result: RunResult, c: Cost) -> str:
     steps = "sum(lengths)" if cfg.packed else ("N*L (padding too: --no-pack)" if cfg.lengths is not None else "N*L")
     lines = [
         f"{c.sequence_steps:,} sequence-steps per layer and direction: {steps}.",
-        "MACs: multiply-accumulates of the matrix products (input, recurrent, projection).",
-        f"FLOPs: 2*MACs + {c.elementwise_per_step:,} element-wise operations per sequence-step (README: What it costs).",
+        "MACs: multiply-accumulates of the input, recurrent and projection products.",
+        f"FLOPs: 2*MACs + {c.elementwise_per_step:,} element-wise operations per sequence-step.",
         "kept: what one training step keeps for backpropagation through time.",
     ]
     grads = result.gradients

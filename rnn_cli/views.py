@@ -807,7 +807,7 @@ def show_bench(console: Console, bench) -> None:
     parts: list = [
         Text(what, style="bold"),
         Text("  ".join(layout)),
-        Text(f"Work: {format_flops(bench.flops)} per forward (2 per multiply-add, plus element-wise work: --show cost)"),
+        Text(f"Work: {format_flops(bench.flops)} per forward (products and element-wise work, as --show cost counts)"),
         Text(_threads_line(bench.threads)),
         Text("Backends: " + "; ".join(_backend(t) for t in bench.timings)),
     ]
