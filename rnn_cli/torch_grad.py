@@ -27,10 +27,11 @@ def upstream_tensors(cfg: RunConfig, upstream: Upstream, device) -> dict[str, to
 
 class SavedBytes:
     """Measures what autograd keeps for the backward: every tensor the forward saves (its
-    storage counted once, the module's parameters left out), through saved_tensors_hooks."""
+    storage counted once), through saved_tensors_hooks. Left out: the module's parameters
+    and the `others` (the loss's upstream gradients, which its products save)."""
 
-    def __init__(self, module) -> None:
-        self.parameters = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    def __init__(self, module, others=()) -> None:
+        self.parameters = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *others)}
         self.storages: dict[int, int] = {}
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
@@ -69,7 +70,7 @@ def torch_gradients(cfg: RunConfig, sample: Sample, upstream: Upstream, device: 
     for s in states:
         s.requires_grad_(True)
     G = upstream_tensors(cfg, upstream, device)
-    saved = SavedBytes(module)
+    saved = SavedBytes(module, G.values())
     with cudnn_tf32(tf32), torch.enable_grad(), quiet_onednn(), saved.hooks():
         loss = forward_backward(cfg, module, x, hx, G)
     params = dict(module.named_parameters())
