@@ -157,10 +157,11 @@ def test_lstm_projection_is_counted():
     """lstm, 2 layers, bidirectional, proj_size 4, H_in 5, H_cell 8, N 1, L 10 (defaults):
     layer 0 per step: 4*8*5 + 4*8*4 + 8*4 = 160 + 128 + 32; layer 1 reads D*H_out = 8:
     4*8*8 + 4*8*4 + 8*4 = 256 + 128 + 32."""
-    cfg = RunConfig(cell="lstm", num_layers=2, bidirectional=True, proj_size=4, nonlinearity=None)
-    c = cost(cfg)
-    assert [p.macs for p in c.parts] == [10 * 320, 10 * 320, 10 * 416, 10 * 416]
-    assert c.total.macs == 2 * 10 * (320 + 416)
+    from tests.test_screen import invoke, ok
+
+    doc = json.loads(ok(invoke("torch", "--cell", "lstm", "--layers", "2", "--bidirectional", "--proj-size", "4", "--json")))
+    assert [p["macs"] for p in doc["cost"]["per_direction"]] == [10 * 320, 10 * 320, 10 * 416, 10 * 416]
+    assert doc["cost"]["total"]["macs"] == 2 * 10 * (320 + 416)
 
 
 def test_parameters_split_matches_torch_per_layer_and_direction():
