@@ -341,6 +341,7 @@ class Gradients:
     norm_per_step: dict[tuple[int, str], np.ndarray] | None  # (layer, "forward"/"backward") -> (L,) ||dL/dh_t||
     loss: float
     loss_kind: str = "sum"  # the Upstream's loss: "sum" or "last"
+    saved_bytes: int | None = None  # measured: bytes the forward kept for this backward (saved_bytes())
     # Computed here, drawn by the views; on first use, not when made, so that bench --grad
     # does not time them.
 
@@ -438,6 +439,18 @@ def backward_through_time(cfg: RunConfig, rec: Recording, upstream: Upstream) ->
     return ordered, d_layer_out, d_h0, d_c0, norms
 
 
+def saved_bytes(rec: Recording) -> int:
+    """Bytes of the arrays the recorded forward keeps for the backward (every step's cache),
+    each memory region counted once: h_{t-1} of one step is h_t of the step before."""
+    regions = {}
+    for layer in rec.directions:
+        for direction in layer:
+            for cache in direction.caches:
+                for a in cache or ():
+                    regions[(a.__array_interface__["data"][0], a.nbytes)] = a.nbytes
+    return sum(regions.values())
+
+
 def gradients(
     cfg: RunConfig,
     params: dict[str, np.ndarray],
@@ -451,6 +464,7 @@ def gradients(
         rec = record_forward(cfg, params, x, h_0, c_0)
     param_grads, d_x, d_h0, d_c0, norms = backward_through_time(cfg, rec, upstream)
     return Gradients(
+        saved_bytes=saved_bytes(rec),
         params=param_grads,
         input=d_x,
         h_0=d_h0,

@@ -28,31 +28,16 @@ from typing import Any, Callable, ContextManager, Iterator, Optional
 
 from rnn_cli.config import RunConfig
 
-FLOP_FORMULA = "2 * D * T * sum_k [G * H_cell * (H_in_k + H_out) + P * H_cell]"
+FLOP_FORMULA = "2 * macs + element-wise operations, per layer, direction and real step (rnn_cli.cost)"
 
 
 def forward_flops(cfg: RunConfig) -> int:
-    """Floating-point operations of one forward's matrix products (2 per multiply-add).
+    """Floating-point operations of one forward, as `--show cost` counts them (rnn_cli.cost):
+    FLOPs = 2 * macs + element-wise operations, over the steps actually computed (padding
+    is not work when packed). One definition of work for every command."""
+    from rnn_cli.cost import forward_flops as cost_flops
 
-        FLOPs = 2 * D * T * sum_k [G * H_cell * (H_in_k + H_out) + P * H_cell]    (k: layers)
-
-    T       steps in the batch: N * L, or sum(lengths) with --lengths (padding is not work)
-    D       2 if bidirectional else 1
-    G       gates stacked in each weight: rnn 1, lstm 4, gru 3
-    H_in_k  inputs of layer k: H_in for k = 0, D * H_out above it
-    H_out   proj_size if proj_size > 0 else H_cell
-    P       proj_size (lstm only; 0 otherwise)
-
-    For each layer, direction, step and sequence: the input product x_t W_ih^T
-    (G*H_cell x H_in_k), the recurrent product h_{t-1} W_hh^T (G*H_cell x H_out) and,
-    with a projection, h_t W_hr^T (P x H_cell). Biases, activations and the other
-    element-wise work are not counted. Every weight element is used once per step
-    and sequence, so without biases this is 2 * T * (number of parameters).
-    """
-    T = sum(cfg.lengths) if cfg.packed else cfg.N * cfg.seq_len
-    H, P = cfg.hidden_size, cfg.proj_size
-    per_step = sum(cfg.gates * H * (cfg.layer_input_size(k) + cfg.H_out) + P * H for k in range(cfg.num_layers))
-    return 2 * cfg.D * T * per_step
+    return cost_flops(cfg)
 
 
 # ---- threads --------------------------------------------------------------------------------

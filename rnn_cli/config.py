@@ -247,7 +247,7 @@ class RunConfig:
 # when --show is not given. Of these, recipes, padding and grad are computed (runs.Extras.shown)
 # and drawn only where they apply (a configuration with a trap, --no-pack, --grad) unless
 # --show names them or --json asks for everything.
-SECTION_NAMES = ("diagram", "shapes", "sources", "values", "recipes", "padding", "grad", "params", "code")
+SECTION_NAMES = ("diagram", "shapes", "sources", "values", "recipes", "padding", "grad", "params", "cost", "code")
 DEFAULT_SHOW = frozenset({"diagram", "shapes", "sources", "values", "recipes", "padding", "grad"})
 COMPARE_SHOW = frozenset({"diagram"})  # compare's answer is its table; the rest on request
 

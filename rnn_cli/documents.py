@@ -134,7 +134,28 @@ def run_document(result: RunResult, command: str, with_values: bool) -> dict:
         "parameters": [{"name": n, "shape": list(p.shape), "numel": int(p.size)} for n, p in result.params.items()],
         "num_parameters": int(sum(p.size for p in result.params.values())),
         "h_n_sources": _sources(result),
+        "cost": cost_document(result),
         **run_sections(result, with_values),
+    }
+
+
+def cost_document(result: RunResult) -> dict:
+    """--show cost as JSON (rnn_cli.cost), always in manual, torch and compare: per layer and
+    direction and in total; with --grad, the bytes the backward really kept, measured."""
+    from rnn_cli.cost import cost, saved_bytes_source
+
+    c = cost(result.cfg)
+    keys = ("params", "param_bytes", "macs", "flops", "activation_bytes")
+    grads = result.gradients
+    return {
+        "dtype": c.dtype,
+        "sequence_steps": c.sequence_steps,
+        "elementwise_per_step": c.elementwise_per_step,
+        "per_direction": [{"layer": p.layer, "direction": p.direction, **{k: getattr(p, k) for k in keys}}
+                          for p in c.parts],
+        "total": {k: getattr(c.total, k) for k in keys},
+        "grad_saved_bytes": None if grads is None else grads.saved_bytes,
+        "grad_saved_bytes_source": None if grads is None else saved_bytes_source(result.implementation),
     }
 
 

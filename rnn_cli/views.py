@@ -534,7 +534,10 @@ def data_line(cfg: RunConfig) -> str:
 def header(result: RunResult, command: str) -> Text:
     cfg = result.cfg
     what = "numpy memory cell" if result.implementation == "manual" else f"torch.nn.{TORCH_CLASS[cfg.cell]}"
+    from rnn_cli.cost_view import parameters_text
+
     text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, {data_line(cfg)}", style="bold")
+    text.append("; " + parameters_text(result))  # split per layer and direction: --show params
     if result.tf32 is not None:
         text.append("\n" + tf32_line(result.tf32))
     return text
@@ -564,7 +567,15 @@ def _values_section(console: Console, result: RunResult, view: View) -> list:
 
 
 def _params_section(console: Console, result: RunResult, view: View) -> list:
-    return [parameter_table(console, result)]
+    from rnn_cli.cost_view import per_direction_table
+
+    return [parameter_table(console, result), Text(""), per_direction_table(console, result)]
+
+
+def _cost_section(console: Console, result: RunResult, view: View) -> list:
+    from rnn_cli.cost_view import cost_table
+
+    return _lift_caption(cost_table(console, result))
 
 
 def _code_section(console: Console, result: RunResult, view: View) -> list:
@@ -609,6 +620,7 @@ SECTIONS: dict[str, Callable[[Console, RunResult, View], list]] = {
     "padding": _padding_section,
     "grad": _grad_section,
     "params": _params_section,
+    "cost": _cost_section,
     "code": _code_section,
 }
 assert tuple(SECTIONS) == SECTION_NAMES
@@ -682,6 +694,8 @@ def compare_rule_caption() -> str:
 
 def show_compare(console: Console, cmp, view: View) -> None:
     """compare's human view: a header, the comparison table and the verdict (then any --show section)."""
+    from rnn_cli.cost_view import parameters_text
+
     got = cmp.torch
     cfg = got.cfg
     tol = cmp.tolerance
@@ -699,7 +713,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
             f"vs numpy reference (float64), {data_line(cfg)}",
             style="bold",
         ),
-        Text(symbols_line(cfg)),
+        Text(symbols_line(cfg) + "  " + parameters_text(got)),
     ]
     if got.tf32 is not None:
         parts.append(Text(tf32_line(got.tf32)))
@@ -793,7 +807,7 @@ def show_bench(console: Console, bench) -> None:
     parts: list = [
         Text(what, style="bold"),
         Text("  ".join(layout)),
-        Text(f"Work: {format_flops(bench.flops)} per forward (matrix products only, 2 per multiply-add)"),
+        Text(f"Work: {format_flops(bench.flops)} per forward (products and element-wise work, as --show cost counts)"),
         Text(_threads_line(bench.threads)),
         Text("Backends: " + "; ".join(_backend(t) for t in bench.timings)),
     ]

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from rnn_cli import bench, documents, views
 from rnn_cli.cli import app
 from rnn_cli.config import RunConfig
+from rnn_cli.cost import cost
 
 TINY = dict(input_size=3, hidden_size=4, seq_len=5, batch=2)
 
@@ -64,7 +65,8 @@ def cfg_of(**kw) -> RunConfig:
     ],
 )
 def test_forward_flops_hand_count(scenario, cfg, expected):
-    assert bench.forward_flops(cfg) == expected
+    """The matrix products' share of the work: 2 FLOPs per multiply-add (rnn_cli.cost)."""
+    assert 2 * cost(cfg).total.macs == expected
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -73,11 +75,14 @@ def test_forward_flops_uses_every_weight_once_per_step(cell, layers, bidirection
     """Each weight element is one multiply-add per step and sequence: 2 * T * weights."""
     cfg = cfg_of(cell=cell, num_layers=layers, bidirectional=bidirectional, bias=False, **TINY)
     weights = sum(prod(shape) for shape in cfg.parameter_shapes().values())
-    assert bench.forward_flops(cfg) == 2 * cfg.N * cfg.seq_len * weights
+    assert 2 * cost(cfg).total.macs == 2 * cfg.N * cfg.seq_len * weights
 
 
-def test_flop_formula_is_in_the_docstring():
-    assert f"FLOPs = {bench.FLOP_FORMULA}" in bench.forward_flops.__doc__
+def test_bench_work_is_the_cost_flops():
+    """One definition of work: bench divides `--show cost`'s flops (products and element-wise)."""
+    cfg = cfg_of(cell="gru", **TINY)
+    # GRU, no layers above: macs 2*5 steps * (12*3 + 12*4) = 840; element-wise 17*H = 68 per step
+    assert bench.forward_flops(cfg) == 2 * 840 + 10 * 68
 
 
 # ---- the timing loop ---------------------------------------------------------------------
