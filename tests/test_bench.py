@@ -427,8 +427,9 @@ def test_onnxruntime_row_matches_torch(cell, layers, bidirectional):
     from rnn_cli import bench_onnx
     from rnn_cli.sample import draw
 
-    cfg = cfg_of(cell=cell, num_layers=layers, bidirectional=bidirectional, **TINY)
+    cfg = cfg_of(cell=cell, num_layers=layers, bidirectional=bidirectional, h0="random", **TINY)
     sample = draw(cfg)
+    assert abs(sample.h_0).max() > 0.1  # a wrong initial state would show
     impls, not_timed, notes = bench_onnx.implementations(cfg, sample, 1, ["cpu"])
     assert (not_timed, notes) == ([], [])
     [impl] = impls
