@@ -272,11 +272,14 @@ BEFORE = "597b1e3"
 
 
 def manual_before():
+    import linecache
     import types
 
     source = subprocess.check_output(["git", "-C", str(HERE.parent), "show", f"{BEFORE}:rnn_cli/manual.py"], text=True)
+    name = f"{BEFORE}:rnn_cli/manual.py"
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)  # inspect.getsource finds it
     module = sys.modules["manual_before"] = types.ModuleType("manual_before")  # dataclasses look it up
-    exec(compile(source, f"{BEFORE}:rnn_cli/manual.py", "exec"), module.__dict__)
+    exec(compile(source, name, "exec"), module.__dict__)
     return module
 
 
