@@ -420,6 +420,8 @@ def run(
             cfg, sample, torch_threads, [i.device for i in impls if i.name == "torch"]
         )
         impls += extra
+    elif grad is not None:
+        bench.notes.append("onnxruntime: not timed with --grad (forward only: it has no backward)")
     total, done = len(impls) * (warmup + repeat), 0
     for impl in impls:
         label = f"{impl.name} {impl.device}"
