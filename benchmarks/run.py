@@ -468,6 +468,9 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], seconds: fl
 
     if cases:
         lines += _forward_report(cases, verdicts)
+        if machine.get("interrupted"):
+            verdicts.append(f"**incomplete**: the matrix was interrupted {machine['interrupted']}; "
+                            "the forward's verdicts cover only the cases done")
 
     lines += ["", "### Memory", "", "Peak memory against the guard's estimate is measured by `benchmarks/memory.py` "
               "(report: `benchmarks/MEMORY.md`)."]
