@@ -317,6 +317,7 @@ def test_format_ms(ms, shown):
 
 runner = CliRunner()
 BENCH = ["bench", "--repeat", "2", "--warmup", "1"]
+SMALL = ["--input-size", "5", "--hidden-size", "8", "--seq-len", "10", "--batch", "2"]  # not bench's default size: quick
 
 
 def test_cli_bench_json_schema():
@@ -338,7 +339,7 @@ def test_cli_bench_json_schema():
 
 
 def test_cli_bench_table():
-    result = runner.invoke(app, [*BENCH, "--cell", "lstm", "--layers", "2", "--bidirectional"])
+    result = runner.invoke(app, [*BENCH, *SMALL, "--cell", "lstm", "--layers", "2", "--bidirectional"])
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "rnn-cli bench: nn.LSTM forward, float32, seed 0" in out
@@ -375,7 +376,7 @@ def test_cli_bench_cuda_without_cuda_is_one_line():
 
 def test_installed_command_bench_json():
     proc = subprocess.run(
-        [sys.executable, "-m", "rnn_cli", *BENCH, "--json"], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "rnn_cli", *BENCH, *SMALL, "--json"], capture_output=True, text=True, timeout=300, check=False
     )
     assert proc.returncode == 0, proc.stderr
     assert [r["implementation"] for r in json.loads(proc.stdout)["results"]] == ROWS
