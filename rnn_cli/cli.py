@@ -199,15 +199,15 @@ class Network:
     """The layer and its input: the constructor's arguments, the shapes, where weights, input and h_0 come from."""
 
     cell: Annotated[Optional[Literal["rnn", "lstm", "gru"]], _opt("Network", "--cell", help="nn.RNN, nn.LSTM or nn.GRU. [default: rnn]")] = None
-    input_size: Annotated[Optional[int], _opt("Network", "--input-size", metavar="INT", help="H_in: features per step. [default: 5]")] = None
-    hidden_size: Annotated[Optional[int], _opt("Network", "--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size). [default: 8]")] = None
+    input_size: Annotated[Optional[int], _opt("Network", "--input-size", metavar="INT", help="H_in: features per step. [default: 5; bench: 64]")] = None
+    hidden_size: Annotated[Optional[int], _opt("Network", "--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size). [default: 8; bench: 128]")] = None
     layers: Annotated[Optional[int], _opt("Network", "--layers", "--num-layers", metavar="INT", help="num_layers: stacked layers. [default: 1]")] = None
     bidirectional: Annotated[bool, _opt("Network", "--bidirectional", help="D = 2: a backward direction too.")] = False
     nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("Network", "--nonlinearity", help="rnn only. [default: tanh]")] = None
     no_bias: Annotated[bool, _opt("Network", "--no-bias", help="bias=False.")] = False
     proj_size: Annotated[Optional[int], _opt("Network", "--proj-size", metavar="INT", help="lstm only: project h to this size. [default: 0]")] = None
-    seq_len: Annotated[Optional[int], _opt("Input", "--seq-len", metavar="INT", help="L: time steps. [default: 10, or --input's]")] = None
-    batch: Annotated[Optional[int], _opt("Input", "--batch", metavar="INT", help="N: sequences in the batch. [default: one per --lengths, else 1, or --input's]")] = None
+    seq_len: Annotated[Optional[int], _opt("Input", "--seq-len", metavar="INT", help="L: time steps. [default: 10 (bench: 100), or --input's]")] = None
+    batch: Annotated[Optional[int], _opt("Input", "--batch", metavar="INT", help="N: sequences in the batch. [default: one per --lengths, else 1 (bench: 32), or --input's]")] = None
     unbatched: Annotated[bool, _opt("Input", "--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
     batch_first: Annotated[bool, _opt("Input", "--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
     lengths: Annotated[Optional[str], _opt("Input", "--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
@@ -677,12 +677,29 @@ class CompareFlags(Network, Output, RunOutput, TF32, Tolerances, Grad):
 
 @options
 class BenchFlags(Network, Output, TF32, Timing, Grad):
-    """Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA."""
+    """Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA, onnxruntime."""
 
     examples: ClassVar[tuple[str, ...]] = (
-        "rnn-cli bench --seq-len 100 --hidden-size 256",
+        "rnn-cli bench --cell lstm",
+        "rnn-cli bench --cell lstm --hidden-size 256 --batch 32 --seq-len 50",
         "rnn-cli bench --grad --json",
     )
+
+    def use_bench_sizes(self) -> None:
+        """The sizes left unset, from bench.DEFAULT_SIZES rather than the other commands' toy
+        (whose forward takes microseconds: timer noise); a checkpoint, --input or --lengths
+        still decide what they decide."""
+        from rnn_cli.bench import DEFAULT_SIZES
+
+        known = {
+            "input_size": self.params is not None,
+            "hidden_size": self.params is not None,
+            "seq_len": self.input is not None or self.lengths is not None,
+            "batch": self.input is not None or self.lengths is not None or self.unbatched,
+        }
+        for name, value in DEFAULT_SIZES.items():
+            if getattr(self, name) is None and not known[name]:
+                setattr(self, name, value)
 
 
 @options
@@ -756,6 +773,7 @@ def compare_command(flags: CompareFlags) -> int:
 
 @command("bench", BenchFlags)
 def bench_command(flags: BenchFlags) -> None:
+    flags.use_bench_sizes()
     cfg, sample = flags.prepare()
     _check_output(flags)
     flags.check_timing()

@@ -437,6 +437,9 @@ def estimate_bytes(cfg: RunConfig, command: str = "manual", json: bool = False, 
         need = max(torch_phase, torch_kept + reference)
     else:  # bench: the sample, torch's module; one forward at a time, results dropped
         need = item * (sample + cfg.num_parameters() + max(_manual_forward_elements(cfg, False), _torch_forward_elements(cfg, False)))
+        # onnxruntime's row (onnx extra): the exported weights three times (the ModelProto, its
+        # bytes, the session's copy) and torch's output kept for the check beside one run's
+        need += item * (3 * cfg.num_parameters() + 2 * _seq(cfg, cfg.D * cfg.H_out))
     if grad:  # the backward's caches, once per implementation that runs it at the same time
         need += _grad_elements(cfg) * (item + (8 if command == "compare" else 0))
     return need + OVERHEAD

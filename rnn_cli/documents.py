@@ -193,14 +193,19 @@ def compare_document(cmp, with_values: bool) -> dict:
     return doc
 
 
+def _torch_device(bench) -> str:
+    """The device torch ran on last (CUDA when it ran there), else the first row's."""
+    return next((t.device for t in reversed(bench.timings) if t.name == "torch"), bench.timings[0].device)
+
+
 def bench_document(bench) -> dict:
     """bench --json: the same numbers as the table, milliseconds and GFLOP/s."""
-    from rnn_cli.bench import FLOP_FORMULA
+    from rnn_cli.bench import FLOP_FORMULA, SPREAD_LIMIT
 
     return {
         "command": "bench",
         "versions": {**versions(), **bench.versions},
-        "config": {**bench.cfg.to_dict(), "device": bench.timings[-1].device},  # the one used, not "auto"
+        "config": {**bench.cfg.to_dict(), "device": _torch_device(bench)},  # the one used, not "auto"
         "grad": bench.grad,
         "repeat": bench.repeat,
         "warmup": bench.warmup,
@@ -211,6 +216,7 @@ def bench_document(bench) -> dict:
             "numpy": bench.threads.numpy,
             "numpy_source": bench.threads.numpy_source,
             "blas": bench.threads.blas,
+            "blas_env": list(bench.threads.blas_env),
         },
         "results": [
             {
@@ -225,9 +231,15 @@ def bench_document(bench) -> dict:
                 "gflops": bench.gflops(t),
                 "relative_speed": bench.relative_speed(t),
                 "times_ms": [s * 1e3 for s in t.times_s],
+                "spread": t.spread,
+                "busy": t.busy,
             }
             for t in bench.timings
         ],
+        "not_timed": [{"implementation": n.name, "device": n.device, "status": n.status, "reason": n.reason}
+                      for n in bench.not_timed],
+        "notes": bench.notes,
+        "spread_limit": SPREAD_LIMIT,
     }
 
 

@@ -522,12 +522,28 @@ def onnx_states(cfg: RunConfig, fwd, layer: int) -> dict[str, np.ndarray]:
     return states
 
 
-def _session(model_bytes: bytes):
+def _session(model_bytes: bytes, provider: str = "CPUExecutionProvider", threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(model_bytes, options, providers=[provider])
+
+
+def torch_cpu_outputs(cfg: RunConfig, sample: Sample) -> dict[str, np.ndarray]:
+    """torch's output, h_n[, c_n] on the CPU for the sample, in the user's layout, by name."""
+    import torch
+
+    from rnn_cli import torch_run
+
+    module, x, hx = torch_run.prepare(cfg, sample, torch.device("cpu"))
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        output, state, _ = torch_run.forward(cfg, module, x, hx)
+    states = state if isinstance(state, tuple) else (state,)
+    return dict(zip(io_names(cfg)[1], (t.numpy() for t in (output,) + states)))
 
 
 def _ort_run(model, feeds: dict[str, np.ndarray], cfg: RunConfig) -> list[np.ndarray]:
@@ -592,9 +608,7 @@ def run_onnxruntime(model, cfg: RunConfig, sample: Sample) -> OnnxRun:
     torch and with the float64 reference (compare's tolerance rules), and each recurrent
     node's Y, Y_h[, Y_c] with the reference rebuilt in ONNX's layout."""
     _require_extra()
-    import torch
-
-    from rnn_cli import manual, torch_run
+    from rnn_cli import manual
 
     graph = describe(model)
     feeds = export_inputs(cfg, sample)
@@ -604,12 +618,7 @@ def run_onnxruntime(model, cfg: RunConfig, sample: Sample) -> OnnxRun:
     _, output_names = io_names(cfg)
     got = dict(zip(output_names, results[: len(output_names)]))
 
-    module, x, hx = torch_run.prepare(cfg, sample, torch.device("cpu"))
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        output, state, _ = torch_run.forward(cfg, module, x, hx)
-    states = state if isinstance(state, tuple) else (state,)
-    torch_outputs = dict(zip(output_names, (t.numpy() for t in (output,) + states)))
+    torch_outputs = torch_cpu_outputs(cfg, sample)
 
     ref64 = upcast(sample)
     fwd = manual.forward(replace(cfg, dtype="float64"), ref64.params, ref64.x, ref64.h_0, ref64.c_0, keep_layers=True)

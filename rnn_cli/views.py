@@ -755,7 +755,6 @@ def _margin(c) -> str:
 
 # ---- bench --------------------------------------------------------------------------------
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def format_ms(ms: float) -> str:
@@ -781,11 +780,14 @@ def _threads_line(threads) -> str:
     torch = "not installed" if threads.torch is None else str(threads.torch)
     if threads.numpy is not None:
         numpy = f"{threads.numpy} ({threads.blas}, via threadpoolctl)"
-    else:
-        numpy = "unknown (install threadpoolctl to see and match it)"
-        env = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
-        if env:
-            numpy += "; environment: " + " ".join(env)
+    else:  # the BLAS chooses: say which one and what it reads
+        blas = threads.blas or "its BLAS"
+        if threads.blas_env:
+            numpy = f"{blas}, as set by " + " ".join(threads.blas_env)
+        elif "openblas" in blas.lower() and threads.cpus:
+            numpy = f"{blas}, its default: one per CPU ({threads.cpus} here)"
+        else:
+            numpy = f"{blas}, its default"
     return f"Threads: torch {torch}, numpy {numpy}"
 
 
@@ -840,7 +842,18 @@ def show_bench(console: Console, bench) -> None:
             "-" if gflops is None else f"{gflops:.3g}",
             "-" if rel is None else f"{rel:.2f}x",
         )
+    for n in bench.not_timed:
+        add_row(table, n.name, n.device, cfg.dtype, n.status, "-", "-", "-", "-")
     parts += [Text(""), table]
+    parts += [Text(f"{n.name} {n.device} not timed, {n.status}: {n.reason}") for n in bench.not_timed]
+    parts += [Text(note) for note in bench.notes]
+    busy = bench.busy
+    if busy:
+        from rnn_cli.bench import SPREAD_LIMIT
+
+        rows = ", ".join(f"{t.name} {t.device} {t.spread:.1f}x" if t.spread else f"{t.name} {t.device}" for t in busy)
+        parts.append(Text(f"Warning: the slowest run took more than {SPREAD_LIMIT}x the fastest ({rows}): "
+                          "the machine was busy; rerun.", style="yellow"))
     print_parts(console, parts)
 
 
