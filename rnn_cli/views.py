@@ -747,7 +747,7 @@ def grad_tolerance_lines(checks, tol) -> list[Text]:
     lines = []
     for t, names in groups.items():
         params = [n for n in names if n[5:] not in ("input", "h_0", "c_0")]
-        shown = (["grad of every parameter"] if params else []) + [n for n in names if n not in params]
+        shown = (["every parameter"] if params else []) + [n for n in names if n not in params]
         scale = re.search(r"sqrt\((?:[^()]|\([^()]*\))*\)", t.why)  # the terms (compare.grad_tolerance), where not overridden
         lines.append(Text(f"  {', '.join(shown)}: {t.atol:.3g} + {t.rtol:.3g} * |ref|" + (f"  (x {scale[0]})" if scale else "")))
     if lines:
