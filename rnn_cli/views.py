@@ -579,8 +579,8 @@ def _recipes_section(console: Console, result: RunResult, view: View) -> list:
     from rnn_cli.recipes_view import recipes_summary, recipes_table
 
     if view.compact:
-        return recipes_summary(result.recipes)
-    return _lift_caption(recipes_table(console, result.recipes))
+        return recipes_summary(result.cfg, result.recipes, is_plain(console))
+    return _lift_caption(recipes_table(console, result.cfg, result.recipes))
 
 
 def _padding_section(console: Console, result: RunResult, view: View) -> list:
