@@ -355,8 +355,10 @@ class Gradients:
 
     @cached_property
     def first_last(self) -> dict[tuple[int, str], float | None]:
-        """||dL/dh_0|| / ||dL/dh_{L-1}|| for each layer-direction of norm_per_step: how much the gradient fades."""
-        return {key: first_last_ratio(n) for key, n in (self.norm_per_step or {}).items()}
+        """For each layer-direction of norm_per_step, how much the gradient fades along the
+        direction's own time: ||dL/dh_t|| at the step backprop reaches last over the step where
+        it enters (forward: t=0 over t=L-1; backward: t=L-1 over t=0). None: nothing enters."""
+        return {key: first_last_ratio(n, key[1] == "backward") for key, n in (self.norm_per_step or {}).items()}
 
 
 def gradient_norms(grads: Gradients) -> dict[str, float]:
@@ -367,10 +369,12 @@ def gradient_norms(grads: Gradients) -> dict[str, float]:
     return {name: float(np.sqrt(np.sum(np.square(a, dtype=np.float64)))) for name, a in arrays.items()}
 
 
-def first_last_ratio(norms: np.ndarray) -> float | None:
-    """||dL/dh_0|| / ||dL/dh_{L-1}|| for one layer-direction's (L,) norms; None when the last is 0."""
-    first, last = float(norms[0]), float(norms[-1])
-    return None if last == 0 else first / last
+def first_last_ratio(norms: np.ndarray, reverse: bool = False) -> float | None:
+    """||dL/dh|| where backprop reaches last / where it enters, for one layer-direction's (L,)
+    norms: t=0 / t=L-1 for a forward direction, t=L-1 / t=0 for a reverse one (its
+    backprop runs from t=0 up). None when no gradient enters."""
+    entered, reached = (norms[0], norms[-1]) if reverse else (norms[-1], norms[0])
+    return None if float(entered) == 0 else float(reached) / float(entered)
 
 
 def loss_value(upstream: Upstream, output: np.ndarray, h_n: np.ndarray, c_n: np.ndarray | None) -> float:
