@@ -452,7 +452,7 @@ def test_view_fits_80_columns_and_is_ascii_when_piped(terminal: bool) -> None:
     assert max(len(line) for line in out.splitlines()) <= 80
     assert out.isascii() != terminal  # terminals get block characters, pipes ASCII
     norms = g.norm_per_step[(0, "forward")]
-    assert f"||dL/dh_t|| at t=0 / at t=49 = {norms[0] / norms[-1]:.3e}" in out
+    assert f"fade, t=0 (backprop ends) / t=49 (backprop enters): {norms[0] / norms[-1]:.3e}" in out
     assert len(re.findall(r"^t=\d+ ", out, flags=re.M)) == 50
     for name in cfg.parameter_shapes():
         assert name in out
