@@ -78,8 +78,8 @@ def recipes_table(console: Console, cfg: RunConfig, rows: list[RecipeRow]) -> Ta
 
 
 # The targets' names in the summary, under a heading that says "of the last layer".
-SHORT = {"final": "final state", "forward": "forward", "backward": "backward", "both": "both concatenated",
-         "per_direction": "one per direction", "last_output": "output at last real step"}
+SHORT = {"final": "final state", "forward": "forward final state", "backward": "backward final state",
+         "both": "both concatenated", "per_direction": "one per direction", "last_output": "output at last real step"}
 
 
 def _wrong(row: RecipeRow) -> str:
@@ -109,11 +109,14 @@ def recipes_summary(cfg: RunConfig, rows: list[RecipeRow], plain: bool) -> list[
         for i, r in enumerate(wrong):
             line.append(("; " if right or i else "") + r.torch_expression + " ")
             line.append(wrong_mark, style="bold red")
-            line.append(f" {_wrong(r)}", style="yellow" if r.coincidence else "")
+            if r.coincidence:  # its own verdict, in full: a wrong recipe that looked right here
+                line.append(f" {r.note}", style="yellow")
+            elif len(r.note.split(":")[0]) <= 20:  # what it gives instead, where that is short
+                line.append(f" {r.note.split(':')[0]}")
         lines.append(line)
     control = describe_control(control_config(cfg))
-    head = f"Final state of the last layer ({right_mark}: equal on this run and at {control}; all: --show recipes)"
-    return [Text(head, style="bold")] + lines
+    lines[-1].append(f" ({right_mark}: equal here and at {control}; how far off: --show recipes)", style="dim")
+    return lines
 
 
 def padding_table(console: Console, rows: list[PaddingRow]) -> Table:
