@@ -109,13 +109,10 @@ def recipes_summary(cfg: RunConfig, rows: list[RecipeRow], plain: bool) -> list[
         for i, r in enumerate(wrong):
             line.append(("; " if right or i else "") + r.torch_expression + " ")
             line.append(wrong_mark, style="bold red")
-            if r.coincidence:  # its own verdict, in full: a wrong recipe that looked right here
-                line.append(f" {r.note}", style="yellow")
-            elif len(r.note.split(":")[0]) <= 20:  # what it gives instead, where that is short
-                line.append(f" {r.note.split(':')[0]}")
+            line.append(f" {_wrong(r)}", style="yellow" if r.coincidence else "")
         lines.append(line)
     control = describe_control(control_config(cfg))
-    lines[-1].append(f" ({right_mark}: equal here and at {control}; how far off: --show recipes)", style="dim")
+    lines[-1].append(f" ({right_mark}: equal here and at {control}; every recipe: --show recipes)", style="dim")
     return lines
 
 
