@@ -286,12 +286,10 @@ def control_config(cfg: RunConfig) -> RunConfig:
 
 
 def describe_control(control: RunConfig) -> str:
-    """"N=3, lengths 3,2,1": what the control draw varied."""
-    parts = [] if control.unbatched else [f"N={control.N}"]
+    """"N=3, lengths 3,2,1": what the control draw varied (L where nothing else says it: unbatched)."""
+    parts = [f"L={control.seq_len}"] if control.unbatched else [f"N={control.N}"]
     if control.lengths is not None:
         parts.append("lengths " + ",".join(map(str, control.lengths)))
-    else:
-        parts.append(f"L={control.seq_len}")
     return ", ".join(parts)
 
 

@@ -84,8 +84,9 @@ SHORT = {"final": "final state", "forward": "forward final state", "backward": "
 
 def _wrong(row: RecipeRow) -> str:
     """How far off, shortly: "1.1 off", "wrong shape", or the coincidence's own words."""
-    if row.coincidence:
-        return row.note
+    if row.coincidence:  # "equal here only because N=1; 1.4 off at N=3, L=3" said shortly
+        here, there = row.note.removeprefix("equal here only ").split("; ", 1)
+        return f"equal only at {here.removeprefix('because ')}; {there}"
     if row.max_abs_diff is None:
         return "wrong shape"
     why = row.note.split(":")[0]  # what it gives instead, where that is short; the table has all
@@ -101,7 +102,7 @@ def recipes_summary(cfg: RunConfig, rows: list[RecipeRow], plain: bool) -> list[
     for target in dict.fromkeys(r.target for r in rows):
         mine = [r for r in rows if r.target == target]
         line = Text.assemble((f"{SHORT[target]}: ", "bold"))
-        right = [r for r in mine if r.correct][:1]  # the usual spelling; the others: --show recipes
+        right = sorted((r for r in mine if r.correct), key=lambda r: len(r.torch_expression))[:1]  # the shortest; all: --show recipes
         for r in right:
             line.append(r.torch_expression + " ")
             line.append(right_mark, style="green")
@@ -112,7 +113,7 @@ def recipes_summary(cfg: RunConfig, rows: list[RecipeRow], plain: bool) -> list[
             line.append(f" {_wrong(r)}", style="yellow" if r.coincidence else "")
         lines.append(line)
     control = describe_control(control_config(cfg))
-    lines[-1].append(f" ({right_mark}: equal here and at {control}; every recipe: --show recipes)", style="dim")
+    lines[-1].append(f" ({right_mark}: also at {control}; all: --show recipes)", style="dim")
     return lines
 
 

@@ -498,3 +498,17 @@ def test_lengths_without_seq_len_give_L_of_the_longest_sequence(seq_len, L):
     assert doc["tensors"]["output"]["shape"] == [L, 3, 16]  # pad_packed_sequence(total_length=L), else max(lengths)
     diagram = CliRunner().invoke(app, args + ["--show", "diagram"], env={"COLUMNS": "80"}).stdout
     assert ("total_length=7" in diagram) is (seq_len == 7)
+
+
+def test_manual_judges_its_recipes_and_control_draw_without_torch():
+    code = (
+        "import sys\n"
+        "from rnn_cli import runs\n"
+        "from rnn_cli.config import RunConfig\n"
+        "cfg = RunConfig(cell='lstm', bidirectional=True, num_layers=2, lengths=(4, 4), batch=2, seq_len=4, pack=False)\n"
+        "rows = runs.run('manual', cfg, extras=runs.Extras(recipes=True)).recipes\n"
+        "print('torch' in sys.modules, sum(r.coincidence for r in rows) > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
+    # equal lengths unpacked: h_n[-2] is equal here, but walks through the padding at lengths 3,2,1
+    assert out.stdout.split() == ["False", "True"]
