@@ -263,18 +263,25 @@ CONTROL_N = 3  # >= 3: a reshape without its transpose, h_n[:, -1] ... mix seque
 
 
 def control_config(cfg: RunConfig) -> RunConfig:
-    """The same configuration (cell, layers, directions, sizes, layout, dtype, packing, padding
-    past the longest sequence), drawn from the seed at N = 3 with unequal lengths and L = 3
-    (L = 4 where L is longer than the longest sequence): small, so the control costs little,
-    and unlike any run where a wrong recipe happens to give the right numbers (N = 1, equal
-    lengths, L = 1). Unbatched input stays unbatched: its recipes have no batch axis."""
+    """The configuration the verdicts depend on, drawn small: what a recipe indexes keeps
+    (cell and its c_n, layers, directions, batch_first or unbatched, packed or not, padding
+    past the longest sequence, a projection that makes H_out differ from H_cell, dtype); what
+    only sizes the numbers shrinks (H_in, H_cell: no recipe's shape compares them with N or L).
+    N = 3 with unequal lengths and L = 3 (4 where L is longer than the longest sequence):
+    unlike any run where a wrong recipe happens to give the right numbers (N = 1, equal
+    lengths, L = 1), and cheap beside any run. Unbatched input stays unbatched: its recipes
+    have no batch axis."""
     L = 3
     lengths = None
     if cfg.lengths is not None:
         lengths = (3, 2, 1)
         L += cfg.seq_len > max(cfg.lengths)  # keep padding past the longest sequence (total_length)
+    proj = min(cfg.proj_size, 2)
     return replace(
         cfg,
+        input_size=min(cfg.input_size, 3),
+        hidden_size=proj + 1 if proj else min(cfg.hidden_size, 4),
+        proj_size=proj,
         batch=None if cfg.unbatched else CONTROL_N,
         seq_len=L,
         lengths=lengths,

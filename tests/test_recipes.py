@@ -453,8 +453,11 @@ def test_control_draw_keeps_what_the_verdict_depends_on():
     cfg = RunConfig(cell="gru", num_layers=2, bidirectional=True, batch_first=True, proj_size=0, lengths=(7, 7),
                     batch=2, seq_len=9, pack=False, hidden_size=6, input_size=4, dtype="float64", h0="random")
     c = recipes.control_config(cfg)
-    for name in ("cell", "num_layers", "bidirectional", "batch_first", "hidden_size", "input_size", "dtype", "pack", "h0"):
+    for name in ("cell", "num_layers", "bidirectional", "batch_first", "dtype", "pack", "h0", "unbatched"):
         assert getattr(c, name) == getattr(cfg, name), name
+    assert c.hidden_size <= cfg.hidden_size and c.input_size <= cfg.input_size  # small: cheap beside any run
+    projected = recipes.control_config(RunConfig(cell="lstm", proj_size=300, hidden_size=4096, input_size=512))
+    assert 0 < projected.proj_size < projected.hidden_size <= 8 and projected.input_size <= 3
     assert c.N >= 3 and len(set(c.lengths)) == c.N  # unequal lengths
     assert c.seq_len > max(c.lengths)  # padding past the longest sequence, as in the run (total_length)
     assert recipes.control_config(RunConfig(batch=None, bidirectional=True)).unbatched
@@ -512,3 +515,4 @@ def test_manual_judges_its_recipes_and_control_draw_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
     # equal lengths unpacked: h_n[-2] is equal here, but walks through the padding at lengths 3,2,1
     assert out.stdout.split() == ["False", "True"]
+
