@@ -270,7 +270,7 @@ class Network:
         """--seq-len, else max(--lengths) (what pad_packed_sequence gives), else 10."""
         if self.seq_len is not None:
             return self.seq_len
-        return max(_parse_lengths(self.lengths)) if self.lengths is not None else 10
+        return max(max(_parse_lengths(self.lengths)), 1) if self.lengths is not None else 10
 
     def _batch(self) -> int:
         """--batch, else one per --lengths value, else 1."""

@@ -11,8 +11,13 @@ or every h_n recipe would be right by construction):
     backward final state of sequence n   output[0, n, H_out:2*H_out]
     both directions                      [forward, backward] side by side
 
-So evaluate() expects a packed (or unpadded) run; on an unpacked padded run the backward
-truth starts in the padding too, and only the forward rows mean anything.
+So the truth is read off a packed (or unpadded) run; under --no-pack, evaluate() runs the
+recipes on the unpacked run the user sees and reads the truth off the packed run beside it.
+
+A recipe is right only if it is right for the configuration, not just for this draw: `judge`
+holds each verdict against a small control draw of the same configuration (control_config:
+N = 3, unequal lengths), so `h_n[-2:].reshape(N, 2 * H_out)`, equal at N = 1, is marked as
+the coincidence it is.
 
 `padding_effect` compares a padded batch run without packing (as people do when they
 forget pack_padded_sequence) with the packed run: per sequence and direction, how far h_n
@@ -40,7 +45,6 @@ TARGETS = {
     "per_direction": "one per direction (last layer)",
     "last_output": "output at each sequence's last real step",
 }
-MEANINGS = TARGETS  # the name before targets had keys in --json
 
 
 @dataclass(frozen=True)

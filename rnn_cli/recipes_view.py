@@ -83,10 +83,9 @@ SHORT = {"final": "final state", "forward": "forward final state", "backward": "
 
 
 def _wrong(row: RecipeRow) -> str:
-    """How far off, shortly: "1.1 off", "wrong shape", or the coincidence's own words."""
-    if row.coincidence:  # "equal here only because N=1; 1.4 off at N=3, L=3" said shortly
-        here, there = row.note.removeprefix("equal here only ").split("; ", 1)
-        return f"equal only at {here.removeprefix('because ')}; {there}"
+    """How far off, shortly: "is the backward one (1.1 off)", "0.5 off", "wrong shape", or the coincidence's own words."""
+    if row.coincidence:  # its own verdict, in full: "equal here only because N=1; 1.2 off at N=3"
+        return row.note
     if row.max_abs_diff is None:
         return "wrong shape"
     why = row.note.split(":")[0]  # what it gives instead, where that is short; the table has all
@@ -102,7 +101,8 @@ def recipes_summary(cfg: RunConfig, rows: list[RecipeRow], plain: bool) -> list[
     for target in dict.fromkeys(r.target for r in rows):
         mine = [r for r in rows if r.target == target]
         line = Text.assemble((f"{SHORT[target]}: ", "bold"))
-        right = sorted((r for r in mine if r.correct), key=lambda r: len(r.torch_expression))[:1]  # the shortest; all: --show recipes
+        # the shortest right spelling (all of them: --show recipes)
+        right = sorted((r for r in mine if r.correct), key=lambda r: len(r.torch_expression))[:1]
         for r in right:
             line.append(r.torch_expression + " ")
             line.append(right_mark, style="green")
