@@ -305,11 +305,14 @@ def describe_control(control: RunConfig) -> str:
 
 
 def _only_here(cfg: RunConfig, control: RunConfig) -> str:
-    """What makes this run special where the control is not: "N=1", "equal lengths", "L=1"."""
+    """What makes this run special where the control is not: "N=1", "equal lengths", "L=1".
+    (N=2 is not: every recipe here that mixes sequences already mixes two.)"""
     parts = []
-    if not cfg.unbatched and cfg.N < control.N:
-        parts.append(f"N={cfg.N}")
-    if cfg.lengths is not None and len(set(cfg.lengths)) == 1:
+    if not cfg.unbatched and cfg.N == 1:
+        parts.append("N=1")
+    if cfg.lengths is not None and min(cfg.lengths) == cfg.seq_len:
+        parts.append("every sequence is full length")
+    elif cfg.lengths is not None and len(set(cfg.lengths)) == 1 and cfg.N > 1:
         parts.append("all lengths are equal")
     if cfg.seq_len == 1:
         parts.append("L=1")

@@ -516,3 +516,18 @@ def test_manual_judges_its_recipes_and_control_draw_without_torch():
     # equal lengths unpacked: h_n[-2] is equal here, but walks through the padding at lengths 3,2,1
     assert out.stdout.split() == ["False", "True"]
 
+
+
+@pytest.mark.parametrize("cfg, expression, because", [
+    (RunConfig(batch_first=True, lengths=(4, 4), batch=2, seq_len=4), "output[:, -1]", "every sequence is full length"),
+    (RunConfig(bidirectional=True, lengths=(3, 3), batch=2, seq_len=3, pack=False), "h_n[-2]", "every sequence is full length"),
+    (RunConfig(bidirectional=True, batch=None, seq_len=1), "output[-1, H_out:]", "L=1"),
+    (RunConfig(bidirectional=True, batch=1), "h_n[-2:].reshape(N, 2 * H_out)", "N=1"),
+])  # fmt: skip
+def test_a_coincidence_says_what_made_this_run_special(cfg, expression, because):
+    from rnn_cli import runs
+
+    row = by_expression(runs.run("torch", cfg, extras=runs.Extras(recipes=True)).recipes)[expression]
+    assert row.coincidence and not row.correct
+    assert row.note.startswith(f"equal here only because {because}; ")
+    assert row.note.endswith(f"{row.control_max_abs_diff:.2g} off at {row.control}")
