@@ -46,6 +46,11 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + exp(-z)), without overflow
 
 
+def tanh_grad(y: np.ndarray) -> np.ndarray:
+    """d tanh(a) / da = 1 - tanh(a)^2, from y = tanh(a): every cell's tanh goes through here."""
+    return 1.0 - y * y
+
+
 # ---- upstream gradients: the loss ----------------------------------------------------------
 
 
@@ -178,7 +183,7 @@ def rnn_step_backward(d_state: State, cache: tuple, p: CellParams, grads: dict) 
     dx_t = da W_ih,  dh_{t-1} = da W_hh."""
     (dh_t,) = d_state
     x_t, h, h_t = cache
-    da = dh_t * ((h_t > 0) if p.relu else (1.0 - h_t * h_t))  # (N, H)
+    da = dh_t * ((h_t > 0) if p.relu else tanh_grad(h_t))  # (N, H)
     dx = _linear_backward(da, x_t, p.weight_ih, grads, "weight_ih", "bias_ih")
     dh = _linear_backward(da, h, p.weight_hh, grads, "weight_hh", "bias_hh")
     return dx, (dh,)
@@ -214,9 +219,9 @@ def lstm_step_backward(d_state: State, cache: tuple, p: CellParams, grads: dict)
         grads["weight_hr"] += dh_t.T @ m_t
         dm = dh_t @ p.weight_hr  # (N, H_cell)
     do = dm * tanh_c
-    dc = dc_t + dm * o * (1.0 - tanh_c * tanh_c)
+    dc = dc_t + dm * o * tanh_grad(tanh_c)
     di, df, dg, dc_prev = dc * g, dc * c, dc * i, dc * f
-    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=1)  # (N, 4H)
+    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * tanh_grad(g), do * o * (1 - o)], axis=1)  # (N, 4H)
     dx = _linear_backward(da, x_t, p.weight_ih, grads, "weight_ih", "bias_ih")
     dh = _linear_backward(da, h, p.weight_hh, grads, "weight_hh", "bias_hh")
     return dx, (dh, dc_prev)
@@ -246,7 +251,7 @@ def gru_step_backward(d_state: State, cache: tuple, p: CellParams, grads: dict) 
     x_t, h, r, z, n, h_n = cache
     dn = dh_t * (1 - z)
     dz = dh_t * (h - n)
-    da_n = dn * (1 - n * n)
+    da_n = dn * tanh_grad(n)
     da_r = da_n * h_n * r * (1 - r)
     da_z = dz * z * (1 - z)
     dx = _linear_backward(np.concatenate([da_r, da_z, da_n], axis=1), x_t, p.weight_ih, grads, "weight_ih", "bias_ih")
@@ -352,8 +357,10 @@ class Gradients:
 
     @cached_property
     def first_last(self) -> dict[tuple[int, str], float | None]:
-        """||dL/dh_0|| / ||dL/dh_{L-1}|| for each layer-direction of norm_per_step: how much the gradient fades."""
-        return {key: first_last_ratio(n) for key, n in (self.norm_per_step or {}).items()}
+        """For each layer-direction of norm_per_step, how much the gradient fades along the
+        direction's own time: ||dL/dh_t|| at the step backprop reaches last over the step where
+        it enters (forward: t=0 over t=L-1; backward: t=L-1 over t=0). None: nothing enters."""
+        return {key: first_last_ratio(n, key[1] == "backward") for key, n in (self.norm_per_step or {}).items()}
 
 
 def gradient_norms(grads: Gradients) -> dict[str, float]:
@@ -364,10 +371,12 @@ def gradient_norms(grads: Gradients) -> dict[str, float]:
     return {name: float(np.sqrt(np.sum(np.square(a, dtype=np.float64)))) for name, a in arrays.items()}
 
 
-def first_last_ratio(norms: np.ndarray) -> float | None:
-    """||dL/dh_0|| / ||dL/dh_{L-1}|| for one layer-direction's (L,) norms; None when the last is 0."""
-    first, last = float(norms[0]), float(norms[-1])
-    return None if last == 0 else first / last
+def first_last_ratio(norms: np.ndarray, reverse: bool = False) -> float | None:
+    """||dL/dh|| where backprop reaches last / where it enters, for one layer-direction's (L,)
+    norms: t=0 / t=L-1 for a forward direction, t=L-1 / t=0 for a reverse one (its
+    backprop runs from t=0 up). None when no gradient enters."""
+    entered, reached = (norms[0], norms[-1]) if reverse else (norms[-1], norms[0])
+    return None if float(entered) == 0 else float(reached) / float(entered)
 
 
 def loss_value(upstream: Upstream, output: np.ndarray, h_n: np.ndarray, c_n: np.ndarray | None) -> float:

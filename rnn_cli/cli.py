@@ -206,7 +206,7 @@ class Network:
     nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("Network", "--nonlinearity", help="rnn only. [default: tanh]")] = None
     no_bias: Annotated[bool, _opt("Network", "--no-bias", help="bias=False.")] = False
     proj_size: Annotated[Optional[int], _opt("Network", "--proj-size", metavar="INT", help="lstm only: project h to this size. [default: 0]")] = None
-    seq_len: Annotated[Optional[int], _opt("Input", "--seq-len", metavar="INT", help="L: time steps. [default: 10 (bench: 100), or --input's]")] = None
+    seq_len: Annotated[Optional[int], _opt("Input", "--seq-len", metavar="INT", help="L: time steps. [default: max(--lengths), else 10 (bench: 100), or --input's]")] = None
     batch: Annotated[Optional[int], _opt("Input", "--batch", metavar="INT", help="N: sequences in the batch. [default: one per --lengths, else 1 (bench: 32), or --input's]")] = None
     unbatched: Annotated[bool, _opt("Input", "--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
     batch_first: Annotated[bool, _opt("Input", "--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
@@ -259,7 +259,7 @@ class Network:
             **network,
             batch_first=self.batch_first,
             nonlinearity=self.nonlinearity,
-            seq_len=seq_len if seq_len is not None else (10 if self.seq_len is None else self.seq_len),
+            seq_len=seq_len if seq_len is not None else self._seq_len(),
             batch=None if self.unbatched else (batch if batch is not None else self._batch()),
             lengths=None if self.lengths is None else _parse_lengths(self.lengths),
             pack=not self.no_pack,
@@ -269,6 +269,12 @@ class Network:
             seed=self.seed,
             device=self.device,
         )
+
+    def _seq_len(self) -> int:
+        """--seq-len, else max(--lengths) (what pad_packed_sequence gives), else 10."""
+        if self.seq_len is not None:
+            return self.seq_len
+        return max(max(_parse_lengths(self.lengths)), 1) if self.lengths is not None else 10
 
     def _batch(self) -> int:
         """--batch, else one per --lengths value, else 1."""

@@ -223,7 +223,7 @@ def _full(cfg: RunConfig, g: Glyphs, plain: bool, width: int) -> _Lines:
             (f.packed_out, st["shape"]),
             (f", batch_sizes {f.batch_sizes}", st["note"]),
         )
-        down("pad_packed_sequence")
+        down(_unpack(cfg))
     pieces = [stage("output"), (f.output, st["shape"])]
     states = _states(f)
     if col_state + line_width(states) <= width:
@@ -281,10 +281,17 @@ def _compact(cfg: RunConfig, g: Glyphs, plain: bool, width: int) -> _Lines:
     if f.packed_out is not None:
         fit(
             [label("packed"), ("PackedSequence.data ", st["note"]), (f.packed_out, st["shape"])],
-            [(f" {g.to} pad_packed_sequence", st["note"])],
+            [(f" {g.to} {_unpack(cfg)}", st["note"])],
         )
     fit([label("output"), (f.output, st["shape"])], [(GAP, ""), *_states(f)])
     return lines
+
+
+def _unpack(cfg: RunConfig) -> str:
+    """The unpacking call: total_length only where L is longer than the longest sequence."""
+    if cfg.lengths is not None and cfg.seq_len > max(cfg.lengths):
+        return f"pad_packed_sequence(total_length={cfg.seq_len})"
+    return "pad_packed_sequence"
 
 
 def flow_diagram(cfg: RunConfig, plain: bool, width: int = 80) -> Text:

@@ -164,6 +164,9 @@ def run_sections(result: RunResult, with_values: bool) -> dict:
     out: dict = {}
     if result.recipes is not None:
         out["recipes"] = recipes_document(result.recipes)
+        cfg = result.cfg
+        out["recipes_judged_on"] = "unpacked run (--no-pack), against the packed run's truth" if (
+            cfg.lengths is not None and not cfg.pack) else "this run"
     if result.padding_effect is not None:
         out["padding_effect"] = padding_document(result.padding_effect)
     if result.gradients is not None:
@@ -247,12 +250,20 @@ def bench_document(bench) -> dict:
 
 
 def recipes_document(rows) -> list[dict]:
+    """One entry per recipe: correct only where right on this run and on the control draw;
+    coincidence: equal on this run only (control_max_abs_diff says by how much it is not)."""
     return [
         {
             "expression": r.expression,
             "shape": list(r.shape),
             "correct": r.correct,
             "max_abs_diff": finite(r.max_abs_diff),
+            "target": r.target,
+            "target_text": r.meaning,
+            "coincidence": r.coincidence,
+            "control_max_abs_diff": finite(r.control_max_abs_diff),
+            "control": r.control,
+            "note": r.note,
         }
         for r in rows
     ]

@@ -51,10 +51,15 @@ def bar(value: float, hi: float, ascii_only: bool, width: int = BAR_WIDTH) -> st
     return "█" * full + (EIGHTHS[part] if part else "")
 
 
-def ratio_line(L: int, ratio: float | None, precision: int) -> str:
+def ratio_line(norms: np.ndarray, direction: str, ratio: float | None, precision: int) -> str:
+    """The fade along the direction's own backprop: from the step where it enters to the one it reaches last."""
+    L = len(norms)
+    enters, last = (0, L - 1) if direction == "backward" else (L - 1, 0)
+    if not np.any(norms):
+        return "no gradient reaches this direction: nothing to fade"
     if ratio is None:
-        return f"||dL/dh_t|| at t=0 / at t={L - 1}: undefined, no gradient reaches step {L - 1}"
-    return f"||dL/dh_t|| at t=0 / at t={L - 1} = {ratio:.{max(precision - 1, 0)}e}"
+        return f"no gradient where this direction's backprop starts (t={enters}): no fade ratio"
+    return f"fade, t={last} (backprop ends) / t={enters} (backprop enters): {ratio:.{max(precision - 1, 0)}e}"
 
 
 def step_chart(console: Console, layer: int, direction: str, norms: np.ndarray, ratio: float | None, precision: int) -> Text:
@@ -74,7 +79,7 @@ def step_chart(console: Console, layer: int, direction: str, norms: np.ndarray, 
         text.append(f"t={t:<{digits}} ")
         text.append(b.ljust(bar_width), style=None if plain else "cyan")
         text.append(f" {shown}\n")
-    text.append(ratio_line(len(norms), ratio, precision))
+    text.append(ratio_line(norms, direction, ratio, precision))
     return text
 
 

@@ -11,8 +11,13 @@ or every h_n recipe would be right by construction):
     backward final state of sequence n   output[0, n, H_out:2*H_out]
     both directions                      [forward, backward] side by side
 
-So evaluate() expects a packed (or unpadded) run; on an unpacked padded run the backward
-truth starts in the padding too, and only the forward rows mean anything.
+So the truth is read off a packed (or unpadded) run; under --no-pack, evaluate() runs the
+recipes on the unpacked run the user sees and reads the truth off the packed run beside it.
+
+A recipe is right only if it is right for the configuration, not just for this draw: `judge`
+holds each verdict against a small control draw of the same configuration (control_config:
+N = 3, unequal lengths), so `h_n[-2:].reshape(N, 2 * H_out)`, equal at N = 1, is marked as
+the coincidence it is.
 
 `padding_effect` compares a padded batch run without packing (as people do when they
 forget pack_padded_sequence) with the packed run: per sequence and direction, how far h_n
@@ -23,41 +28,46 @@ numpy only at import; torch is imported inside the functions that are handed tor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from rnn_cli.config import RunConfig, shape_str
 from rnn_cli.sample import from_user_layout
 
-# What each recipe claims to give; the truth for each is built in _truths.
-MEANINGS = {
-    "final": "last layer's final state",
-    "forward": "last layer's final state, forward direction",
-    "backward": "last layer's final state, backward direction",
-    "both": "last layer's final state, both directions concatenated",
-    "per_direction": "last layer's final state, one per direction",
+# The target each recipe claims to give: a stable key (--json "target") and its words.
+# The truth for each is built in _truths.
+TARGETS = {
+    "final": "final state of the last layer",
+    "forward": "forward final state of the last layer",
+    "backward": "backward final state of the last layer",
+    "both": "both directions concatenated (last layer)",
+    "per_direction": "one per direction (last layer)",
     "last_output": "output at each sequence's last real step",
 }
 
 
 @dataclass(frozen=True)
 class Recipe:
-    meaning: str  # a key of MEANINGS
+    meaning: str  # its target: a key of TARGETS
     torch: str  # the torch spelling: what the code view prints
     numpy: str  # the same recipe for numpy arrays
-    why: str  # shown when the recipe is wrong on this run
+    why: str  # what it gives instead, read after the expression ("is the backward one"); "" when right
 
 
 @dataclass(frozen=True)
 class RecipeRow:
     expression: str  # the spelling that was evaluated
-    meaning: str  # MEANINGS[recipe.meaning]
+    meaning: str  # TARGETS[target]
     shape: tuple[int, ...]  # what the expression gives
-    correct: bool
-    max_abs_diff: float | None  # None when the shape differs from the truth's
+    correct: bool  # right on this run and on the control draw: right for this configuration
+    max_abs_diff: float | None  # on this run; None when the shape differs from the truth's
     note: str  # why it is wrong ("" when right)
     torch_expression: str  # the torch spelling, whatever was evaluated
+    target: str = ""  # a key of TARGETS
+    coincidence: bool = False  # equal on this run, wrong on the control draw
+    control_max_abs_diff: float | None = None  # on the control draw (judge); None: wrong shape or not judged
+    control: str = ""  # the control draw, "N=3, lengths 3,2,1"; "" when not judged
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,7 @@ def _spell(cfg: RunConfig, lib: str) -> list[tuple[str, str, str]]:
     bi, padded, layers = cfg.bidirectional, cfg.lengths is not None, cfg.num_layers
     view = "view" if lib == "torch" else "reshape"
     state = "H_out" if cfg.unbatched else "N, H_out"  # trailing axes of h_n
-    pad_why = "step L-1 is padding for the shorter sequences"
+    pad_why = "reads step L-1, padding for the shorter sequences"
     gather = f"{lib}.arange(N)"
     rows: list[tuple[str, str, str]] = []
 
@@ -101,25 +111,25 @@ def _spell(cfg: RunConfig, lib: str) -> list[tuple[str, str, str]]:
         if padded:
             add("final", _output(cfg, "lengths - 1", n=gather))
         if layers > 1:
-            add("final", "h_n[0]", "h_n[0] is the first layer's final state")
+            add("final", "h_n[0]", "is the first layer's")
         if not cfg.unbatched:
-            add("final", f"h_n.{view}(N, -1)", "h_n.view(N, -1) mixes layers and sequences")
+            add("final", f"h_n.{view}(N, -1)", "mixes layers and sequences")
         if cfg.batch_first:
-            add("final", "h_n[:, -1]", "batch_first does not apply to h_n: this is sequence N-1")
+            add("final", "h_n[:, -1]", "is sequence N-1: batch_first does not apply to h_n")
         return rows
 
     # bidirectional: h_n[k] with k = layer * D + direction, so the last layer's are h_n[-2], h_n[-1]
     add("forward", "h_n[-2]")
-    add("forward", "h_n[-1]", "h_n[-1] is the backward direction's final state")
+    add("forward", "h_n[-1]", "is the backward one")
     add("forward", _output(cfg, "-1", ":H_out"), pad_why)
     if padded:
         add("forward", _output(cfg, "lengths - 1", ":H_out", n=gather))
     if cfg.batch_first:
-        add("forward", "h_n[:, -1]", "batch_first does not apply to h_n: this is sequence N-1")
+        add("forward", "h_n[:, -1]", "is sequence N-1: batch_first does not apply to h_n")
 
     add("backward", f"h_n.{view}(num_layers, D, {state})[-1, 1]")
     add("backward", _output(cfg, "0", "H_out:"))
-    add("backward", _output(cfg, "-1", "H_out:"), "step L-1 is where the backward direction starts")
+    add("backward", _output(cfg, "-1", "H_out:"), "is where the backward direction starts")
 
     axis = 0 if cfg.unbatched else 1
     if lib == "torch":
@@ -131,15 +141,15 @@ def _spell(cfg: RunConfig, lib: str) -> list[tuple[str, str, str]]:
     else:
         swap = "transpose(0, 1)" if lib == "torch" else "transpose(1, 0, 2)"
         add("both", f"h_n[-2:].{swap}.reshape(N, 2 * H_out)")
-        add("both", "h_n[-2:].reshape(N, 2 * H_out)", "reshape without a transpose mixes sequences and directions")
-        add("both", f"h_n.{view}(N, -1)", "h_n.view(N, -1) mixes layers, directions and sequences")
-    output_why = "backward half is step L-1, not its final state"
-    add("both", _output(cfg, "-1"), output_why + ("; L-1 is padding for shorter sequences" if padded else ""))
+        add("both", "h_n[-2:].reshape(N, 2 * H_out)", "mixes sequences and directions: reshape without a transpose")
+        add("both", f"h_n.{view}(N, -1)", "mixes layers, directions and sequences")
+    output_why = "has step L-1 as its backward half"
+    add("both", _output(cfg, "-1"), output_why + (", and padding for shorter sequences" if padded else ""))
 
     add("per_direction", f"h_n.{view}(num_layers, D, {state})[-1]")
     add("per_direction", "h_n[-2:]")
     if layers > 1:
-        add("per_direction", f"h_n.{view}(D, num_layers, {state})[:, -1]", "h_n's first axis is layer * D + direction")
+        add("per_direction", f"h_n.{view}(D, num_layers, {state})[:, -1]", "mixes layers and directions: h_n's first axis is layer * D + direction")
 
     if padded:
         add("last_output", _output(cfg, "lengths - 1", n=gather))  # output[-1] is already under "both"
@@ -210,14 +220,16 @@ def namespace(cfg: RunConfig, tensors: dict, lib: str) -> dict:
     return ns
 
 
-def evaluate(cfg: RunConfig, tensors: dict, lib: str) -> list[RecipeRow]:
+def evaluate(cfg: RunConfig, tensors: dict, lib: str, truth: dict | None = None) -> list[RecipeRow]:
     """Run every recipe for cfg on the run's tensors (user layout) and judge it against the truth.
 
-    tensors: "output", "h_n" (and "c_n") of a packed or unpadded run, torch tensors or numpy
-    arrays; lib "torch" evaluates the torch spellings (numpy arrays are wrapped, on the CPU),
-    "numpy" the numpy spellings. Recipes that raise on this run are left out.
+    tensors: "output", "h_n" (and "c_n") of a run, torch tensors or numpy arrays; lib
+    "torch" evaluates the torch spellings (numpy arrays are wrapped, on the CPU), "numpy"
+    the numpy spellings. truth: the packed (or unpadded) run's tensors the truth is read
+    from, when `tensors` are not (--no-pack: the padded batch run unpacked); default
+    `tensors`. Recipes that raise on this run are left out.
     """
-    truths = _truths(cfg, tensors["output"])
+    truths = _truths(cfg, (truth or tensors)["output"])
     ns = namespace(cfg, tensors, lib)
     rows = []
     for recipe in recipes(cfg):
@@ -226,26 +238,102 @@ def evaluate(cfg: RunConfig, tensors: dict, lib: str) -> list[RecipeRow]:
             got = _numpy(eval(expression, {"__builtins__": {}}, dict(ns)))  # noqa: S307 - our own strings
         except (IndexError, RuntimeError, ValueError, TypeError):
             continue
-        truth = truths[recipe.meaning]
-        if got.shape != truth.shape:
+        want = truths[recipe.meaning]
+        if got.shape != want.shape:
             correct, diff = False, None
-            note = f"shape {shape_str(got.shape)} vs truth {shape_str(truth.shape)}"
+            note = f"shape {shape_str(got.shape)} vs truth {shape_str(want.shape)}"
         else:
-            diff = float(np.max(np.abs(got.astype(np.float64) - truth), initial=0.0))
-            correct = diff <= _tolerance(truth.dtype)
-            note = "" if correct else recipe.why
+            diff = float(np.max(np.abs(got.astype(np.float64) - want), initial=0.0))
+            correct = diff <= _tolerance(want.dtype)
+            note = "" if correct else (recipe.why or "ran on through the padding (--no-pack)")
         rows.append(
             RecipeRow(
                 expression=expression,
-                meaning=MEANINGS[recipe.meaning],
+                meaning=TARGETS[recipe.meaning],
                 shape=tuple(got.shape),
                 correct=correct,
                 max_abs_diff=diff,
                 note=note,
                 torch_expression=recipe.torch,
+                target=recipe.meaning,
             )
         )
     return rows
+
+
+# ---- right in general: a control draw where coincidences cannot hide -----------------------
+
+CONTROL_N = 3  # >= 3: a reshape without its transpose, h_n[:, -1] ... mix sequences
+
+
+def control_config(cfg: RunConfig) -> RunConfig:
+    """The configuration the verdicts depend on, drawn small: what a recipe indexes keeps
+    (cell and its c_n, layers, directions, batch_first or unbatched, packed or not, padding
+    past the longest sequence, a projection that makes H_out differ from H_cell, dtype); what
+    only sizes the numbers shrinks (H_in, H_cell: no recipe's shape compares them with N or L).
+    N = 3 with unequal lengths and L = 3 (4 where L is longer than the longest sequence):
+    unlike any run where a wrong recipe happens to give the right numbers (N = 1, equal
+    lengths, L = 1), and cheap beside any run. Unbatched input stays unbatched: its recipes
+    have no batch axis."""
+    L = 3
+    lengths = None
+    if cfg.lengths is not None:
+        lengths = (3, 2, 1)
+        L += cfg.seq_len > max(cfg.lengths)  # keep padding past the longest sequence (total_length)
+    proj = min(cfg.proj_size, 2)
+    return replace(
+        cfg,
+        input_size=min(cfg.input_size, 3),
+        hidden_size=proj + 1 if proj else min(cfg.hidden_size, 4),
+        proj_size=proj,
+        batch=None if cfg.unbatched else CONTROL_N,
+        seq_len=L,
+        lengths=lengths,
+        input="seed",
+        weights="seed",
+        h0="random" if cfg.h0 == "file" else cfg.h0,
+        seed=cfg.seed + 1,
+    )
+
+
+def describe_control(control: RunConfig) -> str:
+    """"N=3, lengths 3,2,1": what the control draw varied (L where nothing else says it: unbatched)."""
+    parts = [f"L={control.seq_len}"] if control.unbatched else [f"N={control.N}"]
+    if control.lengths is not None:
+        parts.append("lengths " + ",".join(map(str, control.lengths)))
+    return ", ".join(parts)
+
+
+def _only_here(cfg: RunConfig, control: RunConfig) -> str:
+    """What makes this run special where the control is not: "N=1", "equal lengths", "L=1".
+    (N=2 is not: every recipe here that mixes sequences already mixes two.)"""
+    parts = []
+    if not cfg.unbatched and cfg.N == 1:
+        parts.append("N=1")
+    if cfg.lengths is not None and min(cfg.lengths) == cfg.seq_len:
+        parts.append("every sequence is full length")
+    elif cfg.lengths is not None and len(set(cfg.lengths)) == 1 and cfg.N > 1:
+        parts.append("all lengths are equal")
+    if cfg.seq_len == 1:
+        parts.append("L=1")
+    return "because " + " and ".join(parts) if parts else "on this draw"
+
+
+def judge(cfg: RunConfig, rows: list[RecipeRow], control: RunConfig, control_rows: list[RecipeRow]) -> list[RecipeRow]:
+    """rows, each right only if right on the control draw too; a recipe equal on this run
+    but not on the control is a coincidence, wrong, and says so."""
+    on_control = {r.torch_expression: r for r in control_rows}
+    said = describe_control(control)
+    out = []
+    for r in rows:
+        c = on_control.get(r.torch_expression)  # None: it raised on the control
+        control_diff = None if c is None else c.max_abs_diff
+        row = replace(r, control_max_abs_diff=control_diff, control=said)
+        if r.correct and not (c is not None and c.correct):
+            off = "raises" if c is None else ("wrong shape" if control_diff is None else f"{control_diff:.2g} off")
+            row = replace(row, correct=False, coincidence=True, note=f"equal here only {_only_here(cfg, control)}; {off} at {said}")
+        out.append(row)
+    return out
 
 
 # ---- --no-pack: the padded batch straight through the module ------------------------------

@@ -70,6 +70,31 @@ def gradients(implementation: str, cfg: RunConfig, sample: Sample, loss: str, tf
     return grads, upstream
 
 
+def _packed(implementation: str, cfg: RunConfig, sample: Sample, result: RunResult, tf32: bool) -> RunResult:
+    """The run the recipes' truth is defined on: result itself, or under --no-pack the
+    packed run of the same sample beside it."""
+    if cfg.lengths is None or cfg.pack:
+        return result
+    return forward(implementation, replace(cfg, pack=True), sample, False, tf32)
+
+
+def judged_recipes(implementation: str, cfg: RunConfig, shown: RunResult, packed: RunResult, tf32: bool = True) -> list:
+    """The final-state recipes evaluated on the tensors the user sees (under --no-pack the
+    unpacked run) against the packed run's truth, then on a small control draw of the same
+    configuration (recipes.control_config), run by the same implementation: a recipe is
+    right only where it is right on both."""
+    from rnn_cli import recipes
+
+    lib = "numpy" if implementation == "manual" else "torch"
+    rows = recipes.evaluate(cfg, shown.tensors, lib, truth=packed.tensors)
+    control = recipes.control_config(cfg)
+    sample = draw(control)
+    control_shown = forward(implementation, control, sample, False, tf32)
+    control_packed = _packed(implementation, control, sample, control_shown, tf32)
+    control_rows = recipes.evaluate(control, control_shown.tensors, lib, truth=control_packed.tensors)
+    return recipes.judge(cfg, rows, control, control_rows)
+
+
 def run(
     implementation: str,
     cfg: RunConfig,
@@ -85,15 +110,11 @@ def run(
     if extras.recipes or extras.padding:
         from rnn_cli import recipes
 
-        # The recipes' truth is defined on the packed run; under --no-pack it runs beside.
-        packed = result
-        if cfg.lengths is not None and not cfg.pack:
-            packed = forward(implementation, replace(cfg, pack=True), sample, False, tf32)
-            if extras.padding:
-                result.padding_effect = recipes.padding_effect(cfg, packed.tensors, result.tensors)
+        packed = _packed(implementation, cfg, sample, result, tf32)
+        if extras.padding and packed is not result:
+            result.padding_effect = recipes.padding_effect(cfg, packed.tensors, result.tensors)
         if extras.recipes:
-            lib = "numpy" if implementation == "manual" else "torch"
-            result.recipes = recipes.evaluate(cfg, packed.tensors, lib)
+            result.recipes = judged_recipes(implementation, cfg, result, packed, tf32)
     if extras.grad is not None:
         result.gradients, result.upstream = gradients(implementation, cfg, sample, extras.grad, tf32)
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from typing import Callable
 from dataclasses import dataclass
@@ -589,8 +590,8 @@ def _recipes_section(console: Console, result: RunResult, view: View) -> list:
     from rnn_cli.recipes_view import recipes_summary, recipes_table
 
     if view.compact:
-        return recipes_summary(result.recipes)
-    return _lift_caption(recipes_table(console, result.recipes))
+        return recipes_summary(result.cfg, result.recipes, is_plain(console))
+    return _lift_caption(recipes_table(console, result.cfg, result.recipes))
 
 
 def _padding_section(console: Console, result: RunResult, view: View) -> list:
@@ -718,6 +719,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
     if got.tf32 is not None:
         parts.append(Text(tf32_line(got.tf32)))
     parts.append(Text(f"Tolerance: |torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|  ({tol.why})"))
+    parts += grad_tolerance_lines(cmp.checks, tol)
     table = make_table(console, caption=compare_rule_caption())
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)  # one shape when both sides agree
@@ -747,6 +749,24 @@ def show_compare(console: Console, cmp, view: View) -> None:
     if more is not None:
         parts.append(more)
     print_parts(console, parts)
+
+
+def grad_tolerance_lines(checks, tol) -> list[Text]:
+    """Gradients held to their own tolerance (compare.grad_tolerance): one line per distinct
+    tolerance, naming the gradients it applies to."""
+    groups: dict = {}
+    for c in checks:
+        if c.name.startswith("grad_") and c.tolerance is not None and c.tolerance != tol:
+            groups.setdefault(c.tolerance, []).append(c.name)
+    lines = []
+    for t, names in groups.items():
+        params = [n for n in names if n[5:] not in ("input", "h_0", "c_0")]
+        shown = (["every parameter"] if params else []) + [n for n in names if n not in params]
+        scale = re.search(r"sqrt\((?:[^()]|\([^()]*\))*\)", t.why)  # the terms (compare.grad_tolerance), where not overridden
+        lines.append(Text(f"  {', '.join(shown)}: {t.atol:.3g} + {t.rtol:.3g} * |ref|" + (f"  (x {scale[0]})" if scale else "")))
+    if lines:
+        lines.insert(0, Text("Gradients sum many rounded terms: that tolerance x sqrt(terms)"))
+    return lines
 
 
 def _margin(c) -> str:

@@ -57,11 +57,11 @@ CASES = [
     ("c0_without_h0_file", "manual --cell lstm --c0 c.npy",
      "--c0 needs --h0 PATH.npy too: the initial state comes from files or from --h0 zeros|random"),
     ("lengths_zero", "manual --batch 2 --lengths 0,2",
-     "--lengths values must be between 1 and --seq-len (10), got 0"),
+     "--lengths values must be between 1 and --seq-len (2), got 0"),  # L = max(lengths)
     ("lengths_above_seq_len", "compare --batch 2 --seq-len 5 --lengths 5,6",
      "--lengths values must be between 1 and --seq-len (5), got 6"),
     ("lengths_negative", "manual --batch 2 --lengths 3,-1",
-     "--lengths values must be between 1 and --seq-len (10), got -1"),
+     "--lengths values must be between 1 and --seq-len (3), got -1"),
     ("lengths_not_integers", "manual --batch 2 --lengths 2.5,3",
      "--lengths must be comma-separated integers such as 10,7,3, got '2.5,3'"),
     ("lengths_empty_item", "manual --batch 3 --lengths 3,,2",

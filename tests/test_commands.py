@@ -328,7 +328,7 @@ def test_manual_grad_loss_last_chart_matches_autograd_step_by_step(tmp_path):
     rows = re.findall(r"^t=(\d+)\s+#*\s+(\d\.\d+e[+-]\d+)$", out, re.M)
     assert [int(t) for t, _ in rows] == list(range(50))
     shown = np.array([float(v) for _, v in rows])
-    ratio = re.search(r"^\|\|dL/dh_t\|\| at t=0 / at t=49 = (\S+)$", out, re.M)
+    ratio = re.search(r"^fade, t=0 \(backprop ends\) / t=49 \(backprop enters\): (\S+)$", out, re.M)
     assert ratio is not None
     # Independent: the tanh recurrence written out in torch (float64), dL/dh_t by autograd.
     saved = np.load(tmp_path / "run.npz")
@@ -404,7 +404,9 @@ def test_recipes_json_amounts_come_from_the_runs_own_tensors(tmp_path):
     truth taken from output[-1] (padding) instead of each sequence's last real step, the
     amount of a wrong recipe not max |recipe - truth|."""
     d = doc(*RECIPE_ARGS, "--save", tmp_path / "run.npz")
-    assert d["recipes"] and all(set(r) == {"expression", "shape", "correct", "max_abs_diff"} for r in d["recipes"])
+    keys = {"expression", "shape", "correct", "max_abs_diff", "target", "target_text", "coincidence",
+            "control_max_abs_diff", "control", "note"}
+    assert d["recipes"] and all(set(r) == keys for r in d["recipes"])
     rec = {r["expression"]: r for r in d["recipes"]}
     saved = np.load(tmp_path / "run.npz")
     lstm = load_saved(nn.LSTM(5, 8, num_layers=2, bidirectional=True), saved)
@@ -430,18 +432,18 @@ def test_recipes_json_amounts_come_from_the_runs_own_tensors(tmp_path):
 
     # What a person sees by default: the summary, with the same amounts (2 significant digits).
     screen = flat(ok(invoke(*RECIPE_ARGS)))
-    assert f"h_n[-1] ({amount(h_n[-1], fwd_truth):.2g} off)" in screen
-    assert f"output[-1] ({amount(output[-1], truth):.2g} off)" in screen
-    equal = screen.split("equal:", 1)[1].split("WRONG:", 1)[0]
-    assert "torch.cat((h_n[-2], h_n[-1]), dim=1)" in equal and "output[lengths - 1, torch.arange(N)]" in equal
-    assert "h_n[-1] (" not in equal
+    assert f"h_n[-1] WRONG is the backward one ({amount(h_n[-1], fwd_truth):.2g} off)" in screen
+    assert f"output[-1] WRONG {amount(output[-1], truth):.2g} off" in screen
+    assert "forward final state: h_n[-2] ok;" in screen
+    assert "both concatenated: torch.cat((h_n[-2], h_n[-1]), dim=1) ok;" in screen
+    assert "output at last real step: output[lengths - 1, torch.arange(N)] ok" in screen
 
     # --show recipes: the whole table, every expression of the document in it
     table = ok(invoke(*RECIPE_ARGS, "--show", "recipes"))
     assert "Taking the final state" in table
     for r in d["recipes"]:
         assert r["expression"] in table, r["expression"]
-    assert table.count("WRONG") == sum(not r["correct"] for r in d["recipes"])
+    assert table.count("WRONG") == sum(not r["correct"] and not r["coincidence"] for r in d["recipes"])
 
 
 def test_recipes_right_where_they_happen_to_be_right():

@@ -304,6 +304,23 @@ def test_first_last_ratio_and_gradient_norms() -> None:
     assert norms["input"] == pytest.approx(np.linalg.norm(g.input.ravel()))
     assert backward.first_last_ratio(np.array([1e-6, 3.0, 2.0])) == pytest.approx(5e-7)
     assert backward.first_last_ratio(np.array([1.0, 0.0])) is None
+    # a reverse direction's backprop enters at t=0 and reaches t=L-1 last
+    assert backward.first_last_ratio(np.array([1e-6, 3.0, 2.0]), reverse=True) == pytest.approx(2e6)
+    assert backward.first_last_ratio(np.array([0.0, 3.0]), reverse=True) is None
+
+
+def test_loss_last_backward_direction_says_no_gradient_enters_instead_of_a_ratio_of_zero() -> None:
+    """--loss last feeds the backward direction only at t=L-1, its first step: nothing enters at t=0."""
+    from rnn_cli import grad_view
+
+    cfg = RunConfig(bidirectional=True, seq_len=4, dtype="float64")
+    sample = draw(cfg)
+    g = backward.gradients(cfg, sample.params, sample.x, sample.h_0, sample.c_0, backward.draw_upstream(cfg, "last", sample))
+    bwd, fwd = g.norm_per_step[0, "backward"], g.norm_per_step[0, "forward"]
+    assert bwd[0] == 0 and bwd[-1] > 0
+    assert g.first_last[0, "backward"] is None
+    assert g.first_last[0, "forward"] == pytest.approx(fwd[0] / fwd[-1])  # from t=L-1 (enters) to t=0
+    assert "no gradient" in grad_view.ratio_line(bwd, "backward", None, 4)
 
 
 # ---- random configurations ----------------------------------------------------------------
@@ -435,7 +452,7 @@ def test_view_fits_80_columns_and_is_ascii_when_piped(terminal: bool) -> None:
     assert max(len(line) for line in out.splitlines()) <= 80
     assert out.isascii() != terminal  # terminals get block characters, pipes ASCII
     norms = g.norm_per_step[(0, "forward")]
-    assert f"||dL/dh_t|| at t=0 / at t=49 = {norms[0] / norms[-1]:.3e}" in out
+    assert f"fade, t=0 (backprop ends) / t=49 (backprop enters): {norms[0] / norms[-1]:.3e}" in out
     assert len(re.findall(r"^t=\d+ ", out, flags=re.M)) == 50
     for name in cfg.parameter_shapes():
         assert name in out

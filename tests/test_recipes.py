@@ -110,7 +110,7 @@ def test_two_layer_bidirectional_packed_lstm_wrong_recipes_wrong_by_the_right_am
     )
     assert rows["h_n.view(N, -1)"].max_abs_diff is None
     assert rows["h_n.view(N, -1)"].note == "shape (3, 32) vs truth (3, 16)"
-    assert rows["output[-1]"].note.startswith("backward half is step L-1")
+    assert rows["output[-1]"].note.startswith("has step L-1 as its backward half")
     for r in rows.values():
         if r.correct:
             assert r.max_abs_diff <= 1e-6 and r.note == ""
@@ -326,7 +326,7 @@ def render(table, terminal: bool) -> str:
 @pytest.mark.parametrize("cfg", SCENARIOS.values(), ids=SCENARIOS.keys())
 def test_recipes_table_fits_80_columns_in_ascii_with_whole_expressions(cfg):
     rows = recipes.evaluate(cfg, torch_tensors(cfg, draw(cfg)), "torch")
-    text = render(lambda c: recipes_view.recipes_table(c, rows), terminal=False)
+    text = render(lambda c: recipes_view.recipes_table(c, cfg, rows), terminal=False)
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert text.isascii()
@@ -342,7 +342,7 @@ def test_recipes_table_fits_80_columns_in_ascii_with_whole_expressions(cfg):
 def test_recipes_table_says_how_far_off_and_uses_box_characters_on_a_terminal():
     cfg = TWO_LAYER_BI_PACKED
     rows = recipes.evaluate(cfg, torch_tensors(cfg, draw(cfg)), "torch")
-    text = render(lambda c: recipes_view.recipes_table(c, rows), terminal=True)
+    text = render(lambda c: recipes_view.recipes_table(c, cfg, rows), terminal=True)
     off = by_expression(rows)["output[-1]"].max_abs_diff
     assert f"WRONG {off:.2g} off" in text
     assert "WRONG shape" in text
@@ -362,10 +362,13 @@ def test_padding_table_fits_80_columns():
 def test_documents_have_the_issue_keys_and_no_non_finite_numbers():
     row = recipes.RecipeRow("output[-1]", "m", (3, 16), False, math.nan, "n", "output[-1]")
     shape_row = recipes.RecipeRow("h_n.view(N, -1)", "m", (3, 32), False, None, "n", "h_n.view(N, -1)")
+    rest = {"target": "", "target_text": "m", "coincidence": False, "control_max_abs_diff": None, "control": "", "note": "n"}
     assert documents.recipes_document([row, shape_row]) == [
-        {"expression": "output[-1]", "shape": [3, 16], "correct": False, "max_abs_diff": None},
-        {"expression": "h_n.view(N, -1)", "shape": [3, 32], "correct": False, "max_abs_diff": None},
+        {"expression": "output[-1]", "shape": [3, 16], "correct": False, "max_abs_diff": None, **rest},
+        {"expression": "h_n.view(N, -1)", "shape": [3, 32], "correct": False, "max_abs_diff": None, **rest},
     ]
+    odd = dataclasses.replace(row, target="both", coincidence=True, control_max_abs_diff=math.inf)
+    assert documents.recipes_document([odd])[0]["control_max_abs_diff"] is None
     pad = [recipes.PaddingRow(1, 7, "backward", "h_n[1]", math.inf), recipes.PaddingRow(0, 10, "forward", "h_n[0]", 0.5)]
     assert documents.padding_document(pad) == [
         {"sequence": 1, "direction": "backward", "tensor": "h_n[1]", "max_abs_diff": None},
@@ -388,3 +391,143 @@ def test_evaluate_takes_torch_tensors_that_require_grad():
     rows = by_expression(recipes.evaluate(cfg, {"output": output, "h_n": h_n, "c_n": c_n}, "torch"))
     assert rows["torch.cat((h_n[-2], h_n[-1]), dim=1)"].correct
     assert not rows["output[:, -1]"].correct
+
+
+# ---- right in general (issue 21): targets, the control draw, --no-pack, L from lengths ------------
+
+
+def by_hand(output: np.ndarray, h_n: np.ndarray, N: int, H: int) -> dict:
+    """Every recipe of a bidirectional two-layer stack (unpadded, time-major), indexed here by
+    hand: expression -> (target, value, right for any N and L)."""
+    both = np.concatenate((h_n[2], h_n[3]), axis=1)  # (N, 2H): layer 1 forward, backward
+    return {
+        "h_n[-2]": ("forward", h_n[2], True),
+        "h_n[-1]": ("forward", h_n[3], False),
+        "output[-1, :, :H_out]": ("forward", output[-1, :, :H], True),
+        "h_n.view(num_layers, D, N, H_out)[-1, 1]": ("backward", h_n[3], True),
+        "output[0, :, H_out:]": ("backward", output[0, :, H:], True),
+        "output[-1, :, H_out:]": ("backward", output[-1, :, H:], False),
+        "torch.cat((h_n[-2], h_n[-1]), dim=1)": ("both", both, True),
+        "h_n[-2:].transpose(0, 1).reshape(N, 2 * H_out)": ("both", both, True),
+        "h_n[-2:].reshape(N, 2 * H_out)": ("both", h_n[2:].reshape(N, 2 * H), False),  # mixes sequences for N > 1
+        "h_n.view(N, -1)": ("both", h_n.transpose(0, 1, 2).reshape(N, -1), False),
+        "output[-1]": ("both", output[-1], False),
+        "h_n.view(num_layers, D, N, H_out)[-1]": ("per_direction", h_n[2:], True),
+        "h_n[-2:]": ("per_direction", h_n[2:], True),
+        "h_n.view(D, num_layers, N, H_out)[:, -1]": ("per_direction", h_n.reshape(2, 2, N, H)[:, -1], False),
+    }
+
+
+@pytest.mark.parametrize("batch", [1, 3], ids=["N=1", "N=3"])
+def test_every_recipe_judged_right_only_where_right_in_general(batch):
+    from rnn_cli import runs
+
+    cfg = RunConfig(num_layers=2, bidirectional=True, batch=batch, cell="lstm")
+    sample = draw(cfg)
+    result = runs.run("torch", cfg, sample, runs.Extras(recipes=True))
+    truth = true_final_states(cfg, sample)  # (4, N, H): every sequence run alone
+    targets = {"forward": truth[2], "backward": truth[3], "both": np.concatenate((truth[2], truth[3]), 1),
+               "per_direction": truth[2:]}
+    hand = by_hand(result.tensors["output"], result.tensors["h_n"], batch, cfg.H_out)
+    rows = by_expression(result.recipes)
+    assert set(rows) == set(hand)
+    for expression, (target, value, general) in hand.items():
+        r, want = rows[expression], targets[target]
+        assert r.target == target and r.meaning == recipes.TARGETS[target], expression
+        equal_here = value.shape == want.shape and max_abs(value, want) <= 1e-6
+        assert r.correct is general, expression
+        assert r.coincidence is (equal_here and not general), expression
+        if value.shape == want.shape:
+            assert r.max_abs_diff == pytest.approx(max_abs(value, want), abs=1e-6), expression
+        else:
+            assert r.max_abs_diff is None
+    reshape = rows["h_n[-2:].reshape(N, 2 * H_out)"]
+    assert not reshape.correct  # never right for a bidirectional stack
+    if batch == 1:
+        assert reshape.coincidence and reshape.max_abs_diff == 0
+        assert reshape.note.startswith("equal here only because N=1; ") and reshape.control_max_abs_diff > 0.1
+        assert f"{reshape.control_max_abs_diff:.2g} off at N=3" in reshape.note
+
+
+def test_control_draw_keeps_what_the_verdict_depends_on():
+    cfg = RunConfig(cell="gru", num_layers=2, bidirectional=True, batch_first=True, proj_size=0, lengths=(7, 7),
+                    batch=2, seq_len=9, pack=False, hidden_size=6, input_size=4, dtype="float64", h0="random")
+    c = recipes.control_config(cfg)
+    for name in ("cell", "num_layers", "bidirectional", "batch_first", "dtype", "pack", "h0", "unbatched"):
+        assert getattr(c, name) == getattr(cfg, name), name
+    assert c.hidden_size <= cfg.hidden_size and c.input_size <= cfg.input_size  # small: cheap beside any run
+    projected = recipes.control_config(RunConfig(cell="lstm", proj_size=300, hidden_size=4096, input_size=512))
+    assert 0 < projected.proj_size < projected.hidden_size <= 8 and projected.input_size <= 3
+    assert c.N >= 3 and len(set(c.lengths)) == c.N  # unequal lengths
+    assert c.seq_len > max(c.lengths)  # padding past the longest sequence, as in the run (total_length)
+    assert recipes.control_config(RunConfig(batch=None, bidirectional=True)).unbatched
+
+
+def test_no_pack_recipes_are_judged_on_the_unpacked_run_the_user_sees():
+    """The issue's example: h_n[-2] of the printed (unpacked) run is 0.14 off the definition."""
+    from typer.testing import CliRunner
+
+    from rnn_cli.cli import app
+
+    args = ["torch", "--cell", "gru", "--input-size", "8", "--hidden-size", "2", "--seq-len", "5", "--seed", "6449",
+            "--bidirectional", "--batch", "2", "--batch-first", "--lengths", "5,3", "--no-pack", "--show", "recipes"]
+    cfg = RunConfig(cell="gru", input_size=8, hidden_size=2, seq_len=5, seed=6449, bidirectional=True, batch=2,
+                    batch_first=True, lengths=(5, 3))
+    sample = draw(cfg)
+    unpacked = unpacked_tensors(cfg, sample, "torch")["h_n"][0]  # (N, H): forward, walked through the padding
+    off = max_abs(unpacked, true_final_states(cfg, sample)[0])
+    assert off == pytest.approx(0.14, abs=0.005)
+    out = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.stdout.split())
+    assert "unpacked run (--no-pack) against the packed truth" in text
+    assert f"h_n[-2] (2, 2) WRONG {off:.2g} off" in text
+    assert "Padding without packing" not in text  # --show recipes only; the padding table is its own section
+    doc = __import__("json").loads(CliRunner().invoke(app, args[:-2] + ["--json"]).stdout)
+    row = {r["expression"]: r for r in doc["recipes"]}["h_n[-2]"]
+    assert row["correct"] is False and row["max_abs_diff"] == pytest.approx(off, abs=1e-6)
+    assert doc["recipes_judged_on"].startswith("unpacked run") and doc["padding_effect"]
+
+
+@pytest.mark.parametrize("seq_len, L", [(None, 5), (7, 7)])
+def test_lengths_without_seq_len_give_L_of_the_longest_sequence(seq_len, L):
+    from typer.testing import CliRunner
+
+    from rnn_cli.cli import app
+
+    args = ["compare", "--lengths", "5,3,2", "--cell", "lstm", "--bidirectional"]
+    args += [] if seq_len is None else ["--seq-len", str(seq_len)]
+    doc = __import__("json").loads(CliRunner().invoke(app, args + ["--json"]).stdout)
+    assert doc["tensors"]["output"]["shape"] == [L, 3, 16]  # pad_packed_sequence(total_length=L), else max(lengths)
+    diagram = CliRunner().invoke(app, args + ["--show", "diagram"], env={"COLUMNS": "80"}).stdout
+    assert ("total_length=7" in diagram) is (seq_len == 7)
+
+
+def test_manual_judges_its_recipes_and_control_draw_without_torch():
+    code = (
+        "import sys\n"
+        "from rnn_cli import runs\n"
+        "from rnn_cli.config import RunConfig\n"
+        "cfg = RunConfig(cell='lstm', bidirectional=True, num_layers=2, lengths=(4, 4), batch=2, seq_len=4, pack=False)\n"
+        "rows = runs.run('manual', cfg, extras=runs.Extras(recipes=True)).recipes\n"
+        "print('torch' in sys.modules, sum(r.coincidence for r in rows) > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
+    # equal lengths unpacked: h_n[-2] is equal here, but walks through the padding at lengths 3,2,1
+    assert out.stdout.split() == ["False", "True"]
+
+
+
+@pytest.mark.parametrize("cfg, expression, because", [
+    (RunConfig(batch_first=True, lengths=(4, 4), batch=2, seq_len=4), "output[:, -1]", "every sequence is full length"),
+    (RunConfig(bidirectional=True, lengths=(3, 3), batch=2, seq_len=3, pack=False), "h_n[-2]", "every sequence is full length"),
+    (RunConfig(bidirectional=True, batch=None, seq_len=1), "output[-1, H_out:]", "L=1"),
+    (RunConfig(bidirectional=True, batch=1), "h_n[-2:].reshape(N, 2 * H_out)", "N=1"),
+])  # fmt: skip
+def test_a_coincidence_says_what_made_this_run_special(cfg, expression, because):
+    from rnn_cli import runs
+
+    row = by_expression(runs.run("torch", cfg, extras=runs.Extras(recipes=True)).recipes)[expression]
+    assert row.coincidence and not row.correct
+    assert row.note.startswith(f"equal here only because {because}; ")
+    assert row.note.endswith(f"{row.control_max_abs_diff:.2g} off at {row.control}")

@@ -90,7 +90,7 @@ def test_no_values_and_no_diagram_are_aliases_of_show_without_them():
     aliased = ok(invoke(*FIRST_EXAMPLE, "--no-values", "--no-diagram"))
     assert "Shape flow" in default and "output, batch element 0" in default
     assert "Shape flow" not in aliased and "output, batch element 0" not in aliased and "h_n, batch element" not in aliased
-    for kept in ("Shapes", "Where h_n comes from", "Final state on this run"):
+    for kept in ("Shapes", "Where h_n comes from", "forward final state: h_n[-2]"):
         assert kept in aliased and kept in default
     assert aliased.splitlines()[-1] == "more: --show diagram,values,params,cost,code or --show all"
 
@@ -106,7 +106,7 @@ def test_json_is_complete_whatever_show_says():
     "args, cfg",
     [
         (FIRST_EXAMPLE, RunConfig(num_layers=2, bidirectional=True)),
-        (("manual", "--cell", "lstm", "--proj-size", "3", "--lengths", "7,3"), RunConfig(cell="lstm", proj_size=3, batch=2, lengths=(7, 3))),
+        (("manual", "--cell", "lstm", "--proj-size", "3", "--lengths", "7,3"), RunConfig(cell="lstm", proj_size=3, batch=2, lengths=(7, 3), seq_len=7)),
         (("torch", "--unbatched", "--cell", "gru"), RunConfig(cell="gru", batch=None)),
     ],
     ids=["rnn-bidir", "lstm-proj-packed", "gru-unbatched"],
@@ -132,7 +132,7 @@ CASES = {
     "rnn-bidir": (FIRST_EXAMPLE, dict(num_layers=2, bidirectional=True)),
     "lstm-proj-packed": (
         ("torch", "--cell", "lstm", "--proj-size", "3", "--lengths", "7,3", "--layers", "3", "--bidirectional", "--batch-first"),
-        dict(cell="lstm", proj_size=3, lengths=(7, 3), batch=2, num_layers=3, bidirectional=True, batch_first=True),
+        dict(cell="lstm", proj_size=3, lengths=(7, 3), seq_len=7, batch=2, num_layers=3, bidirectional=True, batch_first=True),
     ),
     "gru-unbatched": (("manual", "--cell", "gru", "--unbatched", "--h0", "random"), dict(cell="gru", batch=None, h0="random")),
     # --grad adds tables of numbers like -6.657e-02: they must narrow by columns, never cut a number
@@ -198,7 +198,7 @@ def test_code_copied_from_a_60_column_run_runs_and_gives_the_documented_shapes(e
     assert max(len(line) for line in code.splitlines()) > 60  # a long line stayed long
     assert not set("│╭╮╰╯─") & set(code)  # no frame came along
     ns = exec_snippet(code)
-    cfg = RunConfig(cell="lstm", lengths=(6, 3, 5), batch=3, num_layers=2, bidirectional=True, proj_size=2, h0="random")
+    cfg = RunConfig(cell="lstm", lengths=(6, 3, 5), seq_len=6, batch=3, num_layers=2, bidirectional=True, proj_size=2, h0="random")
     shapes = cfg.shapes()
     assert isinstance(ns["output"], torch.Tensor)
     for name in ("output", "h_n", "c_n"):
