@@ -20,18 +20,19 @@ from typer.core import TyperCommand, TyperGroup
 from rnn_cli import __version__
 from rnn_cli.config import SECTION_NAMES, RunConfig, View, check_memory, default_show, parse_show
 from rnn_cli.errors import RnnCliError
+from rnn_cli.printable import printable
 
 PROG = "rnn-cli"
 
 
 def _note(message: str) -> None:
     """One line on stderr that is not an error (the run goes on)."""
-    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.write(f"{PROG}: {printable(message)}\n")
     sys.stderr.flush()
 
 
 def _error_line(message: str) -> None:
-    text = " ".join(str(message).split())  # always one line
+    text = printable(" ".join(str(message).split()))  # always one line, no escape sequences from files
     sys.stderr.write(f"{PROG}: error: {text}\n")
     sys.stderr.flush()
 
