@@ -221,7 +221,7 @@ def npy_header(f: BinaryIO, label: str, available: int) -> tuple[tuple[int, ...]
         if version not in ((1, 0), (2, 0), (3, 0)):
             raise ValueError(f"unsupported .npy version {version}")
         shape, fortran, dtype = npformat._read_array_header(f, version, max_header_size=10000)  # noqa: SLF001
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError, KeyError) as e:
+    except Exception as e:  # numpy's parser: ValueError, SyntaxError, tokenize.TokenError, ...
         why = " ".join(str(e).split())[:160]
         raise RnnCliError(f"{label}: not a readable .npy (its header is damaged or cut off: {why})") from None
     if dtype.hasobject or dtype.kind not in "fiub" or dtype.fields is not None or dtype.subdtype is not None:
