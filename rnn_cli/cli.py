@@ -495,17 +495,19 @@ def emit(
     save: Optional[str] = None,
     arrays: Optional[Callable[[], tuple[dict, dict]]] = None,
 ) -> None:
-    """Write the files first (--save's .npz, then the human view rendered in memory and
-    recorded for --export-svg), and only then stdout: a run whose file fails prints nothing.
+    """Write the files first (--save's .npz and the human view rendered in memory and recorded
+    for --export-svg, all or none: rnn_cli.save.write_all), and only then stdout: a run whose
+    file fails prints nothing and leaves every old file as it was.
     A --save that is stdout itself (`--save /dev/stdout | ...`) is all that stdout gets.
     document(rnn_cli.documents) makes the --json document; the module is imported only then."""
-    if save is not None and arrays is not None:
-        from rnn_cli.save import save_npz, writes_to_stdout
+    from rnn_cli.save import npz_writer, write_all, writes_to_stdout
 
-        save_npz(save, *arrays())
-        if writes_to_stdout(save):
-            return
+    writes = [] if save is None or arrays is None else [(save, "--save", npz_writer(*arrays()))]
+    if writes and writes_to_stdout(save):
+        write_all(writes)
+        return
     if out.json:
+        write_all(writes)
         from rnn_cli import documents
 
         documents.write_document(document(documents), sys.stdout)  # array by array: the whole text never exists
@@ -519,8 +521,12 @@ def emit(
     from rnn_cli.views import stdout_width
 
     real = Console()  # rich's own answers for stdout (FORCE_COLOR, NO_COLOR, TTY_COMPATIBLE, isatty)
+
+    class Buffer(io.StringIO):  # stdout's encoding: rich draws ASCII boxes for a non-UTF-8 one
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+
     console = Console(
-        file=io.StringIO(),
+        file=Buffer(),
         record=out.export_svg is not None,
         highlight=False,
         width=stdout_width(real.is_terminal, os.environ) or real.width,
@@ -530,9 +536,9 @@ def emit(
     )
     show(console)
     if out.export_svg is not None:
-        from rnn_cli.save import write_atomic
-
-        write_atomic(out.export_svg, console.export_svg(title=title).encode("utf-8"), "--export-svg")
+        svg = console.export_svg(title=title).encode("utf-8")
+        writes.append((out.export_svg, "--export-svg", lambda f: f.write(svg)))
+    write_all(writes)  # both files or neither
     sys.stdout.write(console.file.getvalue())
     sys.stdout.flush()
 
@@ -542,16 +548,36 @@ def _check_output(flags: Output) -> None:
     if flags.json and flags.export_svg is not None:
         raise RnnCliError("--export-svg records the human output; it cannot be combined with --json")
     save = flags.save if isinstance(flags, RunOutput) else None
+    save_onnx = getattr(flags, "save_onnx", None)
+    if save is None and flags.export_svg is None and save_onnx is None:
+        return
+    from rnn_cli.save import check_paths, refuse_outputs_over_inputs, writes_to_stdout
+
+    outputs = {"--save": save, "--export-svg": flags.export_svg, "--save-onnx": save_onnx}
+    refuse_outputs_over_inputs({k: v for k, v in outputs.items() if v is not None}, _inputs(flags))
     if save is None and flags.export_svg is None:
         return
-    from rnn_cli.save import check_paths, writes_to_stdout
-
     check_paths(save, flags.export_svg)
     if save is not None and writes_to_stdout(save):
         if flags.json:
             raise RnnCliError(f"--save {save} and --json both write stdout; pick one")
         if flags.export_svg is not None:
             raise RnnCliError(f"--save {save} is stdout: --export-svg records a human view that is not printed")
+
+
+def _inputs(flags: Any) -> dict[str, str]:
+    """Every file the run reads, by the flag (or argument) that names it."""
+    found = {"--input": getattr(flags, "input", None), "--c0": getattr(flags, "c0", None),
+             "CHECKPOINT": getattr(flags, "path", None), "CHECKPOINT2": getattr(flags, "other", None),
+             "--against": getattr(flags, "against", None)}
+    h0 = getattr(flags, "h0", "zeros")
+    if h0 not in ("zeros", "random"):
+        found["--h0"] = h0
+    if getattr(flags, "params", None) is not None:
+        from rnn_cli.checkpoint import parse_params_arg
+
+        found["--params"] = parse_params_arg(flags.params)[0]
+    return {k: os.fspath(v) for k, v in found.items() if v is not None}
 
 
 def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
