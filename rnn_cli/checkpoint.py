@@ -226,6 +226,7 @@ def _to_float32_if_half(key: str, a: np.ndarray, notes: list[str]) -> np.ndarray
 class Problem:
     keys: tuple[str, ...]  # full keys (module prefix included)
     message: str  # one plain line
+    runnable: bool = False  # True: inspect reports it (exit 1) but the module can still run (NaN weights)
 
 
 @dataclass
@@ -491,7 +492,7 @@ def _nonfinite_problems(name, key, params) -> list[Problem]:
     what = ", ".join(f"{n} ({int(np.isnan(params[n]).sum()):,} NaN, {int(np.isinf(params[n]).sum()):,} Inf)"
                      for n in bad[:4]) + (" ..." if len(bad) > 4 else "")
     return [Problem(tuple(key(n) for n in bad), f"{name}: non-finite weights: {what}; "
-                    "every output they reach will be NaN or Inf")]
+                    "every output they reach will be NaN or Inf", runnable=True)]
 
 
 def _unknowns(kind: str | None) -> dict[str, str]:
@@ -567,11 +568,12 @@ def inspect_file(path: str | os.PathLike, batch: int | None = 1, seq_len: int = 
         cfg = None
         shapes: dict[str, tuple[int, ...]] = {}
         layouts: dict[str, str] = {}
-        if m.kind and m.is_cell and not m.problems:  # one step: input (N, H_in), h (N, H_out)
+        broken = any(not p.runnable for p in m.problems)
+        if m.kind and m.is_cell and not broken:  # one step: input (N, H_in), h (N, H_out)
             shapes = _cell_shapes(m, batch)
             lead = "" if batch is None else "N, "
             layouts = {k: f"({lead}{'H_in' if k == 'input' else 'H_out'})" for k in shapes}
-        elif m.kind and not m.problems:
+        elif m.kind and not broken:
             cfg = _shape_config(m, batch, seq_len, batch_first, nonlinearity)
             shapes, layouts = cfg.shapes(), cfg.layouts()
         params = [(n, tuple(a.shape), str(a.dtype)) for n, a in m.params.items()]
@@ -649,8 +651,9 @@ def to_run_config(module: RecurrentModule, flags: Flags = Flags(), path: str = "
     A cell runs as the one-layer nn.RNN/LSTM/GRU with the same weights (renamed weight_ih ->
     weight_ih_l0, ...): that module applies the cell at each step of the sequence.
     """
-    if module.kind is None or module.problems:
-        first = module.problems[0].message if module.problems else "unrecognised"
+    blocking = [p for p in module.problems if not p.runnable]
+    if module.kind is None or blocking:
+        first = blocking[0].message if blocking else "unrecognised"
         raise RnnCliError(f"--params {path}: {module.name} cannot be run: {first} (rnn-cli inspect {path} lists all)")
     inferred = {
         "cell": CELL_OF[module.kind], "input_size": module.input_size, "hidden_size": module.hidden_size,

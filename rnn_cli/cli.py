@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import inspect
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, Optional, TypeVa
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+from typer.main import types as typer_types
 
 from rnn_cli import __version__
 from rnn_cli.config import SECTION_NAMES, RunConfig, View, check_memory, default_show, parse_show
@@ -52,6 +54,21 @@ def _usage_message(e: Exception) -> str:
         if message.endswith(theirs):
             return message[: -len(theirs)] + ours
     return message
+
+
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _ascii_int(value: Any, param: Any = None, ctx: Any = None) -> Any:
+    """click's int, ASCII digits only: Python's int() also takes '５', '٨', '1_6' and ' 8 ',
+    which no user means as a number on a command line."""
+    if isinstance(value, str) and not _ASCII_INT.fullmatch(value):
+        typer_types.INT.fail(f"{value!r} is not a valid integer.", param, ctx)
+    return _click_int(value, param, ctx)
+
+
+_click_int = typer_types.INT.convert
+typer_types.INT.convert = _ascii_int  # every int option of every command (typer maps int to this one instance)
 
 
 def out_of_memory(e: BaseException) -> str:
@@ -473,12 +490,16 @@ def command(name: str, flags: type[F]) -> Callable:
 
 
 def _check_batch(batch: Optional[int], unbatched: bool) -> None:
+    if batch is not None and batch < 1:  # inspect took --batch 0 as 1
+        raise RnnCliError(f"--batch must be a positive integer, got {batch}")
     if unbatched and batch is not None:
         raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
 
 
 def _parse_lengths(text: str) -> tuple[int, ...]:
     try:
+        if not all(_ASCII_INT.fullmatch(part) for part in text.split(",")):
+            raise ValueError(text)
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise RnnCliError(f"--lengths must be comma-separated integers such as 10,7,3, got {text!r}") from None
