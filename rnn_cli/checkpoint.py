@@ -80,9 +80,11 @@ def load_tensors(path: str | os.PathLike) -> Loaded:
                 obj = safe_read.read_safetensors(src, notes)
             else:
                 obj = safe_read.read_npz(src)
+            tensors, nesting = _unnest(obj)
         except MemoryError as e:
             raise safe_read.reading_out_of_memory(src.label, e) from None
-    tensors, nesting = _unnest(obj)
+        except RecursionError:  # a crafted pickle: dicts nested thousands deep
+            raise src.error("nests its contents too deeply to be a checkpoint") from None
     safe_read.check_layer_indices(src.label, list(tensors), _layer_of)
     tensors = {k: _to_float32_if_half(k, v, notes) for k, v in tensors.items()}
     return Loaded(path=str(p), format=fmt, tensors=tensors, nesting=nesting, notes=notes)

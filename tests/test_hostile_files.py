@@ -321,3 +321,14 @@ def test_library_warnings_do_not_make_a_second_line(name, tmp_path):
     bad = _make(tmp_path, name)
     r = subprocess.run([sys.executable, "-m", "rnn_cli", "inspect", bad], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_contents_nested_beyond_the_recursion_limit_are_one_line(tmp_path, monkeypatch):
+    """A crafted pickle can nest dicts thousands deep (torch.save cannot write one; the reader
+    stands in for it): the recursive walk to the weights must end in one line, not a traceback."""
+    deep: dict = {"weight_ih_l0": np.zeros((4, 3), np.float32)}
+    for _ in range(5000):
+        deep = {"a": deep}
+    torch.save(lstm_state(), tmp_path / "m.pt")
+    monkeypatch.setattr("rnn_cli.checkpoint._read_torch", lambda src, notes: deep)
+    one_line(*cli("inspect", str(tmp_path / "m.pt"))[::2], "nests its contents too deeply")
