@@ -468,14 +468,14 @@ def check_memory(
     if command != "manual":
         need += TORCH_IMPORT  # the check runs before torch is imported
     have, source = available_memory() if available is None else (available, "given")
-    if available is None:
-        _check_address_space(estimate_bytes(cfg, command, json, values, grad), command)
     if need > have:
         where = "" if source in ("MemAvailable", "given") else f" under {source}"
         raise RnnCliError(
             f"this configuration needs about {_format_bytes(need)} of memory, more than the "
             f"{_format_bytes(have)} available{where}; reduce --hidden-size, --seq-len, --batch or --layers"
         )
+    if available is None:
+        _check_address_space(estimate_bytes(cfg, command, json, values, grad), command)
 
 
 def _check_address_space(need: int, command: str) -> None:
