@@ -515,6 +515,7 @@ def emit(
     title: str,
     save: Optional[str] = None,
     arrays: Optional[Callable[[], tuple[dict, dict]]] = None,
+    files: tuple = (),
 ) -> None:
     """Write the files first (--save's .npz and the human view rendered in memory and recorded
     for --export-svg, all or none: rnn_cli.save.write_all), and only then stdout: a run whose
@@ -524,7 +525,8 @@ def emit(
     from rnn_cli.save import npz_writer, write_all, writes_to_stdout
 
     writes = [] if save is None or arrays is None else [(save, "--save", npz_writer(*arrays()))]
-    if writes and writes_to_stdout(save):
+    writes += list(files)  # other outputs, (path, flag, writer): --save-onnx
+    if save is not None and writes and writes_to_stdout(save):
         write_all(writes)
         return
     if out.json:
@@ -846,14 +848,18 @@ def onnx_command(flags: OnnxFlags) -> int:
     from rnn_cli import onnx_export
     from rnn_cli.sample import draw
 
-    report = onnx_export.report(cfg, sample if sample is not None else draw(cfg), flags.exporter, flags.opset, flags.save_onnx)
+    report = onnx_export.report(cfg, sample if sample is not None else draw(cfg), flags.exporter, flags.opset)
+    files = ()
+    if flags.save_onnx is not None:  # written with the other outputs: all or none
+        model = report.exported.model.SerializeToString()
+        files = ((flags.save_onnx, "--save-onnx", lambda f: f.write(model)),)
 
     def show(console) -> None:
         from rnn_cli.onnx_view import show_onnx
 
         show_onnx(console, report)
 
-    emit(flags, document=lambda docs: docs.onnx_document(report), show=show, title="rnn-cli onnx")
+    emit(flags, document=lambda docs: docs.onnx_document(report), show=show, title="rnn-cli onnx", files=files)
     return 0 if report.ok else 1
 
 

@@ -194,3 +194,15 @@ def test_an_input_fifo_without_a_writer_fails_after_the_timeout(tmp_path):
     fifo = tmp_path / "x.npy"
     os.mkfifo(fifo)
     one_line(*cli("manual", "--input", str(fifo))[::2], "--input", "FIFO", "no writer", "1 s")
+
+
+def test_onnx_model_and_svg_are_all_or_nothing(tmp_path, monkeypatch):
+    """--save-onnx was written during the export, before the SVG: a failing SVG left it."""
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "m.onnx").write_bytes(b"old model")
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda s, d: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+                        if str(d).endswith(".svg") else real_replace(s, d))
+    one_line(*cli("onnx", "--seq-len", "3", "--save-onnx", str(tmp_path / "m.onnx"),
+                  "--export-svg", str(tmp_path / "x.svg"))[::2], "x.svg")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"] and (tmp_path / "m.onnx").read_bytes() == b"old model"
