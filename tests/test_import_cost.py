@@ -65,3 +65,19 @@ def test_the_guard_refuses_before_importing_torch_when_torch_cannot_fit(measured
 def test_a_torch_run_that_fits_the_address_space_is_let_through(measured):
     r = _torch_under(measured["base"] + int(1.5 * (measured["numpy"] + measured["torch"])) + 400 * 2**20)
     assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_torch_grad_estimate_is_within_1_to_1_5_of_the_measured_peak(cell, tmp_path):
+    """Bug: torch --grad was estimated at 0.71-0.78 of its peak (the guard let through runs that
+    then hit MemoryError). Peak RSS above the same command at the smallest size, as
+    tests/test_memory.py measures it."""
+    from rnn_cli.config import RunConfig, estimate_bytes
+    from test_memory import _peak_bytes, _tiny
+
+    cfg = RunConfig(cell=cell, seq_len=200, batch=256, hidden_size=64)
+    args = ["torch", "--cell", cell, "--seq-len", "200", "--batch", "256", "--hidden-size", "64",
+            "--input-size", str(cfg.input_size), "--grad", "--json", "--no-values"]
+    held = _peak_bytes(args, tmp_path) - _peak_bytes(_tiny(args), tmp_path)
+    ratio = estimate_bytes(cfg, "torch", json=True, values=False, grad=True) / held
+    assert 1.0 <= ratio <= 1.5, ratio
