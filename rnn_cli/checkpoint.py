@@ -3,8 +3,11 @@
 Reading never runs code from the file:
 - .pt / .pth / .bin / .ckpt: torch.load(map_location="cpu", weights_only=True), torch
   imported inside the one function that needs it;
-- .safetensors: safetensors.numpy (no torch);
-- .npz: np.load(allow_pickle=False) (rnn-cli's own --save files included).
+- .safetensors: read by hand in rnn_cli.safe_read, the header checked against the file first (no torch);
+- .npz: each member's .npy header checked, then read (rnn_cli.safe_read; never pickle).
+Every file is judged by rnn_cli.safe_read before it is read (what the path is, FIFOs as
+streams, sizes against the file and the memory limit), and layer indices are bounded by the
+number of tensors the file holds before any per-layer bookkeeping.
 
 Recognised modules, by their parameter names (torch/nn/modules/rnn.py):
     nn.RNN / nn.LSTM / nn.GRU   weight_ih_l{k}[_reverse], weight_hh_l{k}[_reverse],
