@@ -3,8 +3,11 @@
 Reading never runs code from the file:
 - .pt / .pth / .bin / .ckpt: torch.load(map_location="cpu", weights_only=True), torch
   imported inside the one function that needs it;
-- .safetensors: safetensors.numpy (no torch);
-- .npz: np.load(allow_pickle=False) (rnn-cli's own --save files included).
+- .safetensors: read by hand in rnn_cli.safe_read, the header checked against the file first (no torch);
+- .npz: each member's .npy header checked, then read (rnn_cli.safe_read; never pickle).
+Every file is judged by rnn_cli.safe_read before it is read (what the path is, FIFOs as
+streams, sizes against the file and the memory limit), and layer indices are bounded by the
+number of tensors the file holds before any per-layer bookkeeping.
 
 Recognised modules, by their parameter names (torch/nn/modules/rnn.py):
     nn.RNN / nn.LSTM / nn.GRU   weight_ih_l{k}[_reverse], weight_hh_l{k}[_reverse],
@@ -25,7 +28,10 @@ import numpy as np
 
 from rnn_cli import layout
 from rnn_cli.config import TORCH_CLASS, RunConfig, shape_str
+from rnn_cli import safe_read
 from rnn_cli.errors import RnnCliError
+from rnn_cli.printable import printable
+from rnn_cli.torch_read import read_torch as _read_torch
 from rnn_cli.sample import Sample, draw
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -62,123 +68,49 @@ class Loaded:
 
 
 def load_tensors(path: str | os.PathLike) -> Loaded:
-    """Every numeric tensor of the file, by full key, without running code from the file."""
+    """Every numeric tensor of the file, by full key, without running code from the file and
+    without allocating more than the file justifies (rnn_cli.safe_read judges it first)."""
     p = Path(path)
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise RnnCliError(f"{p}: unknown checkpoint format {p.suffix!r}; rnn-cli reads {', '.join(FORMATS)}")
-    if not p.is_file():
-        raise RnnCliError(f"{p}: no such file")
+        raise RnnCliError(f"{printable(str(p))}: unknown checkpoint format {printable(p.suffix)!r}; "
+                          f"rnn-cli reads {', '.join(FORMATS)}")
+    src = safe_read.source(p)
     notes: list[str] = []
-    if fmt in ("torch", "torchscript"):
-        from rnn_cli import torchscript  # numpy only: the archive is read, never run
+    with safe_read.quiet_libraries():
+        try:
+            if fmt in ("torch", "torchscript"):
+                from rnn_cli import torchscript  # numpy only: the archive is read, never run
 
-        if torchscript.is_archive(p):
-            archive = torchscript.read(p)
-            tensors = {k: _to_float32_if_half(k, v, notes) for k, v in archive.tensors.items()}
-            return Loaded(str(p), "torchscript", tensors, None, notes, archive.declared)
-    if fmt == "torchscript":
-        raise RnnCliError(f"{p}: not a TorchScript archive (a zip with data.pkl and code/, as torch.jit.save writes)")
-    if fmt == "torch":
-        obj = _read_torch(p, notes)
-    elif fmt == "safetensors":
-        obj = _read_safetensors(p, notes)
-    else:
-        obj = _read_npz(p)
-    tensors, nesting = _unnest(obj)
+                if torchscript.is_archive(src):
+                    archive = torchscript.read(src)
+                    tensors = {k: _to_float32_if_half(k, v, notes) for k, v in archive.tensors.items()}
+                    return Loaded(str(p), "torchscript", tensors, None, notes, archive.declared)
+            if fmt == "torchscript":
+                raise src.error("is not a TorchScript archive (a zip with data.pkl and code/, as torch.jit.save writes)")
+            if fmt == "torch":
+                obj = _read_torch(src, notes)
+            elif fmt == "safetensors":
+                obj = safe_read.read_safetensors(src, notes)
+            else:
+                obj = safe_read.read_npz(src)
+            tensors, nesting = _unnest(obj)
+        except MemoryError as e:
+            raise safe_read.reading_out_of_memory(src.label, e) from None
+        except RecursionError:  # a crafted pickle: dicts nested thousands deep
+            raise src.error("nests its contents too deeply to be a checkpoint") from None
+    safe_read.check_layer_indices(src.label, list(tensors), _layer_of)
     tensors = {k: _to_float32_if_half(k, v, notes) for k, v in tensors.items()}
     return Loaded(path=str(p), format=fmt, tensors=tensors, nesting=nesting, notes=notes)
 
 
-def _read_torch(p: Path, notes: list[str]):
-    import pickle
-
-    import torch
-
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise RnnCliError(
-            f"{p}: refused: it holds pickled Python objects (a whole nn.Module?) and loading them would run "
-            "code from the file; save the weights with torch.save(model.state_dict(), PATH)"
-        ) from None
-    except Exception as e:  # a truncated zip, not a torch file at all, ...
-        raise RnnCliError(f"{p}: cannot be read as a torch file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-
-    def to_numpy(t):
-        if isinstance(t, torch.Tensor):
-            t = t.detach()
-            if t.dtype in (torch.bfloat16, torch.float16):
-                note = f"{str(t.dtype).removeprefix('torch.')} tensors converted to float32"
-                if note not in notes:
-                    notes.append(note)
-                t = t.float()
-            return t.numpy()
-        if isinstance(t, dict):
-            return {k: to_numpy(v) for k, v in t.items()}
-        if isinstance(t, (list, tuple)):
-            return [to_numpy(v) for v in t]
-        return t
-
-    return to_numpy(obj)
-
-
-def _read_safetensors(p: Path, notes: list[str]) -> dict[str, np.ndarray]:
-    try:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-    except ImportError:  # not a dependency of rnn-cli: one line, not a traceback
-        raise RnnCliError(f"{p}: reading .safetensors needs the safetensors package: pip install safetensors") from None
-
-    try:
-        return {k: _to_float32_if_half(k, a, notes) for k, a in load_file(str(p)).items()}
-    except TypeError as e:  # numpy has no bfloat16: safetensors.numpy cannot return it
-        if "bfloat16" not in str(e):
-            raise RnnCliError(f"{p}: cannot be read as safetensors ({str(e).splitlines()[0]})") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise RnnCliError(f"{p}: cannot be read as safetensors ({str(e).splitlines()[0]})") from None
-    return _read_safetensors_bf16(p, notes)
-
-
-# safetensors' dtype names -> numpy (little-endian, as the format stores them)
-_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
-              "I8": "i1", "U8": "u1", "BOOL": "?"}
-
-
-def _read_safetensors_bf16(p: Path, notes: list[str]) -> dict[str, np.ndarray]:
-    """The format by hand (8-byte header length, JSON header, raw data) for files with bfloat16,
-    whose top 16 bits of a float32 are widened back to float32."""
-    import json
-
-    data = p.read_bytes()
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    body = memoryview(data)[8 + n :]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        raw = body[start:end]
-        if info["dtype"] == "BF16":
-            a = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-        elif info["dtype"] in _ST_DTYPES:
-            a = np.frombuffer(raw, _ST_DTYPES[info["dtype"]]).copy()
-        else:
-            raise RnnCliError(f"{p}: tensor {name} has dtype {info['dtype']}, which rnn-cli cannot read")
-        out[name] = a.reshape(info["shape"])
-    notes.append("bfloat16 tensors converted to float32")
-    return out
-
-
-def _read_npz(p: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as e:  # object arrays need pickle: refused
-        raise RnnCliError(f"{p}: refused: it holds pickled objects ({e}); save plain numeric arrays") from None
-    except (OSError, EOFError) as e:
-        raise RnnCliError(f"{p}: cannot be read as .npz ({e})") from None
+def _layer_of(key: str) -> int | None:
+    """weight_ih_l3_reverse -> 3; None for keys that name no layer (digits beyond any file: huge)."""
+    m = _LAYERED.match(key)
+    if m is None:
+        return None
+    digits = m.group("layer")
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 def _flatten(obj, prefix: str, out: dict[str, np.ndarray]) -> None:
@@ -239,6 +171,7 @@ def _to_float32_if_half(key: str, a: np.ndarray, notes: list[str]) -> np.ndarray
 class Problem:
     keys: tuple[str, ...]  # full keys (module prefix included)
     message: str  # one plain line
+    runnable: bool = False  # True: inspect reports it (exit 1) but the module can still run (NaN weights)
 
 
 @dataclass
@@ -353,6 +286,11 @@ def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
         hr = params.get(f"weight_hr_{sfx}")
         if hr is None and any(n.startswith("weight_hr_") for n in params):
             hr = next(params[n] for n in params if n.startswith("weight_hr_"))
+        if hr is not None and hr.ndim != 2:  # a 0-d or 3-d projection: no proj_size to read off it
+            hr_name = next(n for n in params if n.startswith("weight_hr_") and params[n] is hr)
+            problems.append(Problem((key(hr_name),), f"{name}: {hr_name} has shape {shape_str(hr.shape)}: "
+                                    "a weight must have 2 dimensions"))
+            hr = None
         G, H = _infer_gates(params[hh_name].shape, None if hr is None else hr.shape)
         proj = hr.shape[0] if hr is not None else 0
         if G is None:
@@ -381,7 +319,7 @@ def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
                     f"while other layers are bidirectional: the file is damaged or was edited")))
     if kind is not None and H > 0:
         problems += _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, bias, slots)
-    problems += _dtype_problems(name, key, params)
+    problems += _dtype_problems(name, key, params) + _nonfinite_problems(name, key, params)
     return RecurrentModule(
         prefix=prefix, kind=kind, input_size=input_size, hidden_size=H, num_layers=num_layers,
         bidirectional=bidirectional, bias=bias, proj_size=proj, dtype=_main_dtype(params),
@@ -459,7 +397,10 @@ def _cell(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
             f"{name}: weight_ih is missing but {there} is there: the cell has no input weights; "
             "the file is damaged or was edited")))
     input_size = int(ih.shape[1]) if ih is not None and ih.ndim == 2 else 0
-    if G and ih is not None and ih.shape[0] != G * H:
+    if ih is not None and ih.ndim != 2:
+        problems.append(Problem((key("weight_ih"),), f"{name}: weight_ih has shape {shape_str(ih.shape)}: "
+                                "a weight must have 2 dimensions"))
+    elif G and ih is not None and ih.shape[0] != G * H:
         problems.append(Problem((key("weight_ih"),), (
             f"{name}: weight_ih has {ih.shape[0]} rows but weight_hh has {G * H}: both must be G*hidden_size")))
     has_bias = [n for n in ("bias_ih", "bias_hh") if n in params]
@@ -470,7 +411,7 @@ def _cell(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
     for n in has_bias:
         if G and params[n].shape != (G * H,):
             problems.append(Problem((key(n),), f"{name}: {n} has shape {shape_str(params[n].shape)}, expected {shape_str((G * H,))}"))
-    problems += _dtype_problems(name, key, params)
+    problems += _dtype_problems(name, key, params) + _nonfinite_problems(name, key, params)
     return RecurrentModule(
         prefix=prefix, kind=kind, input_size=input_size, hidden_size=H, num_layers=1, bidirectional=False,
         bias=bool(has_bias), proj_size=0, dtype=_main_dtype(params), params=params,
@@ -492,6 +433,17 @@ def _dtype_problems(name, key, params) -> list[Problem]:
         f"{name}: mixed dtypes: most parameters are {main} but "
         + ", ".join(f"{n} is {params[n].dtype}" for n in odd[:4]) + (" ..." if len(odd) > 4 else "")
         + "; load_state_dict would cast them, a training run would not have produced this"))]
+
+
+def _nonfinite_problems(name, key, params) -> list[Problem]:
+    """NaN or Inf among the weights: every output they touch would be NaN/Inf."""
+    bad = [n for n, a in params.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    if not bad:
+        return []
+    what = ", ".join(f"{n} ({int(np.isnan(params[n]).sum()):,} NaN, {int(np.isinf(params[n]).sum()):,} Inf)"
+                     for n in bad[:4]) + (" ..." if len(bad) > 4 else "")
+    return [Problem(tuple(key(n) for n in bad), f"{name}: non-finite weights: {what}; "
+                    "every output they reach will be NaN or Inf", runnable=True)]
 
 
 def _unknowns(kind: str | None) -> dict[str, str]:
@@ -577,11 +529,12 @@ def inspect_file(path: str | os.PathLike, batch: int | None = 1, seq_len: int = 
         cfg = None
         shapes: dict[str, tuple[int, ...]] = {}
         layouts: dict[str, str] = {}
-        if m.kind and m.is_cell and not m.problems:  # one step: input (N, H_in), h (N, H_out)
+        broken = any(not p.runnable for p in m.problems)
+        if m.kind and m.is_cell and not broken:  # one step: input (N, H_in), h (N, H_out)
             shapes = _cell_shapes(m, batch)
             lead = "" if batch is None else "N, "
             layouts = {k: f"({lead}{'H_in' if k == 'input' else 'H_out'})" for k in shapes}
-        elif m.kind and not m.problems:
+        elif m.kind and not broken:
             cfg = _shape_config(m, batch, seq_len, batch_first or m.declared.get("batch_first", False),
                                 nonlinearity or m.declared.get("nonlinearity"))  # a TorchScript archive states them
             shapes, layouts = cfg.shapes(), cfg.layouts()
@@ -695,8 +648,9 @@ def to_run_config(module: RecurrentModule, flags: Flags = Flags(), path: str = "
     A cell runs as the one-layer nn.RNN/LSTM/GRU with the same weights (renamed weight_ih ->
     weight_ih_l0, ...): that module applies the cell at each step of the sequence.
     """
-    if module.kind is None or module.problems:
-        first = module.problems[0].message if module.problems else "unrecognised"
+    blocking = [p for p in module.problems if not p.runnable]
+    if module.kind is None or blocking:
+        first = blocking[0].message if blocking else "unrecognised"
         raise RnnCliError(f"--params {path}: {module.name} cannot be run: {first} (rnn-cli inspect {path} lists all)")
     inferred = {
         "cell": CELL_OF[module.kind], "input_size": module.input_size, "hidden_size": module.hidden_size,
@@ -732,16 +686,28 @@ def _word(v) -> str:
 def _load_npy(path: str | os.PathLike, flag: str) -> np.ndarray:
     p = Path(path)
     if p.suffix.lower() != ".npy":
-        raise RnnCliError(f"{flag} {p}: expected a .npy file (np.save(PATH, array))")
-    try:
-        a = np.load(p, allow_pickle=False)
-    except FileNotFoundError:
-        raise RnnCliError(f"{flag} {p}: no such file") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise RnnCliError(f"{flag} {p}: cannot be read as .npy ({e})") from None
-    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
-        raise RnnCliError(f"{flag} {p}: holds {a.dtype} values; expected real numbers")
+        raise RnnCliError(f"{flag} {printable(str(p))}: expected a .npy file (np.save(PATH, array))")
+    src = safe_read.source(p, flag)
+    with safe_read.quiet_libraries():
+        a = safe_read.read_npy(src)
+    if a.dtype.kind not in "fiu":
+        raise src.error(f"holds {a.dtype} values; expected real numbers")
     return a
+
+
+def _fits(a: np.ndarray, dtype: str, what: str) -> np.ndarray:
+    """`a` in the run's dtype; values that dtype cannot represent (1e308 in float32) are refused
+    in one line rather than turned into inf with numpy's overflow warnings."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if a.dtype.kind == "f" and out.dtype != a.dtype:
+        lost = np.isfinite(a) & ~np.isfinite(out)
+        if lost.any():
+            big = float(np.max(np.abs(a[lost])))
+            limit = float(np.finfo(out.dtype).max)
+            raise RnnCliError(f"{what} holds {big:.6g}, beyond {dtype}'s range (±{limit:.4g}): "
+                              + ("use --dtype float64" if dtype != "float64" else "rescale the input"))
+    return out
 
 
 def load_input(path: str | os.PathLike, *, batch_first: bool = False, unbatched: bool = False,
@@ -791,7 +757,7 @@ def load_state(path: str | os.PathLike, name: str, cfg: RunConfig) -> np.ndarray
     if a.shape != want:
         raise RnnCliError(f"{name} has shape {shape_str(a.shape)}, the module wants {cfg.layouts()[name]} = {shape_str(want)}")
     a = a[:, None, :] if cfg.unbatched else a  # (D*num_layers, N, F)
-    return np.ascontiguousarray(a, dtype=cfg.dtype)
+    return _fits(a, cfg.dtype, flag)
 
 
 def make_sample(cfg: RunConfig, params: dict[str, np.ndarray] | None = None, x: np.ndarray | None = None,
@@ -803,7 +769,7 @@ def make_sample(cfg: RunConfig, params: dict[str, np.ndarray] | None = None, x: 
     drawn = draw(cfg)
     return Sample(
         params=drawn.params if params is None else params,
-        x=drawn.x if x is None else np.ascontiguousarray(x, dtype=cfg.dtype),
+        x=drawn.x if x is None else _fits(x, cfg.dtype, "--input"),
         h_0=drawn.h_0 if h_0 is None else h_0,
         c_0=(drawn.c_0 if c_0 is None else c_0) if cfg.has_c else None,
         rng_state=drawn.rng_state,

@@ -8,41 +8,46 @@ from rich.text import Text
 
 from rnn_cli.checkpoint import Inspection, ModuleReport
 from rnn_cli.config import shape_str
-from rnn_cli.untrusted import printable
+from rnn_cli.printable import printable
 from rnn_cli.views import Verbatim, add_row, is_plain, make_table
+
+
+def _text(text: str, **kwargs) -> Text:
+    """A line that may hold strings from the file (keys, prefixes, its path): control characters escaped."""
+    return Text(printable(text), **kwargs)
 
 
 def _file_lines(report: Inspection) -> list[RenderableType]:
     loaded = report.loaded
     where = f" (under {loaded.nesting})" if loaded.nesting else ""
-    lines: list[RenderableType] = [Text(f"{printable(loaded.path)}: {loaded.format} file{where}, "
+    lines: list[RenderableType] = [_text(f"{loaded.path}: {loaded.format} file{where}, "
                                         f"{len(report.modules)} recurrent module(s)", style="bold")]
     if loaded.format == "torchscript":
-        lines.append(Text("note: a TorchScript archive, read as data: none of its code was run"))
-    lines += [Text(f"note: {n}") for n in loaded.notes]
+        lines.append(_text("note: a TorchScript archive, read as data: none of its code was run"))
+    lines += [_text(f"note: {n}") for n in loaded.notes]
     o = report.other
     if o.count:
-        biggest = ", ".join(f"{printable(p)} ({n:,})" for p, n in o.largest)
-        lines.append(Text(f"other tensors: {o.count:,} ({o.elements:,} elements); largest: {biggest}"))
+        biggest = ", ".join(f"{p} ({n:,})" for p, n in o.largest)
+        lines.append(_text(f"other tensors: {o.count:,} ({o.elements:,} elements); largest: {biggest}"))
     return lines
 
 
 def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableType]:
     m = r.module
-    out: list[RenderableType] = [Text(""), Text(f"{printable(m.name)}:", style="bold")]
-    out += [Text(line) for line in source_lines(m)]
-    out += [Verbatim(Text(r.constructor)), Text("")]
+    out: list[RenderableType] = [_text(""), _text(f"{m.name}:", style="bold")]
+    out += [_text(line) for line in source_lines(m)]
+    out += [Verbatim(_text(r.constructor)), _text("")]
     table = make_table(console, "Parameters", caption=f"{m.num_parameters:,} parameters, {m.dtype}")
     table.add_column("name", style="bold")
     table.add_column("shape", no_wrap=True)
     table.add_column("dtype", no_wrap=True)
     for name, shape, dtype in r.parameters:
-        add_row(table, name, shape_str(shape), dtype)
-    out += [table, Text("")]
+        add_row(table, printable(name), shape_str(shape), dtype)
+    out += [table, _text("")]
     if r.cfg is not None:
         from rnn_cli.diagram import flow_diagram
 
-        out += [flow_diagram(r.cfg, is_plain(console), console.width), Text("")]
+        out += [flow_diagram(r.cfg, is_plain(console), console.width), _text("")]
     if r.shapes:
         shapes = make_table(console, "Shapes")
         shapes.add_column("tensor", style="bold", no_wrap=True)
@@ -52,9 +57,9 @@ def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableTyp
             add_row(shapes, name, shape_str(shape), r.layouts[name])
         out.append(shapes)
     for what, why in m.unknowns.items():
-        out.append(Text(f"not in the file: {what}: {why}"))
+        out.append(_text(f"not in the file: {what}: {why}"))
     for p in m.problems:
-        out.append(Text(f"problem: {printable(p.message)}", style="red"))
+        out.append(_text(f"problem: {p.message}", style="red"))
     return out
 
 
@@ -86,8 +91,8 @@ def inspect_renderables(console: Console, report: Inspection) -> list[Renderable
 
 def differences_renderables(console: Console, a, b, differences: list[str]) -> list[RenderableType]:
     """--against: one line per difference, as load_state_dict would fail on it, with the fix."""
-    out: list[RenderableType] = [Text(""), Text(f"A = {a}, B = {b}", style="bold")]
+    out: list[RenderableType] = [_text(""), _text(f"A = {a}, B = {b}", style="bold")]
     if not differences:
-        return out + [Text("The recurrent modules of A and B are built alike: load_state_dict would accept either.", style="green")]
-    out.append(Text(f"{len(differences)} difference(s) that load_state_dict would fail on:", style="bold red"))
-    return out + [Text(f"- {d}") for d in differences]
+        return out + [_text("The recurrent modules of A and B are built alike: load_state_dict would accept either.", style="green")]
+    out.append(_text(f"{len(differences)} difference(s) that load_state_dict would fail on:", style="bold red"))
+    return out + [_text(f"- {d}") for d in differences]

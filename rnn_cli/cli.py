@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import inspect
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,26 +17,24 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, Optional, TypeVa
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+from typer.main import types as typer_types
 
 from rnn_cli import __version__
 from rnn_cli.config import SECTION_NAMES, RunConfig, View, check_memory, default_show, parse_show
 from rnn_cli.errors import RnnCliError
+from rnn_cli.printable import printable
 
 PROG = "rnn-cli"
 
 
 def _note(message: str) -> None:
     """One line on stderr that is not an error (the run goes on)."""
-    from rnn_cli.untrusted import printable  # messages may quote a file's keys
-
     sys.stderr.write(f"{PROG}: {printable(message)}\n")
     sys.stderr.flush()
 
 
 def _error_line(message: str) -> None:
-    from rnn_cli.untrusted import printable  # messages may quote a file's keys
-
-    text = printable(" ".join(str(message).split()))  # always one line, no control characters
+    text = printable(" ".join(str(message).split()))  # always one line, no escape sequences from files
     sys.stderr.write(f"{PROG}: error: {text}\n")
     sys.stderr.flush()
 
@@ -55,6 +54,21 @@ def _usage_message(e: Exception) -> str:
         if message.endswith(theirs):
             return message[: -len(theirs)] + ours
     return message
+
+
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _ascii_int(value: Any, param: Any = None, ctx: Any = None) -> Any:
+    """click's int, ASCII digits only: Python's int() also takes '５', '٨', '1_6' and ' 8 ',
+    which no user means as a number on a command line."""
+    if isinstance(value, str) and not _ASCII_INT.fullmatch(value):
+        typer_types.INT.fail(f"{value!r} is not a valid integer.", param, ctx)
+    return _click_int(value, param, ctx)
+
+
+_click_int = typer_types.INT.convert
+typer_types.INT.convert = _ascii_int  # every int option of every command (typer maps int to this one instance)
 
 
 def out_of_memory(e: BaseException) -> str:
@@ -500,12 +514,16 @@ def command(name: str, flags: type[F]) -> Callable:
 
 
 def _check_batch(batch: Optional[int], unbatched: bool) -> None:
+    if batch is not None and batch < 1:  # inspect took --batch 0 as 1
+        raise RnnCliError(f"--batch must be a positive integer, got {batch}")
     if unbatched and batch is not None:
         raise RnnCliError("--batch and --unbatched conflict: unbatched input has no batch dimension")
 
 
 def _parse_lengths(text: str) -> tuple[int, ...]:
     try:
+        if not all(_ASCII_INT.fullmatch(part) for part in text.split(",")):
+            raise ValueError(text)
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise RnnCliError(f"--lengths must be comma-separated integers such as 10,7,3, got {text!r}") from None
@@ -521,18 +539,22 @@ def emit(
     title: str,
     save: Optional[str] = None,
     arrays: Optional[Callable[[], tuple[dict, dict]]] = None,
+    files: tuple = (),
 ) -> None:
-    """Write the files first (--save's .npz, then the human view rendered in memory and
-    recorded for --export-svg), and only then stdout: a run whose file fails prints nothing.
+    """Write the files first (--save's .npz and the human view rendered in memory and recorded
+    for --export-svg, all or none: rnn_cli.save.write_all), and only then stdout: a run whose
+    file fails prints nothing and leaves every old file as it was.
     A --save that is stdout itself (`--save /dev/stdout | ...`) is all that stdout gets.
     document(rnn_cli.documents) makes the --json document; the module is imported only then."""
-    if save is not None and arrays is not None:
-        from rnn_cli.save import save_npz, writes_to_stdout
+    from rnn_cli.save import npz_writer, write_all, writes_to_stdout
 
-        save_npz(save, *arrays())
-        if writes_to_stdout(save):
-            return
+    writes = [] if save is None or arrays is None else [(save, "--save", npz_writer(*arrays()))]
+    writes += list(files)  # other outputs, (path, flag, writer): --save-onnx
+    if save is not None and writes and writes_to_stdout(save):
+        write_all(writes)
+        return
     if out.json:
+        write_all(writes)
         from rnn_cli import documents
 
         documents.write_document(document(documents), sys.stdout)  # array by array: the whole text never exists
@@ -546,8 +568,12 @@ def emit(
     from rnn_cli.views import stdout_width
 
     real = Console()  # rich's own answers for stdout (FORCE_COLOR, NO_COLOR, TTY_COMPATIBLE, isatty)
+
+    class Buffer(io.StringIO):  # stdout's encoding: rich draws ASCII boxes for a non-UTF-8 one
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+
     console = Console(
-        file=io.StringIO(),
+        file=Buffer(),
         record=out.export_svg is not None,
         highlight=False,
         width=stdout_width(real.is_terminal, os.environ) or real.width,
@@ -557,9 +583,9 @@ def emit(
     )
     show(console)
     if out.export_svg is not None:
-        from rnn_cli.save import write_atomic
-
-        write_atomic(out.export_svg, console.export_svg(title=title).encode("utf-8"), "--export-svg")
+        svg = console.export_svg(title=title).encode("utf-8")
+        writes.append((out.export_svg, "--export-svg", lambda f: f.write(svg)))
+    write_all(writes)  # both files or neither
     sys.stdout.write(console.file.getvalue())
     sys.stdout.flush()
 
@@ -569,16 +595,36 @@ def _check_output(flags: Output) -> None:
     if flags.json and flags.export_svg is not None:
         raise RnnCliError("--export-svg records the human output; it cannot be combined with --json")
     save = flags.save if isinstance(flags, RunOutput) else None
+    save_onnx = getattr(flags, "save_onnx", None)
+    if save is None and flags.export_svg is None and save_onnx is None:
+        return
+    from rnn_cli.save import check_paths, refuse_outputs_over_inputs, writes_to_stdout
+
+    outputs = {"--save": save, "--export-svg": flags.export_svg, "--save-onnx": save_onnx}
+    refuse_outputs_over_inputs({k: v for k, v in outputs.items() if v is not None}, _inputs(flags))
     if save is None and flags.export_svg is None:
         return
-    from rnn_cli.save import check_paths, writes_to_stdout
-
     check_paths(save, flags.export_svg)
     if save is not None and writes_to_stdout(save):
         if flags.json:
             raise RnnCliError(f"--save {save} and --json both write stdout; pick one")
         if flags.export_svg is not None:
             raise RnnCliError(f"--save {save} is stdout: --export-svg records a human view that is not printed")
+
+
+def _inputs(flags: Any) -> dict[str, str]:
+    """Every file the run reads, by the flag (or argument) that names it."""
+    found = {"--input": getattr(flags, "input", None), "--c0": getattr(flags, "c0", None),
+             "CHECKPOINT": getattr(flags, "path", None), "CHECKPOINT2": getattr(flags, "other", None),
+             "--against": getattr(flags, "against", None)}
+    h0 = getattr(flags, "h0", "zeros")
+    if h0 not in ("zeros", "random"):
+        found["--h0"] = h0
+    if getattr(flags, "params", None) is not None:
+        from rnn_cli.checkpoint import parse_params_arg
+
+        found["--params"] = parse_params_arg(flags.params)[0]
+    return {k: os.fspath(v) for k, v in found.items() if v is not None}
 
 
 def _run_arrays(result, extra: Optional[dict] = None) -> tuple[dict, dict]:
@@ -844,14 +890,18 @@ def onnx_command(flags: OnnxFlags) -> int:
     from rnn_cli import onnx_export
     from rnn_cli.sample import draw
 
-    report = onnx_export.report(cfg, sample if sample is not None else draw(cfg), flags.exporter, flags.opset, flags.save_onnx)
+    report = onnx_export.report(cfg, sample if sample is not None else draw(cfg), flags.exporter, flags.opset)
+    files = ()
+    if flags.save_onnx is not None:  # written with the other outputs: all or none
+        model = report.exported.model.SerializeToString()
+        files = ((flags.save_onnx, "--save-onnx", lambda f: f.write(model)),)
 
     def show(console) -> None:
         from rnn_cli.onnx_view import show_onnx
 
         show_onnx(console, report)
 
-    emit(flags, document=lambda docs: docs.onnx_document(report), show=show, title="rnn-cli onnx")
+    emit(flags, document=lambda docs: docs.onnx_document(report), show=show, title="rnn-cli onnx", files=files)
     return 0 if report.ok else 1
 
 

@@ -31,6 +31,10 @@ class TensorCheck:
     # <= 0: every element is within tolerance; > 0: by how much the worst one is not; NaN when
     # a NaN is involved; None when nothing was compared (shapes differ, or no elements).
     margin: float | None = None
+    # Non-finite elements: the same NaN (or the same ±Inf) at the same place on both sides counts
+    # as agreement (the reference says the run should give NaN there); on one side only, a mismatch.
+    nonfinite_agree: int = 0
+    nonfinite_mismatch: int = 0
 
 
 @dataclass
@@ -54,12 +58,21 @@ def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) ->
     if got.size == 0:
         return TensorCheck(name, got.shape, ref.shape, 0.0, 0.0, True, tol, 0.0)
     scale = np.abs(ref, dtype=np.float64)  # |ref|
-    diff = np.subtract(got, ref, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # inf - inf
+        diff = np.subtract(got, ref, dtype=np.float64)
     np.abs(diff, out=diff)  # |got - ref|
+    agree = mismatch = 0
+    if not np.isfinite(diff).all():
+        same = (np.isnan(got) & np.isnan(ref)) | (np.isinf(got) & (got == ref))  # (L, N, ...) bools
+        agree = int(same.sum())
+        diff[same] = 0.0  # agreement: no difference, judged by atol alone
+        scale[same] = 0.0
+        mismatch = int((~np.isfinite(diff)).sum())
     max_diff = float(np.max(diff))
     # Relative error only over elements above the absolute floor (|ref| > atol): near-zero
     # references make |diff|/|ref| meaningless, and atol is what judges them.
-    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > tol.atol)
+    with np.errstate(invalid="ignore"):  # inf / inf where one side is inf: NaN, a mismatch
+        rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > tol.atol)
     max_rel = float(np.max(rel))
     del rel
     with np.errstate(over="ignore", invalid="ignore"):  # --rtol 1e308 * |ref| may be inf: nothing exceeds it
@@ -67,8 +80,8 @@ def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) ->
         scale += tol.atol  # the bound atol + rtol*|ref|
         diff -= scale  # the margin of every element; NaN stays NaN
     margin = float(np.max(diff))  # NaN propagates
-    ok = bool(margin <= 0)  # NaN anywhere fails
-    return TensorCheck(name, got.shape, ref.shape, max_diff, max_rel, ok, tol, margin)
+    ok = bool(margin <= 0)  # NaN on one side anywhere fails
+    return TensorCheck(name, got.shape, ref.shape, max_diff, max_rel, ok, tol, margin, agree, mismatch)
 
 
 def overridden(tol: Tolerance, atol: float | None, rtol: float | None) -> Tolerance:

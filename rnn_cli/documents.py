@@ -188,6 +188,8 @@ def compare_document(cmp, with_values: bool) -> dict:
             "atol": c.tolerance.atol,
             "rtol": c.tolerance.rtol,
             "margin": finite(c.margin),  # max(|torch - ref| - (atol + rtol*|ref|)): <= 0 passes
+            "nonfinite_agree": c.nonfinite_agree,  # the same NaN/±Inf at the same place on both sides
+            "nonfinite_mismatch": c.nonfinite_mismatch,  # NaN/Inf on one side only
             "ok": c.ok,
         }
         for c in cmp.checks

@@ -136,3 +136,12 @@ def memory_limit(proc: str = "/proc", cgroup: str = "/sys/fs/cgroup") -> tuple[i
     if not candidates:
         return 8 * 1024**3, "unknown"
     return min(candidates, key=lambda c: c[0])
+
+
+def address_space_headroom(proc: str = "/proc") -> Optional[int]:
+    """RLIMIT_AS (`ulimit -v`, `prlimit --as`) minus this process's VmSize; None when unlimited.
+    Imports count against it by the address space they map, not the memory they touch."""
+    rlimit_as, _ = _rlimits(proc)
+    if rlimit_as is None:
+        return None
+    return max(0, rlimit_as - (_kib_field(_read(os.path.join(proc, "self/status")), "VmSize") or 0))

@@ -203,6 +203,31 @@ def _shape_text(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def opset_range(exporter: str) -> tuple[int, int]:
+    """The opsets the installed exporter(s) can write and the installed onnx knows: torch's own
+    bounds (torch.onnx._constants), the torchscript exporter's lower ceiling, onnx's newest."""
+    import onnx.defs
+    from torch.onnx import _constants as c
+
+    low = getattr(c, "ONNX_MIN_OPSET", 7)
+    high = min(getattr(c, "ONNX_MAX_OPSET", onnx.defs.onnx_opset_version()), onnx.defs.onnx_opset_version())
+    if exporter == "torchscript":
+        high = min(high, getattr(c, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", high))
+    return low, high
+
+
+def check_opset(opset: int | None, exporter: str) -> None:
+    """--opset outside what the exporter supports is refused (it was silently replaced)."""
+    if opset is None:
+        return
+    low, high = opset_range(exporter)
+    if not low <= opset <= high:
+        import torch
+
+        which = "the torchscript exporter" if exporter == "torchscript" else "torch.onnx"
+        raise RnnCliError(f"--opset {opset}: {which} of torch {torch.__version__} writes opsets {low} to {high}")
+
+
 def export(
     cfg: RunConfig,
     sample: Sample,
@@ -223,6 +248,7 @@ def export(
         raise RnnCliError(f"--exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     if cfg.device != "cpu" and cfg.device != "auto":
         raise RnnCliError(f"--device {cfg.device}: rnn-cli onnx exports from and runs on the CPU; use --device cpu")
+    check_opset(opset, exporter)
     if exporter == "auto":
         order = ("torchscript", "dynamo") if cfg.lengths is not None else ("dynamo", "torchscript")
     else:

@@ -12,6 +12,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from rnn_cli.printable import printable
 from rnn_cli.config import TORCH_CLASS, shape_str
 from rnn_cli.views import add_row, data_line, make_table, print_parts
 
@@ -100,7 +101,7 @@ def io_table(console: Console, report) -> Table:
     for kind, infos in (("input", report.graph.inputs), ("output", report.graph.outputs)):
         for info in infos:
             want = torch_shapes.get(info.name)
-            add_row(table, info.name, kind, f"{_shape(info.shape)} {info.dtype}", _shape(want) if want else "")
+            add_row(table, printable(info.name), kind, f"{_shape(info.shape)} {info.dtype}", _shape(want) if want else "")
     return table
 
 
@@ -120,7 +121,7 @@ def compare_table(console: Console, report) -> Table:
     rows += [("reference, ONNX layout", c) for c in run.y_checks]
     for against, c in rows:
         verdict = Text("pass", style="green") if c.ok else Text("FAIL", style="bold red")
-        add_row(table, c.name, against, _shape(c.torch_shape), _diff(c.max_abs_diff), verdict)
+        add_row(table, printable(c.name), against, _shape(c.torch_shape), _diff(c.max_abs_diff), verdict)
     return table
 
 

@@ -10,7 +10,16 @@
   the file it names).
 - A FIFO or character device (/dev/null, a terminal, /dev/stdout on a pipe) is written to as a
   stream: opened for writing, no temporary, no rename, so it stays what it is.
-- A read-only target is refused, root included (root could write it, but the user said no).
+- A read-only target, a directory without write permission and a device without write
+  permission are refused, root included: the mode bits decide (os.access says yes to root).
+- Several outputs of one run (--save and --export-svg) are all or nothing (write_all): every
+  temporary is written first, then all are renamed, each old file kept as a hard link until
+  the last rename succeeded and put back if one failed. FIFOs and devices cannot be taken
+  back, so they are written after every regular file is in place. A SIGKILL in the middle
+  can leave `.rnn-cli.*.tmp` files (a temporary, or the hard link to an old file).
+- A FIFO with no reader fails after RNN_CLI_FIFO_TIMEOUT seconds (default 10), never hangs.
+- An output that is the same file as an input (after links, ./ and hard links) is refused
+  (refuse_outputs_over_inputs), before anything runs.
 
 Every refusal is an RnnCliError whose one-line message starts with the flag and the path.
 """
@@ -85,8 +94,9 @@ def resolve(path: PathArg, flag: str = "--save") -> Target:
         raise _fail(flag, text, f"cannot be written ({e.strerror or e})") from None
 
     if st is not None and (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
-        if not os.access(text, os.W_OK):
-            raise _fail(flag, text, "is not writable")
+        # Mode bits too: os.access says yes to root for a 0444 device.
+        if not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(text, os.W_OK):
+            raise _fail(flag, text, f"is not writable (mode {stat.S_IMODE(st.st_mode):04o})")
         # Opened by the name given: /dev/stdout -> /proc/self/fd/1 -> pipe:[...] has no real path.
         return Target(text, text, True, None)
     if st is not None and stat.S_ISDIR(st.st_mode):
@@ -113,8 +123,10 @@ def resolve(path: PathArg, flag: str = "--save") -> Target:
             raise _fail(flag, text, f"{os.path.basename(text)} is read-only (mode {stat.S_IMODE(st.st_mode):04o})")
         if not os.access(real, os.W_OK):
             raise _fail(flag, text, "is not writable by this user")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise _fail(flag, text, f"directory {directory} is not writable")
+    dir_mode = os.stat(directory).st_mode
+    # Mode bits first: root may write into a 0555 directory, but its owner said no (as for files).
+    if not dir_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(directory, os.W_OK | os.X_OK):
+        raise _fail(flag, text, f"directory {directory} is not writable (mode {stat.S_IMODE(dir_mode):04o})")
     return Target(text, real, False, st)
 
 
@@ -141,6 +153,26 @@ def check_paths(save: Optional[PathArg], export_svg: Optional[PathArg]) -> None:
             f"--save {save_t.path} and --export-svg {svg_t.path} are the same file; "
             "the SVG would replace the saved run: give two paths"
         )
+
+
+def refuse_outputs_over_inputs(outputs: dict[str, PathArg], inputs: dict[str, PathArg]) -> None:
+    """An output that is the same file as an input (after links, ./ and hard links: the same
+    st_dev and st_ino) would destroy what the run reads: refused before anything runs."""
+    seen = {}
+    for flag, path in inputs.items():
+        with suppress(OSError, ValueError):
+            seen[flag] = (path, os.stat(os.fspath(path)))
+    for out_flag, out_path in outputs.items():
+        try:
+            st = os.stat(os.fspath(out_path))
+        except (OSError, ValueError):
+            continue  # a new file cannot be an input
+        if stat.S_ISCHR(st.st_mode):
+            continue  # /dev/null as input and output destroys nothing
+        for in_flag, (in_path, in_st) in seen.items():
+            if os.path.samestat(st, in_st):
+                raise RnnCliError(f"{out_flag} {os.fspath(out_path)} is the same file as {in_flag} {os.fspath(in_path)}: "
+                                  "writing it would destroy the input; give another path")
 
 
 def writes_to_stdout(path: PathArg) -> bool:
@@ -200,39 +232,116 @@ class _Stream:
 
 def write_with(path: PathArg, flag: str, writer: Callable[[BinaryIO], None]) -> None:
     """Write `path` with `writer(f)`, f a binary file object (not seekable for a stream)."""
+    write_all([(path, flag, writer)])
+
+
+def _write_stream(target: Target, flag: str, writer: Callable[[BinaryIO], None]) -> None:
+    from rnn_cli.safe_read import open_fifo_for_writing
+
+    if stat.S_ISFIFO(os.stat(target.real).st_mode):  # no reader: fail after the deadline, never hang
+        fd = open_fifo_for_writing(target.real, f"{flag} {target.path}")
+    else:
+        fd = os.open(target.real, os.O_WRONLY | os.O_NOCTTY)  # no O_CREAT: never a new file
+    with os.fdopen(fd, "wb") as f:
+        writer(_Stream(f))  # type: ignore[arg-type]
+        f.flush()
+
+
+def _write_temp(target: Target, writer: Callable[[BinaryIO], None]) -> str:
+    """The whole file, written and synced to a temporary beside the target; its path."""
     import tempfile  # here: manual's start-up budget is tight and most runs save nothing
 
-    target = resolve(path, flag)
+    fd, tmp = tempfile.mkstemp(prefix=".rnn-cli.", suffix=".tmp", dir=os.path.dirname(target.real))
     try:
-        if target.stream:
-            fd = os.open(target.real, os.O_WRONLY | os.O_NOCTTY)  # no O_CREAT: never a new file
-            with os.fdopen(fd, "wb") as f:
-                writer(_Stream(f))  # type: ignore[arg-type]
-                f.flush()
-            return
-        directory = os.path.dirname(target.real)
-        fd, tmp = tempfile.mkstemp(prefix=".rnn-cli.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                writer(f)
-                f.flush()
-                _keep_mode_and_owner(f.fileno(), target.existing)
-                os.fsync(f.fileno())
-            os.replace(tmp, target.real)
-        except BaseException:
+        with os.fdopen(fd, "wb") as f:
+            writer(f)
+            f.flush()
+            _keep_mode_and_owner(f.fileno(), target.existing)
+            os.fsync(f.fileno())
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_all(items: list[tuple[PathArg, str, Callable[[BinaryIO], None]]]) -> None:
+    """All outputs or none: every regular file is written to its temporary first; only when all
+    are complete are they renamed over their targets, each old file kept (a hard link) until
+    every rename has succeeded, and put back if one fails. Streams (FIFOs, devices) cannot be
+    taken back: they are written last, after every file is in place."""
+    targets = [(resolve(path, flag), flag, writer) for path, flag, writer in items]
+    staged: list[tuple[Target, str, str]] = []  # (target, flag, temporary)
+    installed: list[tuple[Target, Optional[str]]] = []  # (target, backup of the old file or None)
+    current = targets[0] if targets else None
+    try:
+        for current in targets:
+            target, flag, writer = current
+            if not target.stream:
+                staged.append((target, flag, _write_temp(target, writer)))
+        for target, flag, tmp in staged:
+            current = (target, flag, None)
+            backup = _backup(target)
+            try:
+                os.replace(tmp, target.real)
+            except BaseException:
+                if backup is not None:
+                    with suppress(OSError):
+                        os.unlink(backup)
+                raise
+            installed.append((target, backup))
+        for directory in {os.path.dirname(t.real) for t, _, _ in staged}:
+            _fsync_directory(directory)
+        for current in targets:
+            target, flag, writer = current
+            if target.stream:
+                _write_stream(target, flag, writer)
+    except BaseException as e:
+        _restore(installed)
+        for _target, _flag, tmp in staged:
             with suppress(OSError):
                 os.unlink(tmp)
-            raise
-        _fsync_directory(directory)
-    except OSError as e:
-        raise _fail(flag, target.path, f"could not write ({e.strerror or e})") from None
+        if isinstance(e, OSError) and current is not None:
+            raise _fail(current[1], current[0].path, f"could not write ({e.strerror or e})") from None
+        raise
+    finally:
+        for _target, backup in installed:
+            if backup is not None:
+                with suppress(OSError):
+                    os.unlink(backup)
+
+
+def _backup(target: Target) -> Optional[str]:
+    """A hard link to the file about to be replaced (None for a new file), to put back on failure."""
+    if target.existing is None:
+        return None
+    import tempfile
+
+    backup = tempfile.mktemp(prefix=".rnn-cli.", suffix=".tmp", dir=os.path.dirname(target.real))
+    os.link(target.real, backup)
+    return backup
+
+
+def _restore(installed: list[tuple[Target, Optional[str]]]) -> None:
+    """Undo the renames made so far: the old file back, or the new file gone."""
+    for target, backup in reversed(installed):
+        with suppress(OSError):
+            if backup is None:
+                os.unlink(target.real)
+            else:
+                os.replace(backup, target.real)
+    installed.clear()
 
 
 def write_atomic(path: PathArg, data: bytes, flag: str = "--save") -> None:
     write_with(path, flag, lambda f: f.write(data))
 
 
+def npz_writer(arrays: dict[str, np.ndarray], config: dict) -> Callable[[BinaryIO], None]:
+    """What writes an .npz that np.load(path, allow_pickle=False) reads: arrays plus `config` as
+    JSON text, straight into the temporary file (or stream), never built in memory first."""
+    return lambda f: np.savez(f, **arrays, config=np.array(json.dumps(config)))
+
+
 def save_npz(path: PathArg, arrays: dict[str, np.ndarray], config: dict) -> None:
-    """An .npz that np.load(path, allow_pickle=False) reads: arrays plus `config` as JSON text,
-    written straight into the temporary file (or stream), never built in memory first."""
-    write_with(path, "--save", lambda f: np.savez(f, **arrays, config=np.array(json.dumps(config))))
+    write_with(path, "--save", npz_writer(arrays, config))

@@ -26,12 +26,15 @@ import re
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rnn_cli import layout
 from rnn_cli.errors import RnnCliError
+
+if TYPE_CHECKING:
+    from rnn_cli import safe_read
 
 # storage class -> numpy dtype (little-endian: the `byteorder` entry is checked)
 STORAGES = {
@@ -140,27 +143,29 @@ class Archive:
     declared: dict[str, Declared]  # module prefix -> its class and stated arguments
 
 
-def is_archive(path: str | Path) -> bool:
+def is_archive(src: "safe_read.Source") -> bool:
     """A zip with <root>/data.pkl and <root>/code/: torch.jit.save's layout (not torch.save's)."""
     try:
-        with zipfile.ZipFile(path) as z:
+        with src.open() as raw, zipfile.ZipFile(raw) as z:
             names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         return False
     roots = {n.split("/", 1)[0] for n in names}
     return len(roots) == 1 and any(n.endswith("/data.pkl") for n in names) and any("/code/" in n for n in names)
 
 
-def read(path: str | Path) -> Archive:
-    p = Path(path)
+def read(src: "safe_read.Source") -> Archive:
+    """The archive's tensors and declared recurrent modules; src is a regular file or a FIFO's bytes."""
+    p = src.label
     try:
-        z = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as e:
+        raw = src.open()
+        z = zipfile.ZipFile(raw)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise RnnCliError(f"{p}: cannot be read as a TorchScript archive ({e})") from None
-    with z:
+    with raw, z:
         entries = {i.filename: i for i in z.infolist()}
         root = next(iter(entries)).split("/", 1)[0]
-        limit = p.stat().st_size
+        limit = src.size
 
         def entry(name: str) -> bytes:
             info = entries.get(f"{root}/{name}")

@@ -705,7 +705,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
         ws = max(len(shape_str(c.torch_shape)) for c in cmp.checks)
         for c in cmp.checks:
             margin = "shape" if c.margin is None and c.max_abs_diff is None else f"margin {_margin(c)}"
-            line = f"{c.name:<{w}} {shape_str(c.torch_shape):<{ws}}  {'pass' if c.ok else 'FAIL'}  {margin}"
+            line = f"{c.name:<{w}} {shape_str(c.torch_shape):<{ws}}  {'pass' if c.ok else 'FAIL'}  {margin}{_nonfinite(c)}"
             console.print(Text(line), soft_wrap=True)
         return
     parts: list = [
@@ -740,6 +740,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
             verdict,
         )
     parts += [Text("")] + _lift_caption(table)
+    parts += [Text(f"{c.name}:{_nonfinite(c)}") for c in cmp.checks if c.nonfinite_agree or c.nonfinite_mismatch]
     if cmp.ok:
         parts.append(Text("OK: torch matches the numpy reference within tolerance.", style="bold green"))
     else:
@@ -767,6 +768,16 @@ def grad_tolerance_lines(checks, tol) -> list[Text]:
     if lines:
         lines.insert(0, Text("Gradients sum many rounded terms: that tolerance x sqrt(terms)"))
     return lines
+
+
+def _nonfinite(c) -> str:
+    """NaN/Inf said plainly: where both sides have it, they agree; where one side has it, they do not."""
+    out = ""
+    if c.nonfinite_agree:
+        out += f"  {c.nonfinite_agree:,} NaN/Inf on both sides at the same places: agree"
+    if c.nonfinite_mismatch:
+        out += f"  {c.nonfinite_mismatch:,} NaN/Inf on one side only: mismatch"
+    return out
 
 
 def _margin(c) -> str:

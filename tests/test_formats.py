@@ -21,7 +21,7 @@ from torch import nn  # noqa: E402
 
 from rnn_cli import renamed, torchscript  # noqa: E402
 from rnn_cli.errors import RnnCliError  # noqa: E402
-from rnn_cli.untrusted import printable  # noqa: E402
+from rnn_cli.printable import printable  # noqa: E402
 
 GRU_ARGS = dict(input_size=5, hidden_size=8, num_layers=2, batch_first=True, dropout=0.25, bidirectional=True)
 GRU_LINE = "nn.GRU(input_size=5, hidden_size=8, num_layers=2, batch_first=True, dropout=0.25, bidirectional=True)"
