@@ -20,6 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 from rnn_cli import __version__
 from rnn_cli.config import SECTION_NAMES, RunConfig, View, check_memory, default_show, parse_show
 from rnn_cli.errors import RnnCliError
+from rnn_cli.help_format import WholeWordsContext, command_rows, example_lines
 
 PROG = "rnn-cli"
 
@@ -64,7 +65,16 @@ class _Interrupted(BaseException):
 
 class OneLineErrorGroup(TyperGroup):
     """Runs the app and turns every expected failure into one stderr line and an exit code.
-    KeyboardInterrupt and MemoryError go on to rnn_cli.entry, which reports them at any moment."""
+    KeyboardInterrupt and MemoryError go on to rnn_cli.entry, which reports them at any moment.
+    Its -h lists each command with its whole one-line description (click cuts it to `...`)."""
+
+    context_class = WholeWordsContext
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = command_rows(self, ctx)
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
@@ -168,6 +178,7 @@ class GroupedHelpCommand(TyperCommand):
     """-h in plain click help (start-up stays low): one section per option group (each option's
     rich_help_panel), then the command's examples as written."""
 
+    context_class = WholeWordsContext
     examples: tuple[str, ...] = ()
     help_order: list[str] = []  # the flags' fields, group by group in the order the command lists them
 
@@ -186,8 +197,8 @@ class GroupedHelpCommand(TyperCommand):
         if self.examples:
             formatter.write_paragraph()
             formatter.write("Examples:\n")
-            for example in self.examples:
-                formatter.write(f"  {example}\n")
+            for line in example_lines(self.examples, formatter.width, indent="  "):
+                formatter.write(line + "\n")
 
 
 @options

@@ -275,8 +275,8 @@ def _compact(cfg: RunConfig, g: Glyphs, plain: bool, width: int) -> _Lines:
         )
     rule = "i = 2*k + d" if D == 2 else "i = k"
     fit(
-        [label(slots), (rule, st["state"]), (f" for layer k = 0..{L - 1}", st["note"])],
-        [(", direction d (0 forward, 1 backward)" if D == 2 else "", st["note"])],
+        [label(slots), (rule, st["state"]), (f": layer k = 0..{L - 1}", st["note"])],
+        [(", d = 0 fwd, 1 bwd" if D == 2 else "", st["note"])],
     )
     if f.packed_out is not None:
         fit(
