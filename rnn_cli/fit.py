@@ -48,6 +48,8 @@ def break_points(plain: str, limit: int) -> list[int]:
             inner[i] = stack[-1] if stack else -1
     breaks = []
     for i, start in inner.items():
+        if plain[max(plain.rfind(" ", 0, i), plain.rfind(NBSP, 0, i)) + 1 : i].startswith("--"):
+            continue  # a flag keeps its value: `--save PATH.npz`, `--show values`
         end = ends.get(start, len(plain) - 1)
         if start < 0 or end - start + 1 > limit or _prose(plain[start : end + 1]):
             breaks.append(i)
@@ -237,13 +239,14 @@ def compact_list(table: Table) -> Group:
                 items.append(Text.assemble(f"{h or 'value'}:".replace(" ", NBSP) + NBSP, value))
         if not first_text.plain.strip() and not items:
             continue  # an empty row
-        row = Text("  ") if not first_text.plain.strip() else Text.assemble(first_text.copy())
-        if first_text.plain.strip():
+        keyed = bool(first_text.plain.strip())
+        row = Text.assemble(first_text.copy()) if keyed else Text(" " * 4)  # a row that continues the one above
+        if keyed:
             row.stylize("bold")
         for i, item in enumerate(items):
-            row.append("  " if (i or first_text.plain.strip()) else "")
+            row.append("  " if (i or keyed) else "")
             row.append_text(item)
-        lines.append(Whole(row, hang=4))
+        lines.append(Whole(row, hang=4 if keyed else 0))
     if table.caption:
         caption = table.caption if isinstance(table.caption, Text) else Text(str(table.caption))
         lines.append(Whole(caption))

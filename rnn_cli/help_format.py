@@ -9,6 +9,7 @@ term instead of beside it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from typing import Sequence
 
@@ -42,8 +43,10 @@ class WholeWordsFormatter(_click.HelpFormatter):
     """click's HelpFormatter, at the terminal's width (up to max_width) and without broken words."""
 
     def __init__(self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None) -> None:
-        if width is None:
-            columns = _click.formatting.FORCED_WIDTH or shutil.get_terminal_size().columns
+        if width is None:  # COLUMNS first, as for the views (click's test runner forces 80 otherwise)
+            env = os.environ.get("COLUMNS", "")
+            columns = int(env) if env.isdigit() and int(env) > 0 else None
+            columns = columns or _click.formatting.FORCED_WIDTH or shutil.get_terminal_size().columns
             width = max(min(columns, max_width or 80) - 2, 20)
         super().__init__(indent_increment, width, max_width)
 

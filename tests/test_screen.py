@@ -400,8 +400,8 @@ def test_fit_lists_every_row_of_a_table_too_wide_for_the_console():
     console = Console(file=io.StringIO(), width=36)  # the table needs 41
     console.print(fit(console, table))
     lines = [line.rstrip() for line in console.file.getvalue().splitlines()]
-    assert lines == [
-        "node: LSTM 0", "  ONNX rows: W[0] 0:8", "  torch rows: weight_ih_l0 0:8",
-        "node: LSTM 0", "  ONNX rows: W[0] 8:16", "  torch rows: weight_ih_l0 24:32",
-        "node: LSTM 1", "  ONNX rows: W[0] 0:8", "  torch rows: weight_ih_l1 0:8",
+    assert lines == [  # one line per row where it fits, else wrapped between `header: value` items
+        "LSTM 0  ONNX rows: W[0] 0:8", "    torch rows: weight_ih_l0 0:8",
+        "    ONNX rows: W[0] 8:16", "    torch rows: weight_ih_l0 24:32",
+        "LSTM 1  ONNX rows: W[0] 0:8", "    torch rows: weight_ih_l1 0:8",
     ]
