@@ -85,7 +85,7 @@ def cached_onnx(monkeypatch):
     from rnn_cli import onnx_export
 
     onnx_export.__dict__.setdefault("_real_report", onnx_export.report)
-    monkeypatch.setattr(onnx_export, "report", lambda *a: _onnx_report(*(tuple(x) if isinstance(x, list) else x for x in a)))
+    monkeypatch.setattr(onnx_export, "report", lambda *a, **progress: _onnx_report(*a))
 
 
 def render(args: tuple[str, ...], columns: int, colour: bool = False) -> str:
