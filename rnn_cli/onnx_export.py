@@ -199,7 +199,7 @@ def _problem(cfg: RunConfig, model) -> str | None:
 
 def _w_shape(model, node) -> str:
     """` and W (1, 12, 5)`: from the graph's shape information, else from the constant that
-    holds W (dynamo's graphs leave it out), else nothing (never an empty `()`)."""
+    holds W (dynamo's graphs leave it out), else that it is not stated (never an empty `()`)."""
     w = node.inputs.get("W")
     if w is None:
         return ""
@@ -207,7 +207,7 @@ def _w_shape(model, node) -> str:
     if not shape or any(not isinstance(d, int) for d in shape):
         value = constant_values(model).get(w.name)
         shape = tuple(value.shape) if value is not None else ()
-    return f" and W {_shape_text(shape)}" if shape else ""
+    return f" and W {_shape_text(shape)}" if shape else " and W of a shape the graph does not state"
 
 
 def _shape_text(shape) -> str:

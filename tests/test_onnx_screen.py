@@ -6,6 +6,7 @@ the commands' own docstrings (the help text must carry them whole)."""
 from __future__ import annotations
 
 import os
+import re
 import pty
 import subprocess
 import sys
@@ -87,3 +88,23 @@ def test_top_level_help_lists_whole_descriptions_at_80_columns():
     for name in COMMANDS:
         command = app.registered_commands[[c.name for c in app.registered_commands].index(name)]
         assert " ".join(command.help.split()) in listing, name
+
+
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True)])
+def test_proj_size_refusal_states_w_as_the_graph_has_it(layers, bidirectional):
+    """Bug: the refusal said `W (), not 3` where the graph gives W no shape information."""
+    pytest.importorskip("onnxruntime")
+    from rnn_cli import onnx_export
+    from rnn_cli.config import RunConfig
+    from rnn_cli.errors import RnnCliError
+    from rnn_cli.sample import draw
+
+    cfg = RunConfig(cell="lstm", proj_size=3, num_layers=layers, bidirectional=bidirectional)
+    with pytest.raises(RnnCliError) as err:
+        onnx_export.export(cfg, draw(cfg), "dynamo")
+    message = str(err.value)
+    assert "W ()" not in message
+    if layers == 1:  # dynamo's truncated W: (D, 4 * proj_size, H_in), ONNX's LSTM layout
+        assert f"W ({cfg.D}, {4 * cfg.proj_size}, {cfg.input_size})" in message
+    else:
+        assert re.search(r"W (\(\d+, \d+, \d+\)|of a shape the graph does not state)", message), message
