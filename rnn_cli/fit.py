@@ -32,10 +32,12 @@ def _prose(group: str) -> bool:
     return any(PROSE_WORD.fullmatch(w.strip(",;:.()[]{}")) for w in group.split())
 
 
-def break_points(plain: str, limit: int) -> list[int]:
+def break_points(plain: str, limit: int, glue: bool = True) -> list[int]:
     """The spaces where a line may break: outside brackets, inside a bracketed group of prose,
-    or inside a group longer than `limit` (the line); never an NBSP. Unclosed brackets close
-    at the end."""
+    or inside a group longer than `limit` (the line); never an NBSP. With `glue`, not after a
+    `--flag` (it keeps its value: `--save PATH.npz`) nor between a word and the bracket that
+    follows it (`c_n (2, 1, 8)`, `features (H_in)`): those give way only to an item too long
+    for the line (wrap_whole). Unclosed brackets close at the end."""
     stack: list[int] = []
     inner: dict[int, int] = {}  # space index -> start of its innermost bracketed group
     ends: dict[int, int] = {}
@@ -48,12 +50,23 @@ def break_points(plain: str, limit: int) -> list[int]:
             inner[i] = stack[-1] if stack else -1
     breaks = []
     for i, start in inner.items():
-        if plain[max(plain.rfind(" ", 0, i), plain.rfind(NBSP, 0, i)) + 1 : i].startswith("--"):
-            continue  # a flag keeps its value: `--save PATH.npz`, `--show values`
+        if glue and _glued(plain, i):
+            continue
         end = ends.get(start, len(plain) - 1)
         if start < 0 or end - start + 1 > limit or _prose(plain[start : end + 1]):
             breaks.append(i)
     return breaks
+
+
+def _glued(plain: str, i: int) -> bool:
+    """The space at i joins a flag to its value, or a name to the bracket after it."""
+    word = plain[max(plain.rfind(" ", 0, i), plain.rfind(NBSP, 0, i)) + 1 : i]
+    return word.startswith("--") or (i + 1 < len(plain) and plain[i + 1] == "(" and (word[-1:].isalnum() or word[-1:] == "_"))
+
+
+def keep(text: str) -> str:
+    """text as one item: its spaces made no-break (a formula, `|a - b| <= 1e-05 + 1e-05 * |b|`)."""
+    return text.replace(" ", NBSP)
 
 
 def _plain_text(line: Text) -> Text:
@@ -63,35 +76,46 @@ def _plain_text(line: Text) -> Text:
     return Text(line.plain.replace(NBSP, " "), style=line.style, spans=list(line.spans), end="")
 
 
-def _overlong(plain: str, breaks: list[int], width: int) -> list[int]:
-    """More places to break a chunk (between breaks) wider than the line: before its trailing
-    punctuation (`h_n[-1];` -> `h_n[-1]` / `;`), else at every space inside it."""
-    extra: list[int] = []
+def _more_breaks(plain: str, breaks: list[int], width: int, extra) -> list[int]:
+    """breaks, plus extra(a, b) inside each chunk (between breaks) wider than the line."""
     cuts = [-1] + breaks + [len(plain)]
+    more = set(breaks)
     for a, b in zip(cuts, cuts[1:]):
+        if cell_len(plain[a + 1 : b]) > width:
+            more |= set(extra(a, b))
+    return sorted(more)
+
+
+def _breaks(plain: str, indent: int, width: int) -> list[int]:
+    """Where a line wider than `width` may break, the gentlest first: break_points; then, in
+    an item still too long, its glued spaces; then before its trailing punctuation (`h_n[-1];`
+    -> `h_n[-1]` / `;`); then any space in it."""
+    spaces = [i for i, ch in enumerate(plain) if ch == " " and i > indent]
+    breaks = [b for b in break_points(plain, width) if b > indent]
+    loose = set(break_points(plain, width, glue=False))
+    breaks = _more_breaks(plain, breaks, width, lambda a, b: [i for i in spaces if a < i < b and i in loose])
+
+    def punctuation(a: int, b: int) -> list[int]:
         chunk = plain[a + 1 : b]
-        if cell_len(chunk) <= width:
-            continue
-        if chunk and chunk[-1] in ";,:." and cell_len(chunk) - 1 <= width:
-            extra.append(b - 1)
-        else:
-            extra += [i for i in range(a + 1, b) if plain[i] == " "]
-    return sorted(set(breaks + extra))
+        return [b - 1] if chunk[-1:] in (";", ",", ":", ".") and cell_len(chunk) - 1 <= width else []
+
+    breaks = _more_breaks(plain, breaks, width, punctuation)
+    return _more_breaks(plain, breaks, width, lambda a, b: [i for i in spaces if a < i < b])
 
 
-def _hang(plain: str, hang: int | None) -> int:
+def _hang(plain: str, hang: int | None, width: int) -> int:
     """Continuation lines' indent: the line's own plus `hang`; None: under the line's second
     column (the text after its first gap of two spaces), as in `  layer 1     takes ...`."""
     indent = len(plain) - len(plain.lstrip(" "))
     if hang is not None:
         return indent + hang
     match = re.match(r"\s*\S.*?\S {2,}(?=\S)", plain)
-    return match.end() if match else indent
+    return match.end() if match and match.end() <= width // 2 else indent
 
 
 def wrap_whole(text: Text, width: int, hang: int | None = 0) -> list[Text]:
     """text's lines, each broken (where wider than width) only at break_points; continuation
-    lines indented by _hang. An item wider than the line breaks as _overlong says."""
+    lines indented by _hang. An item wider than the line breaks as _breaks says."""
     out: list[Text] = []
     for line in text.split("\n", allow_blank=True):
         plain = line.plain
@@ -99,8 +123,8 @@ def wrap_whole(text: Text, width: int, hang: int | None = 0) -> list[Text]:
             out.append(line)
             continue
         indent = len(plain) - len(plain.lstrip(" "))
-        cont = min(_hang(plain, hang), max(width // 2, 0))
-        breaks = _overlong(plain, [b for b in break_points(plain, width - cont) if b > indent], width - cont)
+        cont = min(_hang(plain, hang, width), max(width // 2, 0))
+        breaks = _breaks(plain, indent, width - cont)
         start, prefix = 0, 0
         while prefix + cell_len(plain[start:]) > width:
             later = [b for b in breaks if b > start]

@@ -20,7 +20,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from rnn_cli.fit import NBSP, Verbatim, _min_width, fit, optional_columns, print_parts  # noqa: F401 - their home was here
+from rnn_cli.fit import NBSP, Verbatim, _min_width, fit, keep, optional_columns, print_parts  # noqa: F401 - their home was here
 from rnn_cli.config import GATE_NAMES, SECTION_NAMES, TORCH_CLASS, RunConfig, View, shape_str
 from rnn_cli.result import RunResult
 
@@ -645,7 +645,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
     ]
     if got.tf32 is not None:
         parts.append(Text(tf32_line(got.tf32)))
-    parts.append(Text(f"Tolerance: |torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|  ({tol.why})"))
+    parts.append(Text(f"Tolerance: {keep(f'|torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|')}  ({tol.why})"))
     table = make_table(console, caption=compare_rule_caption())
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)  # one shape when both sides agree
