@@ -89,7 +89,7 @@ def _more_breaks(plain: str, breaks: list[int], width: int, extra) -> list[int]:
 def _breaks(plain: str, indent: int, width: int) -> list[int]:
     """Where a line wider than `width` may break, the gentlest first: break_points; then, in
     an item still too long, its glued spaces; then before its trailing punctuation (`h_n[-1];`
-    -> `h_n[-1]` / `;`); then any space in it."""
+    -> `h_n[-1]` / `;`); then after a comma in it, as code breaks; then any space in it."""
     spaces = [i for i, ch in enumerate(plain) if ch == " " and i > indent]
     breaks = [b for b in break_points(plain, width) if b > indent]
     loose = set(break_points(plain, width, glue=False))
@@ -100,6 +100,7 @@ def _breaks(plain: str, indent: int, width: int) -> list[int]:
         return [b - 1] if chunk[-1:] in (";", ",", ":", ".") and cell_len(chunk) - 1 <= width else []
 
     breaks = _more_breaks(plain, breaks, width, punctuation)
+    breaks = _more_breaks(plain, breaks, width, lambda a, b: [i for i in spaces if a < i < b and plain[i - 1] == ","])
     return _more_breaks(plain, breaks, width, lambda a, b: [i for i in spaces if a < i < b])
 
 
@@ -245,32 +246,53 @@ def fit(console: Console, table: Table) -> Table | Group:
     return compact_list(table)
 
 
+def _texts(cell) -> list[Text]:
+    """A cell's text: a Text or str itself, a Group's (or Padding's, Whole's) texts in order."""
+    from rich.padding import Padding
+
+    if isinstance(cell, Text):
+        return [cell]
+    if isinstance(cell, Whole):
+        return [cell.text]
+    if isinstance(cell, Group):
+        return [t for part in cell.renderables for t in _texts(part)]
+    if isinstance(cell, Padding):
+        return _texts(cell.renderable)
+    return [Text(str(cell))]
+
+
 def compact_list(table: Table) -> Group:
     """One line per row, wrapped between cells: the first cell (bold), then `header: value` for
-    each other cell that has one; a row with an empty first cell continues the one above."""
+    each other cell that has one; a row with an empty first cell continues the one above. A
+    cell's further lines (a note under an expression) follow its row, indented."""
     headers = [str(c.header) for c in table.columns]
     columns = [list(col.cells) for col in table.columns]
     lines: list = []
     if table.title:
         lines.append(Whole(Text(str(table.title), style="bold")))
     for r in range(len(columns[0]) if columns else 0):
-        first = columns[0][r]
-        first_text = first if isinstance(first, Text) else Text(str(first))
+        first, *first_notes = _texts(columns[0][r]) or [Text("")]
         items: list[Text] = []
+        notes: list[Text] = list(first_notes)
         for h, col in zip(headers[1:], columns[1:]):
-            value = col[r] if isinstance(col[r], Text) else Text(str(col[r]))
+            value, *more = _texts(col[r]) or [Text("")]
             if value.plain.strip():
+                if len(value.plain) <= 24:  # a short value is read as one: `WRONG 0.89 off`
+                    value = _plain_text(value).copy()
+                    value.plain = keep(value.plain)
                 items.append(Text.assemble(f"{h or 'value'}:".replace(" ", NBSP) + NBSP, value))
-        if not first_text.plain.strip() and not items:
+            notes += more
+        keyed = bool(first.plain.strip())
+        if not keyed and not items and not notes:
             continue  # an empty row
-        keyed = bool(first_text.plain.strip())
-        row = Text.assemble(first_text.copy()) if keyed else Text(" " * 4)  # a row that continues the one above
+        row = Text.assemble(first.copy()) if keyed else Text(" " * 4)  # a row that continues the one above
         if keyed:
             row.stylize("bold")
         for i, item in enumerate(items):
             row.append("  " if (i or keyed) else "")
             row.append_text(item)
         lines.append(Whole(row, hang=4 if keyed else 0))
+        lines += [Whole(Text.assemble(" " * 4, note), hang=0) for note in notes if note.plain.strip()]
     if table.caption:
         caption = table.caption if isinstance(table.caption, Text) else Text(str(table.caption))
         lines.append(Whole(caption))

@@ -108,6 +108,7 @@ def check(text: str, columns: int, wide: str) -> None:
     too_wide = [line for line in text.splitlines() if len(line.rstrip()) > columns]
     assert not too_wide, too_wide
     assert "…" not in text
+    assert "<rich." not in text  # a cell drawn as its repr (a Group in a table turned into a list)
 
 
 def variants(args: tuple[str, ...]) -> list[tuple[tuple[str, ...], bool]]:
