@@ -188,8 +188,8 @@ def optional_columns(table: Table, *headers: str) -> Table:
 def _without(table: Table, headers: set[str]) -> Table:
     import copy
 
-    narrower = copy.copy(table)
-    narrower.columns = [c for c in table.columns if str(c.header) not in headers]
+    narrower = copy.copy(table)  # the table itself stays whole, for compact_list
+    narrower.columns = [copy.copy(c) for c in table.columns if str(c.header) not in headers]
     for i, c in enumerate(narrower.columns):
         c._index = i
     return narrower
