@@ -201,10 +201,12 @@ def _min_width(table: Table, headers: list[str], cells: list[list[str]]) -> int:
     total = 0
     for column, header, column_cells in zip(table.columns, headers, cells):
         texts = [header] + column_cells
-        if column.no_wrap or str(column.header) in getattr(table, "optional_columns", ()):  # optional: unwrapped or not at all
+        if column.no_wrap:
             widest = max(cell_len(line) for t in texts for line in t.splitlines() or [""])
         else:  # a header is a label: whole
             widest = max([cell_len(header)] + [unbreakable(t) for t in column_cells])
+        if str(column.header) in getattr(table, "optional_columns", ()):  # optional: on one line or not at all
+            widest = max([widest] + [cell_len(line) for t in column_cells for line in t.splitlines()])
         total += max(widest, column.min_width or 0)
     left, right = table.padding[3], table.padding[1]
     n = len(table.columns)

@@ -204,7 +204,8 @@ def shapes_table(console: Console, result: RunResult, compact: bool = False) -> 
         if name == "batch_sizes":
             meaning += ": " + str([int(v) for v in result.tensors["batch_sizes"]])
         add_row(table, name, shape_str(shape), layouts[name], meaning)
-    return optional_columns(table, "meaning")  # narrow: the diagram and notes say what each is
+    # The short default screen, when narrow: the diagram and notes say what each tensor is.
+    return optional_columns(table, "meaning") if compact else table
 
 
 # ---- 3. parameters --------------------------------------------------------------------------
@@ -427,7 +428,8 @@ def sources_table(console: Console, result: RunResult, bwd_note: bool = True, co
             steps = ", ".join(str(t) for t in s.steps)
         direction = "bwd" if s.direction == "backward" else "fwd"
         add_row(table, f"{s.state}[{s.index}]", str(s.layer), direction, s.expression, steps, check)
-    optional_columns(table, "dir", "layer")  # narrow: the diagram and h_n's row labels say them
+    if compact:  # the short default screen, when narrow: the diagram and h_n's row labels say them
+        optional_columns(table, "dir", "layer")
     notes = []
     if result.implementation == "manual":
         notes.append("manual copies h_n from these slices: this checks its bookkeeping; `rnn-cli torch` checks torch.")
