@@ -1,7 +1,7 @@
-"""rnn-cli's benchmark: start-up and the numpy vs torch forward -> RESULTS.md (memory: memory.py).
+"""rnn-cli's benchmark: start-up and the numpy forward vs torch and ONNX's reference -> RESULTS.md (memory: memory.py).
 
     python benchmarks/run.py                 # everything -> RESULTS.md, ~10 min on a 2-core machine
-    python benchmarks/run.py --quick         # a subset -> RESULTS-quick.md, ~1-2 min, for development
+    python benchmarks/run.py --quick         # a subset -> RESULTS-quick.md, ~1 min, for development
     python benchmarks/run.py --cuda          # also torch on CUDA (cuDNN) in the matrix
     python benchmarks/run.py --only matrix --cell lstm --size 1,1000,64,64 --output /tmp/lstm.md
 
@@ -9,11 +9,14 @@ Measures, on this machine:
   (a) start-up: whole-process wall time (median of --startup-runs, commands interleaved,
       one untimed round first) of rnn-cli's commands against two baselines, and whether
       torch was imported (python's -X importtime list);
-  (b) the matrix: the forward of `manual` (numpy) and of torch on the CPU,
-      cell x size x layers x direction x dtype, same thread count for both. It times
-      exactly what `rnn-cli bench` times (rnn_cli.bench.implementations), but interleaves
-      the implementations run by run so that load from elsewhere hits both alike, and
-      sizes the number of runs to the case (--budget seconds per case, 3 to 200 runs);
+  (b) the matrix: the forward of `manual` (numpy), of torch on the CPU and of ONNX's own
+      numpy reference (onnx.reference.ReferenceEvaluator on the same layer, see
+      onnx_reference.py; its output is checked against manual's before it is timed), float32,
+      same thread count for all: 15 cases (3 cells x 4 sizes, 1 layer, and a 2-layer
+      bidirectional stack) and issue 26's three LSTM cases. It times exactly what
+      `rnn-cli bench` times (rnn_cli.bench.implementations), but interleaves the
+      implementations run by run so that load from elsewhere hits all alike, and sizes
+      the number of runs to the case (--budget seconds per case, 3 to 200 runs);
 and writes a markdown report with the machine and every target marked met or missed.
 It also measures how much CPU time other processes took while it ran and warns in the
 report when they took more than 3%: on a small machine any competitor distorts the ratios.
@@ -45,16 +48,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# Target 3's sizes: (N, L, H_in, H)
+# The matrix's sizes: (N, L, H_in, H), each 1 layer, unidirectional, plus STACK
 SIZES = [(1, 10, 5, 8), (32, 100, 128, 256), (64, 200, 256, 512), (1, 1000, 64, 64)]
+STACK = ((32, 100, 128, 256), 2, True)  # size, layers, bidirectional
+# Issue 26's three LSTM cases, (N, L, H_in, H): I32 H64 L100 N8, I64 H256 L50 N32, I16 H32 L1000 N1
+ISSUE_SIZES = [(8, 100, 32, 64), (32, 50, 64, 256), (1, 1000, 16, 32)]
 CELLS = ("rnn", "lstm", "gru")
-LAYERS = (1, 2)
-DIRECTIONS = (False, True)
-DTYPES = ("float32", "float64")
+DTYPE = "float32"
 STARTUP_TARGET = 1.3  # start-up: x `python -c "import numpy, typer, rich.table"`
 FLOOR = "python benchmarks/startup_floor.py"  # numpy.random, rich.console and the default screen's tables, no rnn-cli
+FLOOR_TARGET = 1.15  # `rnn-cli manual` (the human view): x the floor
+JSON_TARGET = 1.2  # `rnn-cli manual --json`: x `python -c "import numpy, typer, rich.table"`
 TORCH_TARGET = 1.15  # torch start-up: x `python -c "import torch"`
-RATIO_TARGET = 1.0  # the forward: manual / torch median
+RATIO_TARGET = 1.5  # the forward: median over the matrix of manual / torch CPU, medians
+ONNX_TARGET = 1.2  # the forward: onnx.reference / manual on every case, medians
 
 
 # ---- machine ----------------------------------------------------------------------------
@@ -94,7 +101,7 @@ def code_version() -> str:
     """The commit measured, and the package files that differ from it."""
     def git(*args: str) -> str:
         proc = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False)
-        return proc.stdout.strip() if proc.returncode == 0 else ""
+        return proc.stdout.rstrip() if proc.returncode == 0 else ""  # porcelain lines start with a space
 
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
@@ -171,8 +178,8 @@ def startup_commands() -> list[Startup]:
         Startup(base, [py, "-c", "import numpy, typer, rich.table"], None, None),
         Startup("rnn-cli --help", [*cli, "--help"], base, STARTUP_TARGET, "start-up"),
         Startup("rnn-cli manual --help", [*cli, "manual", "--help"], base, STARTUP_TARGET, "start-up"),
-        Startup("rnn-cli manual", [*cli, "manual"], base, STARTUP_TARGET, "start-up"),
-        Startup("rnn-cli manual --json", [*cli, "manual", "--json"], base, STARTUP_TARGET, "start-up"),
+        Startup("rnn-cli manual", [*cli, "manual"], FLOOR, FLOOR_TARGET, "start-up"),
+        Startup("rnn-cli manual --json", [*cli, "manual", "--json"], base, JSON_TARGET, "start-up"),
         # What any program that draws manual's screen pays before its own code: numpy.random
         # (the seeded draw) and rich.console (to draw), which the baseline does not import,
         # and rendering the default screen's tables.
@@ -224,10 +231,12 @@ class Case:
     size: tuple[int, int, int, int]  # N, L, H_in, H
     layers: int
     bidirectional: bool
-    dtype: str
+    dtype: str = DTYPE
+    group: str = "matrix"  # "matrix": the 15 cases of the manual / torch target; "issue": issue 26's LSTM cases
     repeat: int = 0
     flops: int = 0
-    times: dict[str, list[float]] = field(default_factory=dict)  # "manual", "torch cpu", "torch cuda:0"
+    peer_diff: float = 0.0  # largest |onnx.reference - manual| over output, h_n (c_n), checked before timing
+    times: dict[str, list[float]] = field(default_factory=dict)  # "manual", "manual before", "torch cpu", "onnx.reference", "torch cuda:0"
 
     def median(self, key: str) -> float:
         return statistics.median(self.times[key])
@@ -237,34 +246,65 @@ class Case:
         """manual / torch CPU, medians."""
         return self.median("manual") / self.median("torch cpu")
 
+    @property
+    def onnx_ratio(self) -> float:
+        """onnx.reference / manual, medians: how many times faster rnn-cli's reference is."""
+        return self.median("onnx.reference") / self.median("manual")
 
-def matrix_cases(quick: bool, sizes=SIZES, cells=CELLS) -> list[Case]:
-    """Target 3's 96 cases (4 sizes x 3 cells x 2 layer counts x 2 directions x 2 dtypes);
-    quick: one layer, one direction, float32 (12)."""
+
+def matrix_cases(quick: bool, sizes=None, cells=CELLS) -> list[Case]:
+    """The 15 cases (each cell at the four sizes, 1 layer, and the 2-layer bidirectional
+    stack) and issue 26's three LSTM cases; with --size, those sizes (1 layer) instead of
+    all of them; quick: the four sizes at 1 layer only (12)."""
+    if sizes:
+        return [Case(c, s, 1, False) for s in sizes for c in cells]
+    cases = [Case(c, s, 1, False) for s in SIZES for c in cells]
     if quick:
-        return [Case(c, s, 1, False, "float32") for s in sizes for c in cells]
-    return [
-        Case(c, s, k, b, d) for s in sizes for c in cells for k in LAYERS for b in DIRECTIONS for d in DTYPES
-    ]
+        return cases
+    cases += [Case(c, STACK[0], STACK[1], STACK[2]) for c in cells]
+    return cases + [Case("lstm", s, 1, False, group="issue") for s in ISSUE_SIZES if "lstm" in cells]
 
 
-# The numpy forward as it was before the readable rewrite, loaded from git history so that
-# both can be timed in one run without keeping a copy of the old code in the tree.
-BEFORE = "9adbc37"
+# The numpy forward as it was before issue 26 made it fast (the readable rewrite, one
+# batched step for both directions), loaded from git history so that both can be timed in
+# one run without keeping a copy of the old code in the tree.
+BEFORE = "597b1e3"
 
 
 def manual_before():
+    import linecache
     import types
 
     source = subprocess.check_output(["git", "-C", str(HERE.parent), "show", f"{BEFORE}:rnn_cli/manual.py"], text=True)
+    name = f"{BEFORE}:rnn_cli/manual.py"
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)  # inspect.getsource finds it
     module = sys.modules["manual_before"] = types.ModuleType("manual_before")  # dataclasses look it up
-    exec(compile(source, f"{BEFORE}:rnn_cli/manual.py", "exec"), module.__dict__)
+    exec(compile(source, name, "exec"), module.__dict__)
     return module
+
+
+def onnx_peer(cfg, sample, impl):
+    """onnx.reference's forward as an Implementation like manual's, after checking that its
+    output, h_n (c_n) match manual's within compare's tolerances for the dtype."""
+    from contextlib import nullcontext
+
+    from onnx_reference import Peer
+
+    from rnn_cli import manual
+    from rnn_cli.compare import default_tolerance
+
+    peer = Peer(cfg, sample)
+    fwd = manual.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)
+    tol = default_tolerance(cfg.dtype, on_cuda=False, tf32=None)
+    expected = [fwd.output, fwd.h_n] + ([fwd.c_n] if cfg.has_c else [])
+    diff = peer.check(expected, tol.atol, tol.rtol)  # ValueError: a wrong peer is not timed
+    return replace(impl, name="onnx.reference", backend="onnx.reference", forward=peer.forward,
+                   context=nullcontext), diff
 
 
 def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int, max_repeat: int) -> None:
     """One untimed run of each implementation (two when that is cheap) to warm up and size
-    the number of runs to the budget, then timed runs in rounds: manual, torch, [cuda], ..."""
+    the number of runs to the budget, then timed runs in rounds: manual, before, torch, onnx, [cuda], ..."""
     from contextlib import ExitStack
 
     from rnn_cli import bench
@@ -278,7 +318,6 @@ def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int,
         hidden_size=H,
         num_layers=case.layers,
         bidirectional=case.bidirectional,
-       
         seq_len=L,
         batch=N,
         dtype=case.dtype,
@@ -289,7 +328,9 @@ def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int,
     impls = bench.implementations(cfg, sample, tf32=tf32)
     old = manual_before()
     impls.insert(1, replace(impls[0], name="manual before", forward=lambda: old.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)))
-    keys = [i.name if i.name.startswith("manual") else f"torch {i.device}" for i in impls]
+    peer, case.peer_diff = onnx_peer(cfg, sample, impls[0])
+    impls.insert(3, peer)
+    keys = [i.name if i.name.startswith(("manual", "onnx")) else f"torch {i.device}" for i in impls]
     with ExitStack() as stack:
         for impl in impls:
             stack.enter_context(impl.context())
@@ -321,6 +362,61 @@ def _size_label(size: tuple[int, int, int, int]) -> str:
     return f"N={N} L={L} H_in={H_in} H={H}"
 
 
+def _forward_report(cases: list[Case], verdicts: list[str]) -> list[str]:
+    """The forward's tables, and its two verdicts appended to `verdicts`."""
+    cuda_keys = sorted({k for c in cases for k in c.times if k.startswith("torch cuda")})
+    lines = [
+        "",
+        "### Forward: manual (numpy) vs torch on the CPU and ONNX's numpy reference",
+        "",
+        f"Median ms of each implementation, {DTYPE}, all on the same thread count, interleaved run by run "
+        "after one untimed run each; `runs` is the number of timed runs. `onnx.reference` is "
+        "onnx.reference.ReferenceEvaluator running the same layer built with onnx.helper (benchmarks/"
+        "onnx_reference.py); `max diff` is its largest difference from manual's output, h_n (c_n), checked "
+        "within compare's tolerances before it was timed. `before` is manual.py at commit "
+        f"{BEFORE} (before issue 26), timed in the same rounds. GFLOP/s counts the matrix products only "
+        "(`rnn_cli.bench.forward_flops`).",
+    ]
+    matrix = [c for c in cases if c.group == "matrix"]
+    if matrix:
+        ratios = [c.ratio for c in matrix]
+        median = statistics.median(ratios)
+        verdicts.append(f"forward, median of manual / torch CPU over the {len(matrix)} cases <= {RATIO_TARGET}: "
+                        f"{_met(median <= RATIO_TARGET)} ({median:.2f}x; best {min(ratios):.2f}x, worst {max(ratios):.2f}x)")
+    onnx = [c.onnx_ratio for c in cases]
+    slow = sum(r < ONNX_TARGET for r in onnx)
+    verdicts.append(f"forward, onnx.reference / manual >= {ONNX_TARGET} on every case: {_met(slow == 0)} "
+                    f"({min(onnx):.2f}x to {max(onnx):.2f}x, median {statistics.median(onnx):.2f}x; "
+                    f"{slow} of {len(cases)} cases below)")
+    head = ("| cell | N | L | H_in | H | layers | D | manual ms | before ms | manual / before | torch CPU ms | "
+            "manual / torch | onnx.reference ms | onnx.reference / manual | max diff | manual GFLOP/s | torch GFLOP/s |")
+    rule = "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    head += "".join(f" {k} ms | CPU torch / {k.split(' ')[1]} |" for k in cuda_keys) + " runs |"
+    rule += "---|---|" * len(cuda_keys) + "---|"
+    titles = {"matrix": f"#### The {len(matrix)} cases (target: median manual / torch <= {RATIO_TARGET})",
+              "issue": "#### Issue 26's LSTM cases"}
+    for group, title in titles.items():
+        rows = [c for c in cases if c.group == group]
+        if not rows:
+            continue
+        lines += ["", title, "", head, rule]
+        for c in rows:
+            m, t, b, o = c.median("manual"), c.median("torch cpu"), c.median("manual before"), c.median("onnx.reference")
+            ratio = f"{c.ratio:.2f}" if c.ratio <= RATIO_TARGET else f"**{c.ratio:.2f}**"
+            onnx_ratio = f"{c.onnx_ratio:.2f}" if c.onnx_ratio >= ONNX_TARGET else f"**{c.onnx_ratio:.2f}**"
+            N, L, H_in, H = c.size
+            row = (
+                f"| {c.cell} | {N} | {L} | {H_in} | {H} | {c.layers} | {2 if c.bidirectional else 1} | {_ms(m)} | "
+                f"{_ms(b)} | {m / b:.2f} | {_ms(t)} | {ratio} | {_ms(o)} | {onnx_ratio} | {c.peer_diff:.1e} | "
+                f"{c.flops / m / 1e9:.3g} | {c.flops / t / 1e9:.3g} |"
+            )
+            for k in cuda_keys:
+                g = c.median(k)
+                row += f" {_ms(g)} | {t / g:.1f}x |"
+            lines.append(row + f" {c.repeat} |")
+    return lines
+
+
 def report(machine: dict, startup: list[Startup], cases: list[Case], seconds: float) -> str:
     lines = ["## rnn-cli benchmark results", ""]
     lines.append(
@@ -348,87 +444,33 @@ def report(machine: dict, startup: list[Startup], cases: list[Case], seconds: fl
             "(the seeded draw) and rich.console (to print at all), which the baseline does not import, and a "
             "screen of rich tables the size of manual's default one.",
             "",
-            "| command | median ms | min ms | max ms | x baseline | target | imports torch | result |",
-            "|---|---|---|---|---|---|---|---|",
+            "| command | median ms | min ms | max ms | x baseline | baseline | target | imports torch | result |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for c in startup:
             if c.baseline is None:
                 lines.append(f"| `{c.label}` | {c.median * 1e3:.0f} | {min(c.times) * 1e3:.0f} | "
-                             f"{max(c.times) * 1e3:.0f} | baseline | | | |")
+                             f"{max(c.times) * 1e3:.0f} | baseline | | | | |")
                 continue
             ratio = c.median / by_label[c.baseline].median
             if c.target is None:  # measured for reference, no goal
                 lines.append(f"| `{c.label}` | {c.median * 1e3:.0f} | {min(c.times) * 1e3:.0f} | "
-                             f"{max(c.times) * 1e3:.0f} | {ratio:.2f} | | | |")
+                             f"{max(c.times) * 1e3:.0f} | {ratio:.2f} | `{c.baseline}` | | | |")
                 continue
             ok = ratio <= c.target and not (c.target_name == "start-up" and c.imports_torch)  # start-up: never torch
             verdict = _met(ok)
             torch_col = "-" if c.imports_torch is None else ("yes" if c.imports_torch else "no")
-            verdicts.append(f"{c.target_name} `{c.label}`: {verdict} ({ratio:.2f}x, imports torch: {torch_col})")
+            verdicts.append(f"{c.target_name} `{c.label}`: {verdict} ({ratio:.2f}x `{c.baseline}`, imports torch: {torch_col})")
             lines.append(
                 f"| `{c.label}` | {c.median * 1e3:.0f} | {min(c.times) * 1e3:.0f} | {max(c.times) * 1e3:.0f} | "
-                f"{ratio:.2f} | <= {c.target} | {torch_col} | {verdict} |"
+                f"{ratio:.2f} | `{c.baseline}` | <= {c.target} | {torch_col} | {verdict} |"
             )
 
     if cases:
-        cuda_keys = sorted({k for c in cases for k in c.times if k.startswith("torch cuda")})
-        sizes = list(dict.fromkeys(c.size for c in cases))  # in the order run
-        lines += [
-            "",
-            "### Forward: manual (numpy) vs torch on the CPU",
-            "",
-            "Median ms of each implementation and their ratio manual / torch (target <= 1.0: the numpy "
-            "forward at least as fast as torch's CPU kernel); both on the same thread count. Implementations "
-            "are interleaved run by run after one untimed run each; `runs` is the number of timed runs. "
-            "GFLOP/s counts the matrix products only (`rnn_cli.bench.forward_flops`).",
-        ]
-        summary = ["", "#### Summary: manual / torch by size and cell", "",
-                   "Over layers 1-2, uni/bidirectional, float32/float64 (as run). `after / before`: the readable "
-                   f"numpy cell against the tuned one it replaced (commit {BEFORE}), timed in the same rounds.", "",
-                   "| size | cell | cases | median ratio | worst ratio | after / before (median) | result |",
-                   "|---|---|---|---|---|---|---|"]
-        all_ok = True
-        for size in sizes:
-            for cell in CELLS:
-                group = [c for c in cases if c.size == size and c.cell == cell]
-                if not group:
-                    continue
-                ratios = [c.ratio for c in group]
-                ok = max(ratios) <= RATIO_TARGET
-                all_ok &= ok
-                before = statistics.median(c.median("manual") / c.median("manual before") for c in group)
-                summary.append(
-                    f"| {_size_label(size)} | {cell} | {len(group)} | {statistics.median(ratios):.2f} | "
-                    f"{max(ratios):.2f} | {before:.2f} | {_met(ok)} |"
-                )
-        missed = sum(c.ratio > RATIO_TARGET for c in cases)
-        verdicts.append(f"forward, manual / torch <= {RATIO_TARGET}: {_met(all_ok)} ({missed} of {len(cases)} cases above {RATIO_TARGET})")
-        lines += summary
-        head = "| cell | layers | D | dtype | manual ms | before ms | after / before | torch CPU ms | manual / torch | manual GFLOP/s "
-        head += "| torch GFLOP/s |"
-        rule = "|---|---|---|---|---|---|---|---|---|---|---|"
-        if cuda_keys:
-            head += "".join(f" {k} ms | CPU torch / {k.split(' ')[1]} |" for k in cuda_keys)
-            rule += "---|---|" * len(cuda_keys)
-        head += " runs |"
-        rule += "---|"
-        for size in sizes:
-            group = [c for c in cases if c.size == size]
-            if not group:
-                continue
-            lines += ["", f"#### {_size_label(size)}", "", head, rule]
-            for c in group:
-                m, t, b = c.median("manual"), c.median("torch cpu"), c.median("manual before")
-                ratio = f"{c.ratio:.2f}" if c.ratio <= RATIO_TARGET else f"**{c.ratio:.2f}**"
-                row = (
-                    f"| {c.cell} | {c.layers} | {2 if c.bidirectional else 1} | {c.dtype} | {_ms(m)} | {_ms(b)} | "
-                    f"{m / b:.2f} | {_ms(t)} | "
-                    f"{ratio} | {c.flops / m / 1e9:.3g} | {c.flops / t / 1e9:.3g} |"
-                )
-                for k in cuda_keys:
-                    g = c.median(k)
-                    row += f" {_ms(g)} | {t / g:.1f}x |"
-                lines.append(row + f" {c.repeat} |")
+        lines += _forward_report(cases, verdicts)
+        if machine.get("interrupted"):
+            verdicts.append(f"**incomplete**: the matrix was interrupted {machine['interrupted']}; "
+                            "the forward's verdicts cover only the cases done")
 
     lines += ["", "### Memory", "", "Peak memory against the guard's estimate is measured by `benchmarks/memory.py` "
               "(report: `benchmarks/MEMORY.md`)."]
@@ -461,7 +503,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-repeat", type=int, default=3)
     p.add_argument("--max-repeat", type=int, default=200)
     p.add_argument("--size", action="append", type=_size, metavar="N,L,H_in,H",
-                   help="matrix sizes instead of the four default ones (repeatable)")
+                   help="matrix sizes (1 layer) instead of the default cases (repeatable)")
     p.add_argument("--cell", action="append", choices=CELLS, help="matrix cells (repeatable) [default: all]")
     p.add_argument("--only", choices=("startup", "matrix"), action="append",
                    help="run only these parts (repeatable) [default: all]")
@@ -536,7 +578,7 @@ def main(argv: list[str] | None = None) -> None:
     cases: list[Case] = []
     if "matrix" in parts:
         share = OthersShare()
-        planned = matrix_cases(args.quick, args.size or SIZES, args.cell or CELLS)
+        planned = matrix_cases(args.quick, args.size, args.cell or CELLS)
         for i, case in enumerate(planned, 1):
             try:
                 run_case(case, args.budget, args.cuda, not args.no_tf32, args.min_repeat, args.max_repeat)
@@ -549,7 +591,8 @@ def main(argv: list[str] | None = None) -> None:
             log(
                 f"{i}/{len(planned)} {case.cell} {_size_label(case.size)} layers={case.layers} "
                 f"D={2 if case.bidirectional else 1} {case.dtype}: manual {_ms(case.median('manual'))} ms, "
-                f"torch {_ms(case.median('torch cpu'))} ms, ratio {case.ratio:.2f}{extra} ({case.repeat} runs)"
+                f"torch {_ms(case.median('torch cpu'))} ms, onnx.reference {_ms(case.median('onnx.reference'))} ms: "
+                f"manual / torch {case.ratio:.2f}, onnx.reference / manual {case.onnx_ratio:.2f}{extra} ({case.repeat} runs)"
             )
         others["matrix"] = share.fraction()
     seconds = time.perf_counter() - started
@@ -575,7 +618,8 @@ def main(argv: list[str] | None = None) -> None:
                         for c in startup],
             "matrix": [
                 {"cell": c.cell, "N": c.size[0], "L": c.size[1], "H_in": c.size[2], "H": c.size[3],
-                 "layers": c.layers, "bidirectional": c.bidirectional, "dtype": c.dtype, "flops": c.flops,
+                 "layers": c.layers, "bidirectional": c.bidirectional, "dtype": c.dtype, "group": c.group, "flops": c.flops,
+                 "onnx_reference_max_diff": c.peer_diff,
                  "times_s": c.times}
                 for c in cases
             ],

@@ -5,7 +5,8 @@
     python benchmarks/wavefront.py --only sigmoid  # one part: check, wavefront, lstm or sigmoid
     python benchmarks/wavefront.py --only wavefront --size 1 --threads 1  # SIZES[1] only, 1 thread
 
-An experiment, not product code: rnn_cli/manual.py is unchanged by it. Four parts:
+An experiment, not product code: rnn_cli/manual.py is unchanged by it. It runs on manual.py
+as it was at commit run.BEFORE (597b1e3, before issue 26 rewrote the step loop). Four parts:
 
 check      the variants below against manual.forward / manual.lstm_cell in float64
            (max abs difference), with and without lengths, with proj_size.
@@ -54,11 +55,15 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from rnn_cli import manual  # noqa: E402
 from rnn_cli.config import RunConfig  # noqa: E402
-from rnn_cli.manual import Forward, Layer, gru_cell, lstm_cell, rnn_cell, sigmoid  # noqa: E402
 from rnn_cli.sample import draw, step_mask  # noqa: E402
-from run import OthersShare, load_average  # noqa: E402
+from run import OthersShare, load_average, manual_before  # noqa: E402
+
+# The experiment was written against manual.py as it was before issue 26 (directions
+# batched in 3-D stacks, Layer, cells taking b_hh): it runs on that version, from git.
+manual = manual_before()
+Forward, Layer, gru_cell, lstm_cell, rnn_cell, sigmoid = (
+    manual.Forward, manual.Layer, manual.gru_cell, manual.lstm_cell, manual.rnn_cell, manual.sigmoid)
 
 # (N, L, H_in, H) and timed runs per implementation. The first three are the issue's; the
 # last is benchmarks/run.py's long thin case, where per-step overhead dominates (--size 3).

@@ -41,6 +41,8 @@ BLOCK = re.compile(
 )
 KEEP = re.compile(r'"([^"]*)"\.\."([^"]*)"')
 NUMBER = re.compile(r"[-+]?\d[\d.,]*(?:e[-+]?\d+)?")
+# bench's warning when a row's timed runs spread more than 1.5x (rnn_cli/views.py show_bench)
+BUSY = re.compile(r" ?Warning: the slowest run took more than .*?the machine was busy; rerun\.")
 INCLUDE = re.compile(r"(<!-- include: (?P<path>.+?) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
 
 
@@ -102,6 +104,8 @@ def masked(text: str) -> str:
         body = m.group("body")
         if m.group("machine"):
             body = " ".join(NUMBER.sub("#", body).split())
+            body = BUSY.sub("", body)  # bench's warning comes and goes with the machine's load
+            body = re.sub(r"-{3,}", "---", body)  # a table's rule is as wide as its widest numbers
         return m.group("open") + body + m.group("close")
 
     return BLOCK.sub(mask, text)

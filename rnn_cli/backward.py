@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from rnn_cli import layout
 from rnn_cli.config import RunConfig
 from rnn_cli.errors import RnnCliError
 from rnn_cli.sample import Sample, draw, state_to_user_layout, step_mask, to_user_layout
@@ -131,7 +132,7 @@ class CellParams:
 
 
 def suffix(layer: int, direction: int) -> str:
-    return f"l{layer}" + ("_reverse" if direction else "")
+    return layout.suffix(layer, direction)
 
 
 def cell_params(cfg: RunConfig, params: dict[str, np.ndarray], layer: int, direction: int) -> CellParams:
@@ -340,6 +341,7 @@ class Gradients:
     norm_per_step: dict[tuple[int, str], np.ndarray] | None  # (layer, "forward"/"backward") -> (L,) ||dL/dh_t||
     loss: float
     loss_kind: str = "sum"  # the Upstream's loss: "sum" or "last"
+    saved_bytes: int | None = None  # measured: bytes the forward kept for this backward (saved_bytes())
     # Computed here, drawn by the views; on first use, not when made, so that bench --grad
     # does not time them.
 
@@ -437,6 +439,18 @@ def backward_through_time(cfg: RunConfig, rec: Recording, upstream: Upstream) ->
     return ordered, d_layer_out, d_h0, d_c0, norms
 
 
+def saved_bytes(rec: Recording) -> int:
+    """Bytes of the arrays the recorded forward keeps for the backward (every step's cache),
+    each memory region counted once: h_{t-1} of one step is h_t of the step before."""
+    regions = {}
+    for layer in rec.directions:
+        for direction in layer:
+            for cache in direction.caches:
+                for a in cache or ():
+                    regions[(a.__array_interface__["data"][0], a.nbytes)] = a.nbytes
+    return sum(regions.values())
+
+
 def gradients(
     cfg: RunConfig,
     params: dict[str, np.ndarray],
@@ -450,6 +464,7 @@ def gradients(
         rec = record_forward(cfg, params, x, h_0, c_0)
     param_grads, d_x, d_h0, d_c0, norms = backward_through_time(cfg, rec, upstream)
     return Gradients(
+        saved_bytes=saved_bytes(rec),
         params=param_grads,
         input=d_x,
         h_0=d_h0,

@@ -1,5 +1,7 @@
 """bench: how fast is this configuration here? Times the forward of every implementation
-that can run it: the numpy memory cell on the CPU, torch on the CPU, torch on CUDA.
+that can run it: the numpy memory cell on the CPU, torch on the CPU, torch on CUDA, and
+onnxruntime on the layer as `rnn-cli onnx` exports it (bench_onnx.py; CPU, and CUDA with
+torch's CUDA row) when the onnx extra is installed.
 
 Every implementation gets the same seeded sample (the draw of `manual` and `torch`),
 `warmup` untimed runs, then `repeat` timed runs of the forward alone: no import, no
@@ -10,8 +12,15 @@ TF32 in cuDNN as asked (--no-tf32). With --lengths, torch packs, runs and pads (
 `rnn-cli torch` does) and the numpy cell masks.
 
 Threads: torch uses torch.get_num_threads(); numpy's BLAS is held to the same number
-when threadpoolctl is installed (it is not a dependency), and is reported as unknown
-otherwise.
+when threadpoolctl is installed (it is not a dependency); otherwise the BLAS runs on its
+own count (OPENBLAS_NUM_THREADS or OMP_NUM_THREADS, else one per CPU for OpenBLAS), and the
+view says which library it is (numpy's build configuration) and what sets its count.
+onnxruntime gets torch's count as its intra-op threads.
+
+Sizes: without size flags bench times DEFAULT_SIZES (H_in 64, H 128, N 32, L 100), where
+one forward is milliseconds for every cell, not the other commands' 10-step toy, whose
+microseconds are mostly timer and call overhead. A row whose slowest timed run is more
+than SPREAD_LIMIT times its fastest says so: something else was running; rerun.
 
 Speed is measured here and in benchmarks/, never asserted by a unit test.
 torch is imported only inside the functions that need it; the table and the JSON
@@ -28,31 +37,19 @@ from typing import Any, Callable, ContextManager, Iterator, Optional
 
 from rnn_cli.config import RunConfig
 
-FLOP_FORMULA = "2 * D * T * sum_k [G * H_cell * (H_in_k + H_out) + P * H_cell]"
+FLOP_FORMULA = "2 * macs + element-wise operations, per layer, direction and real step (rnn_cli.cost)"
+# bench's sizes where the flags leave them unset: about 0.2 (rnn) to 0.6 (lstm) GFLOP a forward
+DEFAULT_SIZES = {"input_size": 64, "hidden_size": 128, "seq_len": 100, "batch": 32}
+SPREAD_LIMIT = 1.5  # max / min of a row's timed runs above this: the machine was busy
 
 
 def forward_flops(cfg: RunConfig) -> int:
-    """Floating-point operations of one forward's matrix products (2 per multiply-add).
+    """Floating-point operations of one forward, as `--show cost` counts them (rnn_cli.cost):
+    FLOPs = 2 * macs + element-wise operations, over the steps actually computed (padding
+    is not work when packed). One definition of work for every command."""
+    from rnn_cli.cost import forward_flops as cost_flops
 
-        FLOPs = 2 * D * T * sum_k [G * H_cell * (H_in_k + H_out) + P * H_cell]    (k: layers)
-
-    T       steps in the batch: N * L, or sum(lengths) with --lengths (padding is not work)
-    D       2 if bidirectional else 1
-    G       gates stacked in each weight: rnn 1, lstm 4, gru 3
-    H_in_k  inputs of layer k: H_in for k = 0, D * H_out above it
-    H_out   proj_size if proj_size > 0 else H_cell
-    P       proj_size (lstm only; 0 otherwise)
-
-    For each layer, direction, step and sequence: the input product x_t W_ih^T
-    (G*H_cell x H_in_k), the recurrent product h_{t-1} W_hh^T (G*H_cell x H_out) and,
-    with a projection, h_t W_hr^T (P x H_cell). Biases, activations and the other
-    element-wise work are not counted. Every weight element is used once per step
-    and sequence, so without biases this is 2 * T * (number of parameters).
-    """
-    T = sum(cfg.lengths) if cfg.packed else cfg.N * cfg.seq_len
-    H, P = cfg.hidden_size, cfg.proj_size
-    per_step = sum(cfg.gates * H * (cfg.layer_input_size(k) + cfg.H_out) + P * H for k in range(cfg.num_layers))
-    return 2 * cfg.D * T * per_step
+    return cost_flops(cfg)
 
 
 # ---- threads --------------------------------------------------------------------------------
@@ -63,7 +60,9 @@ class Threads:
     torch: Optional[int]  # torch.get_num_threads(), None without torch
     numpy: Optional[int]  # threads of numpy's BLAS during the run, None when unknown
     numpy_source: str  # how numpy's count is known
-    blas: Optional[str]  # numpy's BLAS library, as threadpoolctl names it
+    blas: Optional[str]  # numpy's BLAS library, as threadpoolctl names it, else from numpy's build configuration
+    blas_env: tuple[str, ...] = ()  # OPENBLAS_NUM_THREADS=1 ...: the variables that set its count, without threadpoolctl
+    cpus: Optional[int] = None  # CPUs this process may use (OpenBLAS's default count)
 
 
 def _numpy_blas() -> tuple[Optional[int], Optional[str]]:
@@ -80,15 +79,35 @@ def _numpy_blas() -> tuple[Optional[int], Optional[str]]:
     return None, None
 
 
-def _numpy_backend() -> str:
-    """numpy and the BLAS it was built with, from numpy's build configuration."""
+def _numpy_build_blas() -> Optional[str]:
+    """The BLAS numpy was built with ('scipy-openblas 0.3.31'), from its build configuration."""
     import numpy as np
 
     try:
         blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
-        return f"numpy {np.__version__}, {blas['name']} {blas.get('version', '')}".strip()
+        return f"{blas['name']} {blas.get('version', '')}".strip()
     except (AttributeError, KeyError, TypeError):
-        return f"numpy {np.__version__}"
+        return None
+
+
+def _numpy_backend() -> str:
+    """numpy and the BLAS it was built with, from numpy's build configuration."""
+    import numpy as np
+
+    blas = _numpy_build_blas()
+    return f"numpy {np.__version__}" + (f", {blas}" if blas else "")
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _cpus() -> Optional[int]:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count()
 
 
 @contextmanager
@@ -277,6 +296,16 @@ class Timing:
     def max_s(self) -> float:
         return max(self.times_s)
 
+    @property
+    def spread(self) -> Optional[float]:
+        """Slowest / fastest timed run (None if the clock read zero)."""
+        return self.max_s / self.min_s if self.min_s > 0 else None
+
+    @property
+    def busy(self) -> bool:
+        """The runs spread more than SPREAD_LIMIT: something else took the machine."""
+        return self.spread is None or self.spread > SPREAD_LIMIT
+
     def gflops(self, flops: int) -> Optional[float]:
         """GFLOP/s at the median time (None if the clock read zero)."""
         return flops / self.median_s / 1e9 if self.median_s > 0 else None
@@ -311,6 +340,13 @@ class Bench:
     timings: list[Timing] = field(default_factory=list)
     versions: dict[str, Optional[str]] = field(default_factory=dict)
     grad: Optional[str] = None  # the loss when forward and backward were timed
+    not_timed: list = field(default_factory=list)  # bench_onnx.NotTimed: rows that could not be timed, and why
+    notes: list[str] = field(default_factory=list)  # one line each, under the table: how to add the onnx extra
+
+    @property
+    def busy(self) -> list[Timing]:
+        """The rows whose runs spread more than SPREAD_LIMIT."""
+        return [t for t in self.timings if t.busy]
 
     def gflops(self, t: Timing) -> Optional[float]:
         """The forward's GFLOP/s; None with --grad (the backward's work is not counted)."""
@@ -320,6 +356,19 @@ class Bench:
         """Speed relative to the first row: its median / this median (2.0 = twice as fast)."""
         first = self.timings[0].median_s
         return first / t.median_s if t.median_s > 0 else None
+
+
+def _threads(torch_threads: Optional[int]) -> Threads:
+    """What is known of each library's thread count while timing."""
+    import os
+
+    numpy_threads, blas = _numpy_blas()
+    if numpy_threads is not None:
+        if torch_threads is not None:
+            numpy_threads = torch_threads  # what _blas_threads holds numpy's BLAS to while timing
+        return Threads(torch_threads, numpy_threads, "threadpoolctl", blas)
+    env = tuple(f"{k}={os.environ[k]}" for k in BLAS_THREAD_VARIABLES if k in os.environ)
+    return Threads(torch_threads, None, "numpy's build configuration", _numpy_build_blas(), env, _cpus())
 
 
 # on_run(label, runs done, runs in all): called after every warm-up and timed run.
@@ -346,17 +395,18 @@ def run(
     impls = implementations(cfg, sample, tf32, grad)  # imports torch: not timed
     torch = _import_torch() if len(impls) > 1 else None
     torch_threads = torch.get_num_threads() if torch is not None else None
-    numpy_threads, blas = _numpy_blas()
-    if numpy_threads is not None and torch_threads is not None:
-        numpy_threads = torch_threads  # what _blas_threads holds numpy's BLAS to while timing
-    threads = Threads(
-        torch=torch_threads,
-        numpy=numpy_threads,
-        numpy_source="threadpoolctl" if numpy_threads is not None else "unknown (threadpoolctl is not installed)",
-        blas=blas,
-    )
+    threads = _threads(torch_threads)
     versions = {"numpy": np.__version__, "torch": torch.__version__ if torch is not None else None}
     bench = Bench(cfg, repeat, warmup, forward_flops(cfg), threads, versions=versions, grad=grad)
+    if grad is None and torch is not None:
+        from rnn_cli import bench_onnx
+
+        extra, bench.not_timed, bench.notes = bench_onnx.implementations(
+            cfg, sample, torch_threads, [i.device for i in impls if i.name == "torch"]
+        )
+        impls += extra
+    elif grad is not None:
+        bench.notes.append("onnxruntime: not timed with --grad (forward only: it has no backward)")
     total, done = len(impls) * (warmup + repeat), 0
     for impl in impls:
         label = f"{impl.name} {impl.device}"

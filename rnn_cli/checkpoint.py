@@ -17,23 +17,23 @@ This module imports numpy only (torch lazily, for torch files).
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rnn_cli import layout
 from rnn_cli.config import TORCH_CLASS, RunConfig, shape_str
 from rnn_cli.errors import RnnCliError
 from rnn_cli.sample import Sample, draw
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-FORMATS = {**{s: "torch" for s in TORCH_SUFFIXES}, ".safetensors": "safetensors", ".npz": "npz"}
+FORMATS = {**{s: "torch" for s in TORCH_SUFFIXES}, ".safetensors": "safetensors", ".npz": "npz", ".jit": "torchscript"}
 # Keys a training script nests its weights under, tried in this order.
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
 GATES = {1: "RNN", 3: "GRU", 4: "LSTM"}  # G -> kind
-CELL_OF = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru", "RNNCell": "rnn", "LSTMCell": "lstm", "GRUCell": "gru"}
+CELL_OF = layout.CELL_OF  # class name -> cell
 FLAG_OF = {  # RunConfig field -> the CLI flag that sets it
     "cell": "--cell",
     "input_size": "--input-size",
@@ -44,8 +44,8 @@ FLAG_OF = {  # RunConfig field -> the CLI flag that sets it
     "proj_size": "--proj-size",
 }
 
-_LAYERED = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<name>(?:weight|bias)_(?:ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?)$")
-_CELL = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<name>weight_ih|weight_hh|bias_ih|bias_hh)$")
+_LAYERED = layout.LAYERED_KEY
+_CELL = layout.CELL_KEY
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -58,6 +58,7 @@ class Loaded:
     tensors: dict[str, np.ndarray]  # full dotted keys (nesting removed) -> arrays
     nesting: str | None  # e.g. "state_dict", "model/module." ; None: a plain state_dict
     notes: list[str] = field(default_factory=list)  # conversions made while reading
+    declared: dict = field(default_factory=dict)  # TorchScript: module prefix -> torchscript.Declared
 
 
 def load_tensors(path: str | os.PathLike) -> Loaded:
@@ -69,6 +70,15 @@ def load_tensors(path: str | os.PathLike) -> Loaded:
     if not p.is_file():
         raise RnnCliError(f"{p}: no such file")
     notes: list[str] = []
+    if fmt in ("torch", "torchscript"):
+        from rnn_cli import torchscript  # numpy only: the archive is read, never run
+
+        if torchscript.is_archive(p):
+            archive = torchscript.read(p)
+            tensors = {k: _to_float32_if_half(k, v, notes) for k, v in archive.tensors.items()}
+            return Loaded(str(p), "torchscript", tensors, None, notes, archive.declared)
+    if fmt == "torchscript":
+        raise RnnCliError(f"{p}: not a TorchScript archive (a zip with data.pkl and code/, as torch.jit.save writes)")
     if fmt == "torch":
         obj = _read_torch(p, notes)
     elif fmt == "safetensors":
@@ -245,6 +255,10 @@ class RecurrentModule:
     params: dict[str, np.ndarray]  # names without the prefix, in the file's order
     unknowns: dict[str, str]  # what a state_dict cannot tell -> why it matters
     problems: list[Problem]
+    source: str = "torch"  # the file's format: torch, safetensors, npz, torchscript
+    source_names: dict[str, str] = field(default_factory=dict)  # torch name -> the file's own key
+    declared: dict = field(default_factory=dict)  # arguments the file states beyond shapes (TorchScript)
+    candidate: bool = False  # renamed weights, read by their shapes alone (renamed.py)
 
     @property
     def num_parameters(self) -> int:
@@ -259,6 +273,8 @@ class RecurrentModule:
         return self.prefix or "(top level)"
 
     def key(self, name: str) -> str:
+        if name in self.source_names:
+            return self.source_names[name]
         return f"{self.prefix}.{name}" if self.prefix else name
 
 
@@ -495,15 +511,23 @@ def constructor_args(module: RecurrentModule) -> dict:
     """The arguments that rebuild the module, in the order its constructor lists them (for
     nn.RNN/LSTM/GRU: RunConfig.constructor_kwargs, the code view's own)."""
     args: dict = {"input_size": module.input_size, "hidden_size": module.hidden_size}
+    said = module.declared  # what a TorchScript archive states beyond the shapes
     if not module.is_cell:
         try:
-            return RunConfig(cell=CELL_OF[module.kind], input_size=module.input_size, hidden_size=module.hidden_size,
+            args = RunConfig(cell=CELL_OF[module.kind], input_size=module.input_size, hidden_size=module.hidden_size,
                              num_layers=module.num_layers, bidirectional=module.bidirectional, bias=module.bias,
-                             proj_size=module.proj_size).constructor_kwargs()
+                             proj_size=module.proj_size, batch_first=said.get("batch_first", False),
+                             nonlinearity=said.get("nonlinearity")).constructor_kwargs()
+            if said.get("dropout"):  # torch's order: ..., batch_first, dropout, bidirectional, proj_size
+                order = [*(k for k in args if k not in ("bidirectional", "proj_size")), "dropout", "bidirectional", "proj_size"]
+                args = {k: ({**args, "dropout": said["dropout"]})[k] for k in order if k in args or k == "dropout"}
+            return args
         except RnnCliError:  # a damaged file: sizes no module can have; say what was read
             args.update(num_layers=module.num_layers, bidirectional=module.bidirectional, proj_size=module.proj_size)
     if not module.bias:
         args["bias"] = False
+    if said.get("nonlinearity", "tanh") != "tanh":
+        args["nonlinearity"] = said["nonlinearity"]
     return args
 
 
@@ -511,7 +535,7 @@ def constructor_line(module: RecurrentModule) -> str:
     """nn.LSTM(input_size=80, hidden_size=256, num_layers=2, bidirectional=True, proj_size=64)."""
     if module.kind is None:
         return "(no torch module has these shapes)"
-    args = ", ".join(f"{k}={v}" for k, v in constructor_args(module).items())
+    args = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in constructor_args(module).items())
     return f"nn.{module.kind}({args})"
 
 
@@ -542,6 +566,8 @@ def inspect_file(path: str | os.PathLike, batch: int | None = 1, seq_len: int = 
     (the message lists the largest tensor prefixes seen). Problems are in the result: exit 1."""
     loaded = load_tensors(path)
     modules = find_modules(loaded.tensors)
+    modules += _renamed_modules(loaded.tensors, modules)
+    _add_file_facts(loaded, modules)
     other = other_tensors(loaded.tensors, modules)
     if not modules:
         seen = ", ".join(f"{p} ({n:,} elements)" for p, n in other.largest) or "no numeric tensors at all"
@@ -556,11 +582,47 @@ def inspect_file(path: str | os.PathLike, batch: int | None = 1, seq_len: int = 
             lead = "" if batch is None else "N, "
             layouts = {k: f"({lead}{'H_in' if k == 'input' else 'H_out'})" for k in shapes}
         elif m.kind and not m.problems:
-            cfg = _shape_config(m, batch, seq_len, batch_first, nonlinearity)
+            cfg = _shape_config(m, batch, seq_len, batch_first or m.declared.get("batch_first", False),
+                                nonlinearity or m.declared.get("nonlinearity"))  # a TorchScript archive states them
             shapes, layouts = cfg.shapes(), cfg.layouts()
         params = [(n, tuple(a.shape), str(a.dtype)) for n, a in m.params.items()]
         reports.append(ModuleReport(m, constructor_line(m), params, cfg, shapes, layouts))
     return Inspection(loaded, reports, other)
+
+
+def _renamed_modules(tensors: dict[str, np.ndarray], modules: list[RecurrentModule]) -> list[RecurrentModule]:
+    """Cells stored under other names (enc_w_ih, W_hh, kernel...): renamed.py finds the groups
+    whose shapes make one cell; _cell checks them as it checks torch's own names."""
+    from rnn_cli import renamed
+
+    taken = {m.key(n) for m in modules for n in m.params}
+    out = []
+    for group in renamed.find_groups({k: v.shape for k, v in tensors.items() if k not in taken}):
+        m = _cell(group.prefix, {n: tensors[k] for n, k in group.keys.items()})
+        m.source_names, m.candidate = dict(group.keys), True
+        m.problems += [Problem(tuple(group.keys.values()), p) for p in group.problems]
+        out.append(m)
+    return out
+
+
+def _add_file_facts(loaded: Loaded, modules: list[RecurrentModule]) -> None:
+    """Each module's source format and the file's own key of each parameter; for TorchScript,
+    the constructor arguments the archive states (checked against the shapes)."""
+    from rnn_cli import torchscript
+
+    for m in modules:
+        m.source = loaded.format
+        m.source_names = m.source_names or {n: (f"{m.prefix}.{n}" if m.prefix else n) for n in m.params}
+        d = loaded.declared.get(m.prefix)
+        if d is None:
+            continue
+        inferred = {"input_size": m.input_size, "hidden_size": m.hidden_size, "bias": m.bias}
+        if not m.is_cell:
+            inferred.update(num_layers=m.num_layers, bidirectional=m.bidirectional, proj_size=m.proj_size)
+        m.declared, problems = torchscript.reconcile(d, m.kind, inferred)
+        m.problems += [Problem(tuple(m.key(n) for n in m.params), f"{m.name}: {p}") for p in problems]
+        for name in m.declared:
+            m.unknowns.pop(name, None)
 
 
 def _shape_config(m: RecurrentModule, batch, seq_len, batch_first, nonlinearity) -> RunConfig:

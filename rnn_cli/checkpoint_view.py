@@ -8,18 +8,21 @@ from rich.text import Text
 
 from rnn_cli.checkpoint import Inspection, ModuleReport
 from rnn_cli.config import shape_str
+from rnn_cli.untrusted import printable
 from rnn_cli.views import Verbatim, add_row, is_plain, make_table
 
 
 def _file_lines(report: Inspection) -> list[RenderableType]:
     loaded = report.loaded
     where = f" (under {loaded.nesting})" if loaded.nesting else ""
-    lines: list[RenderableType] = [Text(f"{loaded.path}: {loaded.format} file{where}, "
+    lines: list[RenderableType] = [Text(f"{printable(loaded.path)}: {loaded.format} file{where}, "
                                         f"{len(report.modules)} recurrent module(s)", style="bold")]
+    if loaded.format == "torchscript":
+        lines.append(Text("note: a TorchScript archive, read as data: none of its code was run"))
     lines += [Text(f"note: {n}") for n in loaded.notes]
     o = report.other
     if o.count:
-        biggest = ", ".join(f"{p} ({n:,})" for p, n in o.largest)
+        biggest = ", ".join(f"{printable(p)} ({n:,})" for p, n in o.largest)
         lines.append(Text(f"other tensors: {o.count:,} ({o.elements:,} elements); largest: {biggest}"))
     return lines
 
@@ -35,7 +38,9 @@ def _fitted_call(line: str, width: int) -> str:
 
 def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableType]:
     m = r.module
-    out: list[RenderableType] = [Text(""), Text(f"{m.name}:", style="bold"), Verbatim(Text(_fitted_call(r.constructor, console.width))), Text("")]
+    out: list[RenderableType] = [Text(""), Text(f"{printable(m.name)}:", style="bold")]
+    out += [Text(line) for line in source_lines(m)]
+    out += [Verbatim(Text(_fitted_call(r.constructor, console.width))), Text("")]
     table = make_table(console, "Parameters", caption=f"{m.num_parameters:,} parameters, {m.dtype}")
     table.add_column("name", style="bold")
     table.add_column("shape", no_wrap=True)
@@ -58,8 +63,25 @@ def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableTyp
     for what, why in m.unknowns.items():
         out.append(Text(f"not in the file: {what}: {why}"))
     for p in m.problems:
-        out.append(Text(f"problem: {p.message}", style="red"))
+        out.append(Text(f"problem: {printable(p.message)}", style="red"))
     return out
+
+
+def source_lines(m) -> list[str]:
+    """Where a module's description comes from, when it is not a plain state_dict: the
+    archive's declared class, or the renamed keys and the torch names they were given."""
+    if m.candidate:
+        from rnn_cli import layout
+
+        cell = layout.CELL_OF.get(m.kind or "")
+        gates = f" ({', '.join(layout.gate_names(cell))})" if cell and cell != "rnn" else ""
+        lines = [f"candidate by shapes: renamed weights in torch's gate order{gates}:"]
+        return lines + [f"  {printable(key)} -> {name}" for name, key in m.source_names.items()]
+    if m.source == "torchscript":
+        said = ", ".join(f"{k}={v!r}" for k, v in m.declared.items())
+        return [f"TorchScript: the archive states {said}" if said
+                else "TorchScript: the archive states nothing beyond the shapes"]
+    return []
 
 
 def inspect_renderables(console: Console, report: Inspection) -> list[RenderableType]:

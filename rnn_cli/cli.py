@@ -28,12 +28,16 @@ PROG = "rnn-cli"
 
 def _note(message: str) -> None:
     """One line on stderr that is not an error (the run goes on)."""
-    sys.stderr.write(f"{PROG}: {message}\n")
+    from rnn_cli.untrusted import printable  # messages may quote a file's keys
+
+    sys.stderr.write(f"{PROG}: {printable(message)}\n")
     sys.stderr.flush()
 
 
 def _error_line(message: str) -> None:
-    text = " ".join(str(message).split())  # always one line
+    from rnn_cli.untrusted import printable  # messages may quote a file's keys
+
+    text = printable(" ".join(str(message).split()))  # always one line, no control characters
     sys.stderr.write(f"{PROG}: error: {text}\n")
     sys.stderr.flush()
 
@@ -207,22 +211,22 @@ class Network:
     """The layer and its input: the constructor's arguments, the shapes, where weights, input and h_0 come from."""
 
     cell: Annotated[Optional[Literal["rnn", "lstm", "gru"]], _opt("Network", "--cell", help="nn.RNN, nn.LSTM or nn.GRU. [default: rnn]")] = None
-    input_size: Annotated[Optional[int], _opt("Network", "--input-size", metavar="INT", help="H_in: features per step. [default: 5]")] = None
-    hidden_size: Annotated[Optional[int], _opt("Network", "--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size). [default: 8]")] = None
+    input_size: Annotated[Optional[int], _opt("Network", "--input-size", metavar="INT", help="H_in: features per step. [default: 5; bench: 64]")] = None
+    hidden_size: Annotated[Optional[int], _opt("Network", "--hidden-size", metavar="INT", help="H_cell: hidden state size (H_out unless --proj-size). [default: 8; bench: 128]")] = None
     layers: Annotated[Optional[int], _opt("Network", "--layers", "--num-layers", metavar="INT", help="num_layers: stacked layers. [default: 1]")] = None
     bidirectional: Annotated[bool, _opt("Network", "--bidirectional", help="D = 2: a backward direction too.")] = False
     nonlinearity: Annotated[Optional[Literal["tanh", "relu"]], _opt("Network", "--nonlinearity", help="rnn only. [default: tanh]")] = None
     no_bias: Annotated[bool, _opt("Network", "--no-bias", help="bias=False.")] = False
     proj_size: Annotated[Optional[int], _opt("Network", "--proj-size", metavar="INT", help="lstm only: project h to this size. [default: 0]")] = None
-    seq_len: Annotated[Optional[int], _opt("Input", "--seq-len", metavar="INT", help="L: time steps. [default: 10, or --input's]")] = None
-    batch: Annotated[Optional[int], _opt("Input", "--batch", metavar="INT", help="N: sequences in the batch. [default: one per --lengths, else 1, or --input's]")] = None
+    seq_len: Annotated[Optional[int], _opt("Input", "--seq-len", metavar="INT", help="L: time steps. [default: 10 (bench: 100), or --input's]")] = None
+    batch: Annotated[Optional[int], _opt("Input", "--batch", metavar="INT", help="N: sequences in the batch. [default: one per --lengths, else 1 (bench: 32), or --input's]")] = None
     unbatched: Annotated[bool, _opt("Input", "--unbatched", help="2-D input (L, H_in), as nn.RNN accepts.")] = False
     batch_first: Annotated[bool, _opt("Input", "--batch-first", help="batch_first=True: input and output (N, L, ...); never h_n.")] = False
     lengths: Annotated[Optional[str], _opt("Input", "--lengths", metavar="N,N,...", help="Real length of each sequence: packed sequences.")] = None
     no_pack: Annotated[bool, _opt("Input", "--no-pack", help="With --lengths: run the padded batch unpacked and show what the padding changes.")] = False
     h0: Annotated[str, _opt("Input", "--h0", metavar="zeros|random|PATH.npy", help="Initial hidden (and cell) state.")] = "zeros"
     c0: Annotated[Optional[Path], _opt("Input", "--c0", metavar="PATH.npy", help="lstm: initial cell state from a file.")] = None
-    params: Annotated[Optional[str], _opt("Network", "--params", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz).")] = None
+    params: Annotated[Optional[str], _opt("Network", "--params", metavar="PATH[:PREFIX]", help="Weights of a recurrent module in a checkpoint (.pt/.pth/.bin/.ckpt read with torch, weights only; .safetensors; .npz; TorchScript .jit/.pt read as data).")] = None
     input: Annotated[Optional[Path], _opt("Input", "--input", metavar="PATH.npy", help="Your own input, in the layout the flags describe.")] = None
     seed: Annotated[int, _opt("Input", "--seed", metavar="INT", help="Same seed, same weights, inputs and numbers.")] = 0
     dtype: Annotated[Optional[Literal["float32", "float64"]], _opt("Run", "--dtype", help="[default: float32, or the checkpoint's]")] = None
@@ -300,6 +304,7 @@ class Network:
             module = checkpoint.select_module(checkpoint.inspect_file(path, batch=1), prefix)
             if self.nonlinearity is not None and module.kind not in ("RNN", "RNNCell"):
                 raise RnnCliError(f"--nonlinearity applies to nn.RNN only; {module.name} in {path} is an nn.{module.kind}")
+            self._adopt(module, path)
         if self.input is not None:
             x = checkpoint.load_input(
                 self.input,
@@ -330,6 +335,23 @@ class Network:
         h_0 = checkpoint.load_state(self.h0, "h_0", cfg) if own_state else None
         c_0 = checkpoint.load_state(self.c0, "c_0", cfg) if self.c0 is not None else None
         return cfg, checkpoint.make_sample(cfg, params, x, h_0, c_0)
+
+    def _adopt(self, module, path: str) -> None:
+        """What a TorchScript archive states beyond the shapes is how the module runs: its
+        nonlinearity (a flag that contradicts it is refused) and batch_first=True. Renamed
+        weights: say which keys became which torch names (stderr)."""
+        said = module.declared
+        if module.candidate:
+            mapped = ", ".join(f"{key} -> {name}" for name, key in module.source_names.items())
+            _note(f"--params: {module.name} is renamed weights, mapped by their shapes "
+                  f"in torch's gate order: {mapped}")
+        if "nonlinearity" in said:
+            if self.nonlinearity not in (None, said["nonlinearity"]):
+                raise RnnCliError(f"--nonlinearity {self.nonlinearity} but {module.name} in {Path(path).name} "
+                                  f"has nonlinearity {said['nonlinearity']}")
+            self.nonlinearity = said["nonlinearity"]
+        if said.get("batch_first"):
+            self.batch_first = True
 
 
 def _run_fields() -> list[str]:
@@ -668,19 +690,36 @@ class CompareFlags(Network, Output, RunOutput, TF32, Tolerances, Grad):
 
 @options
 class BenchFlags(Network, Output, TF32, Timing, Grad):
-    """Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA."""
+    """Time the forward (with --grad: forward and backward) of each implementation here: numpy, torch CPU, torch CUDA, onnxruntime."""
 
     examples: ClassVar[tuple[str, ...]] = (
-        "rnn-cli bench --seq-len 100 --hidden-size 256",
+        "rnn-cli bench --cell lstm",
+        "rnn-cli bench --cell lstm --hidden-size 256 --batch 32 --seq-len 50",
         "rnn-cli bench --grad --json",
     )
+
+    def use_bench_sizes(self) -> None:
+        """The sizes left unset, from bench.DEFAULT_SIZES rather than the other commands' toy
+        (whose forward takes microseconds: timer noise); a checkpoint, --input or --lengths
+        still decide what they decide."""
+        from rnn_cli.bench import DEFAULT_SIZES
+
+        known = {
+            "input_size": self.params is not None,
+            "hidden_size": self.params is not None,
+            "seq_len": self.input is not None or self.lengths is not None,
+            "batch": self.input is not None or self.lengths is not None or self.unbatched,
+        }
+        for name, value in DEFAULT_SIZES.items():
+            if getattr(self, name) is None and not known[name]:
+                setattr(self, name, value)
 
 
 @options
 class InspectFlags(Output, InspectOptions):
     """Read a checkpoint's recurrent layers (weights only, never code): constructor, shapes, problems. Exit 1 on problems."""
 
-    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", rich_help_panel="Arguments", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors or .npz.")]
+    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", rich_help_panel="Arguments", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors, .npz, or a TorchScript archive (.jit/.pt, read as data).")]
     other: Annotated[Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", rich_help_panel="Arguments", help="Same as --against.", show_default=False)] = None
 
     examples: ClassVar[tuple[str, ...]] = (
@@ -759,6 +798,7 @@ def compare_command(flags: CompareFlags) -> int:
 
 @command("bench", BenchFlags)
 def bench_command(flags: BenchFlags) -> None:
+    flags.use_bench_sizes()
     cfg, sample = flags.prepare()
     _check_output(flags)
     flags.check_timing()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from rnn_cli import layout
 from rnn_cli.errors import RnnCliError
+from rnn_cli.layout import TORCH_CLASS, num_gates, shape_str  # noqa: F401 (re-exported)
 
 CELLS = ("rnn", "lstm", "gru")
 NONLINEARITIES = ("tanh", "relu")
@@ -21,19 +23,9 @@ DTYPES = ("float32", "float64")
 H0_CHOICES = ("zeros", "random", "file")  # file: --h0 PATH.npy, given by the user
 ITEMSIZE = {"float32": 4, "float64": 8}
 
-# Gates stacked inside each weight, in PyTorch's order.
-GATE_NAMES: dict[str, tuple[str, ...]] = {"rnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
-TORCH_CLASS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+# Gates stacked inside each weight, in PyTorch's order (layout.py spells them).
+GATE_NAMES: dict[str, tuple[str, ...]] = {cell: layout.gate_names(cell) for cell in CELLS}
 _DEVICE = re.compile(r"cpu|auto|cuda(:[0-9]{1,4})?")
-
-
-def shape_str(shape) -> str:
-    """(10, 1, 16), and (5,) for one dimension: how shapes are written everywhere."""
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def num_gates(cell: str) -> int:
-    return max(1, len(GATE_NAMES[cell]))
 
 
 def _positive(flag: str, value: int) -> None:
@@ -209,7 +201,7 @@ class RunConfig:
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(self.num_layers):
             for direction in range(self.D):
-                sfx = f"l{layer}" + ("_reverse" if direction else "")
+                sfx = layout.suffix(layer, direction)
                 shapes[f"weight_ih_{sfx}"] = (G * H, self.layer_input_size(layer))
                 shapes[f"weight_hh_{sfx}"] = (G * H, self.H_out)
                 if self.bias:
@@ -255,7 +247,7 @@ class RunConfig:
 # when --show is not given. Of these, recipes, padding and grad are computed (runs.Extras.shown)
 # and drawn only where they apply (a configuration with a trap, --no-pack, --grad) unless
 # --show names them or --json asks for everything.
-SECTION_NAMES = ("diagram", "shapes", "sources", "values", "recipes", "padding", "grad", "params", "code")
+SECTION_NAMES = ("diagram", "shapes", "sources", "values", "recipes", "padding", "grad", "params", "cost", "code")
 DEFAULT_SHOW = frozenset({"diagram", "shapes", "sources", "values", "recipes", "padding", "grad"})
 COMPARE_SHOW = frozenset({"diagram"})  # compare's answer is its table; the rest on request
 
@@ -445,6 +437,9 @@ def estimate_bytes(cfg: RunConfig, command: str = "manual", json: bool = False, 
         need = max(torch_phase, torch_kept + reference)
     else:  # bench: the sample, torch's module; one forward at a time, results dropped
         need = item * (sample + cfg.num_parameters() + max(_manual_forward_elements(cfg, False), _torch_forward_elements(cfg, False)))
+        # onnxruntime's row (onnx extra): the exported weights three times (the ModelProto, its
+        # bytes, the session's copy) and torch's output kept for the check beside one run's
+        need += item * (3 * cfg.num_parameters() + 2 * _seq(cfg, cfg.D * cfg.H_out))
     if grad:  # the backward's caches, once per implementation that runs it at the same time
         need += _grad_elements(cfg) * (item + (8 if command == "compare" else 0))
     return need + OVERHEAD

@@ -134,7 +134,28 @@ def run_document(result: RunResult, command: str, with_values: bool) -> dict:
         "parameters": [{"name": n, "shape": list(p.shape), "numel": int(p.size)} for n, p in result.params.items()],
         "num_parameters": int(sum(p.size for p in result.params.values())),
         "h_n_sources": _sources(result),
+        "cost": cost_document(result),
         **run_sections(result, with_values),
+    }
+
+
+def cost_document(result: RunResult) -> dict:
+    """--show cost as JSON (rnn_cli.cost), always in manual, torch and compare: per layer and
+    direction and in total; with --grad, the bytes the backward really kept, measured."""
+    from rnn_cli.cost import cost, saved_bytes_source
+
+    c = cost(result.cfg)
+    keys = ("params", "param_bytes", "macs", "flops", "activation_bytes")
+    grads = result.gradients
+    return {
+        "dtype": c.dtype,
+        "sequence_steps": c.sequence_steps,
+        "elementwise_per_step": c.elementwise_per_step,
+        "per_direction": [{"layer": p.layer, "direction": p.direction, **{k: getattr(p, k) for k in keys}}
+                          for p in c.parts],
+        "total": {k: getattr(c.total, k) for k in keys},
+        "grad_saved_bytes": None if grads is None else grads.saved_bytes,
+        "grad_saved_bytes_source": None if grads is None else saved_bytes_source(result.implementation),
     }
 
 
@@ -172,14 +193,19 @@ def compare_document(cmp, with_values: bool) -> dict:
     return doc
 
 
+def _torch_device(bench) -> str:
+    """The device torch ran on last (CUDA when it ran there), else the first row's."""
+    return next((t.device for t in reversed(bench.timings) if t.name == "torch"), bench.timings[0].device)
+
+
 def bench_document(bench) -> dict:
     """bench --json: the same numbers as the table, milliseconds and GFLOP/s."""
-    from rnn_cli.bench import FLOP_FORMULA
+    from rnn_cli.bench import FLOP_FORMULA, SPREAD_LIMIT
 
     return {
         "command": "bench",
         "versions": {**versions(), **bench.versions},
-        "config": {**bench.cfg.to_dict(), "device": bench.timings[-1].device},  # the one used, not "auto"
+        "config": {**bench.cfg.to_dict(), "device": _torch_device(bench)},  # the one used, not "auto"
         "grad": bench.grad,
         "repeat": bench.repeat,
         "warmup": bench.warmup,
@@ -190,6 +216,7 @@ def bench_document(bench) -> dict:
             "numpy": bench.threads.numpy,
             "numpy_source": bench.threads.numpy_source,
             "blas": bench.threads.blas,
+            "blas_env": list(bench.threads.blas_env),
         },
         "results": [
             {
@@ -204,9 +231,15 @@ def bench_document(bench) -> dict:
                 "gflops": bench.gflops(t),
                 "relative_speed": bench.relative_speed(t),
                 "times_ms": [s * 1e3 for s in t.times_s],
+                "spread": t.spread,
+                "busy": t.busy,
             }
             for t in bench.timings
         ],
+        "not_timed": [{"implementation": n.name, "device": n.device, "status": n.status, "reason": n.reason}
+                      for n in bench.not_timed],
+        "notes": bench.notes,
+        "spread_limit": SPREAD_LIMIT,
     }
 
 
@@ -298,6 +331,10 @@ def _module_document(r) -> dict:
         "shapes": {k: list(v) for k, v in r.shapes.items()},
         "layouts": dict(r.layouts),
         "problems": [{"keys": list(p.keys), "message": p.message} for p in m.problems],
+        "source": m.source,
+        "source_names": dict(m.source_names),
+        "candidate": m.candidate,
+        "declared": dict(m.declared),
     }
 
 

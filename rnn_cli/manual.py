@@ -22,12 +22,12 @@ layer k ends in. With `lengths`, a sequence's state stops changing after its las
 step (so its backward direction starts there) and its outputs past it are zero: what
 pack_padded_sequence and pad_packed_sequence give in torch.
 
-Two things are arranged for speed, neither changes the equations:
-- x_t W_ih^T + b_ih does not depend on the state, so it is computed for all L steps of a
-  layer in one matrix product before the loop over time;
-- the two directions of a bidirectional layer take their steps together: at step s the
-  forward direction is at t = s and the backward one at t = L-1-s, and every array in
-  the cells carries a leading direction axis D, so one batched product serves both.
+One thing is arranged for speed, and it does not change the equations: the terms that do
+not depend on the state, x_t W_ih^T + b_ih + b_hh (for GRU's n gate, x_t W_in^T + b_in
+alone: b_hn sits inside r * (...)), are computed for all L steps of a layer in one matrix
+product before the loop over time. Inside the loop each step is one small product and a
+few element-wise calls on 2-D arrays (N, features), written straight into the layer's
+output; their count, not the arithmetic, is what a step costs at small sizes.
 
 numpy only: this module must never import torch.
 """
@@ -39,6 +39,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from rnn_cli import layout
 from rnn_cli.config import RunConfig
 from rnn_cli.sample import Sample, draw, step_mask
 
@@ -47,60 +48,52 @@ Progress = Callable[[int, int], None]
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-z)), accurate in relative terms across the whole range.
+    """1 / (1 + exp(-z)), accurate in relative terms wherever the result is a normal float.
 
-    With e = exp(-|z|), which never overflows: 1 / (1 + e) for z >= 0 and e / (1 + e) for
-    z < 0 (the same value, written so that small results keep their relative precision).
+    exp(-z), 1 + e and 1 / (.) each round once, relative to their own size, so small results
+    keep their digits too. For z below about -88.7 (float32; -709.8 in float64) exp(-z)
+    overflows to inf and the result is 0: the true value, under 1e-38 (1e-308), is below
+    the dtype's normal range there. That overflow is expected, so it is not warned about.
     """
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-z))
 
 
-def transposed(w: np.ndarray) -> np.ndarray:
-    """W^T for each weight of a stack (D, rows, cols), stored contiguously: numpy's matmul
-    hands a stack of contiguous matrices to BLAS, a stack of transposed views it does not
-    (measured: 40x slower for (1, 32, 256) @ (1, 256, 256))."""
-    return np.ascontiguousarray(np.swapaxes(w, -1, -2))
+# ---- one function per cell: one step of one direction ---------------------------------------
+# x_proj: the step's terms that do not depend on the state (N, G*H_cell); h, c: (N, H_out),
+# (N, H_cell); weights stored transposed: W_hh_T (H_out, G*H_cell), W_hr_T (H_cell, proj_size).
 
 
-# ---- one function per cell: one step of every direction at once ------------------------
-# x_proj: x_t W_ih^T + b_ih (D, N, G*H_cell); h, c: (D, N, H_out), (D, N, H_cell);
-# weights stacked over directions and stored transposed: W_hh_T (D, H_out, G*H_cell),
-# W_hr_T (D, H_cell, proj_size); b_hh (D, 1, G*H_cell) or None.
-
-
-def rnn_cell(x_proj, h, W_hh_T, b_hh, nonlinearity: str):
-    """h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)."""
-    z = x_proj + h @ W_hh_T  # (D, N, H)
-    if b_hh is not None:
-        z = z + b_hh
+def rnn_cell(x_proj, h, W_hh_T, nonlinearity: str):
+    """h_t = tanh(x_t W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T);  x_proj = x_t W_ih^T + b_ih + b_hh."""
+    z = x_proj + h @ W_hh_T  # (N, H)
     return np.tanh(z) if nonlinearity == "tanh" else np.maximum(z, 0)
 
 
-def lstm_cell(x_proj, h, c, W_hh_T, b_hh, W_hr_T):
-    """i, f, g, o gates; c_t = f * c_{t-1} + i * g; h_t = o * tanh(c_t), projected by W_hr."""
-    gates = x_proj + h @ W_hh_T  # (D, N, 4*H_cell)
-    if b_hh is not None:
-        gates = gates + b_hh
-    i, f, g, o = np.split(gates, 4, axis=-1)  # torch's order
-    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
-    c = f * c + i * g  # (D, N, H_cell)
-    h = o * np.tanh(c)  # (D, N, H_cell)
+def lstm_cell(x_proj, h, c, W_hh_T, W_hr_T):
+    """i, f, g, o gates; c_t = f * c_{t-1} + i * g; h_t = o * tanh(c_t), projected by W_hr.
+    x_proj = x_t W_ih^T + b_ih + b_hh, all four gates."""
+    H = c.shape[-1]  # H_cell
+    gates = x_proj + h @ W_hh_T  # (N, 4*H_cell), torch's order i, f, g, o
+    i_f = sigmoid(gates[:, : 2 * H])  # i and f side by side: one call for both
+    i, f = i_f[:, :H], i_f[:, H:]
+    g = np.tanh(gates[:, 2 * H : 3 * H])
+    o = sigmoid(gates[:, 3 * H :])
+    c = f * c + i * g  # (N, H_cell)
+    h = o * np.tanh(c)  # (N, H_cell)
     if W_hr_T is not None:
-        h = h @ W_hr_T  # (D, N, proj_size)
+        h = h @ W_hr_T  # (N, proj_size)
     return h, c
 
 
-def gru_cell(x_proj, h, W_hh_T, b_hh):
-    """r, z, n gates; n = tanh(x_n + r * (h W_hn^T + b_hn)); h_t = (1 - z) * n + z * h_{t-1}."""
-    h_proj = h @ W_hh_T  # (D, N, 3*H)
-    if b_hh is not None:
-        h_proj = h_proj + b_hh
-    x_r, x_z, x_n = np.split(x_proj, 3, axis=-1)
-    h_r, h_z, h_n = np.split(h_proj, 3, axis=-1)
-    r = sigmoid(x_r + h_r)
-    z = sigmoid(x_z + h_z)
-    n = np.tanh(x_n + r * h_n)
+def gru_cell(x_proj, h, W_hh_T, b_hn):
+    """r, z, n gates; n = tanh(x_n + r * (h W_hn^T + b_hn)); h_t = (1 - z) * n + z * h_{t-1}.
+    x_proj = x_t W_ih^T + b_ih + [b_hr, b_hz, 0]: b_hn stays inside r * (...)."""
+    H = h.shape[-1]
+    h_proj = h @ W_hh_T  # (N, 3*H): h W_hr^T, h W_hz^T, h W_hn^T
+    r_z = sigmoid(x_proj[:, : 2 * H] + h_proj[:, : 2 * H])  # r and z side by side: one call for both
+    r, z = r_z[:, :H], r_z[:, H:]
+    n = np.tanh(x_proj[:, 2 * H :] + r * (h_proj[:, 2 * H :] + b_hn))
     return (1 - z) * n + z * h
 
 
@@ -108,41 +101,36 @@ def gru_cell(x_proj, h, W_hh_T, b_hh):
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
-class Layer:
-    """One layer's weights, stacked over its D directions, matrices stored transposed."""
+class Direction:
+    """One direction of one layer: torch's weights as the products use them, transposed (the
+    two used at every step stored contiguously: 10% faster at N=1 than a transposed view),
+    and the biases that can be added before the loop, summed."""
 
-    W_ih_T: np.ndarray  # (D, H_in of this layer, G*H_cell)
-    W_hh_T: np.ndarray  # (D, H_out, G*H_cell)
-    b_ih: Optional[np.ndarray]  # (D, 1, G*H_cell)
-    b_hh: Optional[np.ndarray]  # (D, 1, G*H_cell)
-    W_hr_T: Optional[np.ndarray]  # (D, H_cell, proj_size)
+    W_ih_T: np.ndarray  # (H_in of this layer, G*H_cell), a view: used once per layer
+    W_hh_T: np.ndarray  # (H_out, G*H_cell)
+    b: np.ndarray  # (G*H_cell,): b_ih + b_hh; for GRU b_ih + [b_hr, b_hz, 0]; zeros without bias
+    b_hn: Optional[np.ndarray]  # (H,): GRU's b_hn, zeros without bias; None for rnn, lstm
+    W_hr_T: Optional[np.ndarray]  # (H_cell, proj_size)
 
     @classmethod
-    def of(cls, cfg: RunConfig, params: dict[str, np.ndarray], layer: int) -> "Layer":
-        suffixes = [f"l{layer}", f"l{layer}_reverse"][: cfg.D]
-
-        def stack(name: str) -> Optional[np.ndarray]:
-            if f"{name}_{suffixes[0]}" not in params:
-                return None
-            return np.stack([params[f"{name}_{s}"] for s in suffixes])  # (D, ...)
-
-        def bias(name: str) -> Optional[np.ndarray]:
-            b = stack(name)
-            return None if b is None else b[:, None, :]  # (D, 1, G*H_cell)
-
-        W_hr = stack("weight_hr")
-        return cls(
-            W_ih_T=transposed(stack("weight_ih")),
-            W_hh_T=transposed(stack("weight_hh")),
-            b_ih=bias("bias_ih"),
-            b_hh=bias("bias_hh"),
-            W_hr_T=None if W_hr is None else transposed(W_hr),
-        )
+    def of(cls, cfg: RunConfig, params: dict[str, np.ndarray], layer: int, direction: int) -> "Direction":
+        sfx = layout.suffix(layer, direction)
+        W_ih, W_hh, W_hr = params[f"weight_ih_{sfx}"], params[f"weight_hh_{sfx}"], params.get(f"weight_hr_{sfx}")
+        zeros = np.zeros(W_ih.shape[0], W_ih.dtype)  # bias=False: adding zeros changes nothing
+        b_ih, b_hh = params.get(f"bias_ih_{sfx}", zeros), params.get(f"bias_hh_{sfx}", zeros)
+        b, b_hn = b_ih + b_hh, None
+        if cfg.cell == "gru":
+            H = cfg.hidden_size
+            b = np.concatenate([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :]])
+            b_hn = b_hh[2 * H :]
+        W_hr_T = None if W_hr is None else np.ascontiguousarray(W_hr.T)
+        return cls(W_ih.T, np.ascontiguousarray(W_hh.T), b, b_hn, W_hr_T)
 
 
 def run_layer(
     cfg: RunConfig,
-    w: Layer,
+    params: dict[str, np.ndarray],
+    layer: int,
     x: np.ndarray,
     h_0: np.ndarray,
     c_0: Optional[np.ndarray],
@@ -151,38 +139,38 @@ def run_layer(
 ):
     """One layer, every direction: x (L, N, H_in) -> output (L, N, D*H_out), h_n, c_n (D, N, .).
 
-    mask (L, N) is True at real steps: elsewhere the state is carried over unchanged.
+    mask (L, N, 1) is True at real steps: elsewhere the state is carried over unchanged and
+    the output is zero. At step s the forward direction is at t = s, the backward one at
+    t = L-1-s; direction d writes its h_t into its own columns of the output.
     """
-    L, N, _ = x.shape
-    D = cfg.D
-    x_proj = x.reshape(L * N, -1) @ w.W_ih_T  # (D, L*N, G*H_cell): all steps in one product
-    if w.b_ih is not None:
-        x_proj += w.b_ih
-    x_proj = x_proj.reshape(D, L, N, -1)  # (D, L, N, G*H_cell)
-    out = np.zeros((D, L, N, cfg.H_out), x.dtype)  # (D, L, N, H_out)
-    h, c = h_0, c_0  # (D, N, H_out), (D, N, H_cell)
-    directions = np.arange(D)
+    L, N, H_in = x.shape
+    D, H_out = cfg.D, cfg.H_out
+    dirs = [Direction.of(cfg, params, layer, d) for d in range(D)]
+    # x_t W_ih^T + b for all L steps in one product per direction: (L, N, G*H_cell)
+    x_proj = [(x.reshape(L * N, H_in) @ w.W_ih_T + w.b).reshape(L, N, -1) for w in dirs]
+    output = (np.empty if mask is None else np.zeros)((L, N, D * H_out), x.dtype)
+    out = [output[:, :, d * H_out : (d + 1) * H_out] for d in range(D)]  # (L, N, H_out) views
+    h = list(h_0)  # D states (N, H_out)
+    c = [None] * D if c_0 is None else list(c_0)  # D states (N, H_cell)
     for s in range(L):
-        t = np.array([s, L - 1 - s][:D])  # the step each direction is at
-        x_t = x_proj[directions, t]  # (D, N, G*H_cell)
-        if cfg.cell == "rnn":
-            h_new, c_new = rnn_cell(x_t, h, w.W_hh_T, w.b_hh, cfg.nonlinearity), None
-        elif cfg.cell == "lstm":
-            h_new, c_new = lstm_cell(x_t, h, c, w.W_hh_T, w.b_hh, w.W_hr_T)
-        else:
-            h_new, c_new = gru_cell(x_t, h, w.W_hh_T, w.b_hh), None
-        if mask is not None:
-            real = mask[t][:, :, None]  # (D, N, 1)
-            h_new = np.where(real, h_new, h)
-            c_new = None if c is None else np.where(real, c_new, c)
-            out[directions, t] = np.where(real, h_new, 0)  # zero past a sequence's end
-        else:
-            out[directions, t] = h_new
-        h, c = h_new, c_new
+        for d, w in enumerate(dirs):
+            t = L - 1 - s if d else s
+            if cfg.cell == "rnn":
+                h_t, c_t = rnn_cell(x_proj[d][t], h[d], w.W_hh_T, cfg.nonlinearity), None
+            elif cfg.cell == "lstm":
+                h_t, c_t = lstm_cell(x_proj[d][t], h[d], c[d], w.W_hh_T, w.W_hr_T)
+            else:
+                h_t, c_t = gru_cell(x_proj[d][t], h[d], w.W_hh_T, w.b_hn), None
+            if mask is not None:  # past a sequence's end: keep the state, leave the output zero
+                h_t = np.where(mask[t], h_t, h[d])
+                c_t = None if c_t is None else np.where(mask[t], c_t, c[d])
+                np.copyto(out[d][t], h_t, where=mask[t])
+            else:
+                out[d][t] = h_t
+            h[d], c[d] = h_t, c_t
         if progress is not None:
             progress(s + 1)
-    output = np.concatenate(list(out), axis=-1)  # (L, N, D*H_out)
-    return output, h, c
+    return output, np.stack(h), None if c_0 is None else np.stack(c)
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
@@ -208,17 +196,15 @@ def forward(
     h_n's lower-layer slices come from); otherwise each is dropped once the next layer has
     read it.
     """
-    L, N, H_in = x.shape  # time-major
     D = cfg.D
-    mask = step_mask(cfg)[:, :, 0] if cfg.packed else None  # (L, N)
+    mask = step_mask(cfg) if cfg.packed else None  # (L, N, 1)
     h_n, c_n, layer_outputs = [], [], []
     layer_in = x
     for k in range(cfg.num_layers):
         rows = slice(k * D, (k + 1) * D)  # this layer's slots in h_0, c_0, h_n, c_n
         on_step = None if progress is None else (lambda done, k=k: progress(k, done))
-        output, h, c = run_layer(
-            cfg, Layer.of(cfg, params, k), layer_in, h_0[rows], None if c_0 is None else c_0[rows], mask, on_step
-        )
+        c_0k = None if c_0 is None else c_0[rows]
+        output, h, c = run_layer(cfg, params, k, layer_in, h_0[rows], c_0k, mask, on_step)
         h_n.append(h)
         c_n.append(c)
         if keep_layers and k < cfg.num_layers - 1:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from rnn_cli import layout
 from rnn_cli.compare import TensorCheck, Tolerance, check_tensor, default_tolerance, upcast
 from rnn_cli.config import RunConfig
 from rnn_cli.errors import RnnCliError
@@ -41,9 +42,9 @@ EXPORTERS = ("dynamo", "torchscript", "auto")
 RECURRENT_OPS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 
 # ONNX's gate blocks, in ONNX's order, and the torch block each one is taken from.
-ONNX_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "o", "f", "c"), "gru": ("z", "r", "h"), "rnn": ("",)}
-TORCH_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("",)}
-ONNX_FROM_TORCH: dict[str, tuple[int, ...]] = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn": (0,)}
+ONNX_GATES: dict[str, tuple[str, ...]] = {c: layout.gate_names(c, "onnx") or ("",) for c in layout.CELLS}
+TORCH_GATES: dict[str, tuple[str, ...]] = {c: layout.gate_names(c, "torch") or ("",) for c in layout.CELLS}
+ONNX_FROM_TORCH: dict[str, tuple[int, ...]] = {c: layout.order_from_torch(c, "onnx") for c in layout.CELLS}
 
 NODE_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 NODE_OUTPUTS = ("Y", "Y_h", "Y_c")
@@ -448,15 +449,12 @@ def onnx_weights(cfg: RunConfig, params: dict[str, np.ndarray], layer: int) -> d
     """ONNX's W, R (and B when cfg.bias) for one layer, built from torch's parameters:
     the gate blocks reordered into ONNX's order, directions stacked on a new first axis,
     B = [bias_ih, bias_hh] reordered the same way."""
-    H = cfg.hidden_size
-    order = ONNX_FROM_TORCH[cfg.cell]
-
     def regate(a: np.ndarray) -> np.ndarray:  # (G*H, ...) torch order -> ONNX order
-        return np.concatenate([a[k * H : (k + 1) * H] for k in order])
+        return layout.torch_to(a, cfg.cell, "onnx")
 
     out: dict[str, list] = {"W": [], "R": [], "B": []}
     for d in range(cfg.D):
-        sfx = f"l{layer}" + ("_reverse" if d else "")
+        sfx = layout.suffix(layer, d)
         out["W"].append(regate(params[f"weight_ih_{sfx}"]))  # (G*H, H_in of this layer)
         out["R"].append(regate(params[f"weight_hh_{sfx}"]))  # (G*H, H)
         if cfg.bias:
@@ -475,7 +473,7 @@ def mapping(cfg: RunConfig, params: dict[str, np.ndarray], model) -> list[Mappin
         layer = node.index
         built = onnx_weights(cfg, params, layer)
         for d in range(cfg.D):
-            sfx = f"l{layer}" + ("_reverse" if d else "")
+            sfx = layout.suffix(layer, d)
             for tensor, torch_name, offset in (("W", "weight_ih", 0), ("R", "weight_hh", 0), ("B", "bias_ih", 0), ("B", "bias_hh", G * H)):
                 if tensor == "B" and not cfg.bias:
                     continue
@@ -536,12 +534,28 @@ def onnx_states(cfg: RunConfig, fwd, layer: int) -> dict[str, np.ndarray]:
     return states
 
 
-def _session(model_bytes: bytes):
+def _session(model_bytes: bytes, provider: str = "CPUExecutionProvider", threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(model_bytes, options, providers=[provider])
+
+
+def torch_cpu_outputs(cfg: RunConfig, sample: Sample) -> dict[str, np.ndarray]:
+    """torch's output, h_n[, c_n] on the CPU for the sample, in the user's layout, by name."""
+    import torch
+
+    from rnn_cli import torch_run
+
+    module, x, hx = torch_run.prepare(cfg, sample, torch.device("cpu"))
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        output, state, _ = torch_run.forward(cfg, module, x, hx)
+    states = state if isinstance(state, tuple) else (state,)
+    return dict(zip(io_names(cfg)[1], (t.numpy() for t in (output,) + states)))
 
 
 def _ort_run(model, feeds: dict[str, np.ndarray], cfg: RunConfig) -> list[np.ndarray]:
@@ -606,9 +620,7 @@ def run_onnxruntime(model, cfg: RunConfig, sample: Sample) -> OnnxRun:
     torch and with the float64 reference (compare's tolerance rules), and each recurrent
     node's Y, Y_h[, Y_c] with the reference rebuilt in ONNX's layout."""
     _require_extra()
-    import torch
-
-    from rnn_cli import manual, torch_run
+    from rnn_cli import manual
 
     graph = describe(model)
     feeds = export_inputs(cfg, sample)
@@ -618,12 +630,7 @@ def run_onnxruntime(model, cfg: RunConfig, sample: Sample) -> OnnxRun:
     _, output_names = io_names(cfg)
     got = dict(zip(output_names, results[: len(output_names)]))
 
-    module, x, hx = torch_run.prepare(cfg, sample, torch.device("cpu"))
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        output, state, _ = torch_run.forward(cfg, module, x, hx)
-    states = state if isinstance(state, tuple) else (state,)
-    torch_outputs = dict(zip(output_names, (t.numpy() for t in (output,) + states)))
+    torch_outputs = torch_cpu_outputs(cfg, sample)
 
     ref64 = upcast(sample)
     fwd = manual.forward(replace(cfg, dtype="float64"), ref64.params, ref64.x, ref64.h_0, ref64.c_0, keep_layers=True)

@@ -25,6 +25,29 @@ def upstream_tensors(cfg: RunConfig, upstream: Upstream, device) -> dict[str, to
     return {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in upstream.user_layout(cfg).items()}
 
 
+class SavedBytes:
+    """Measures what autograd keeps for the backward: every tensor the forward saves (its
+    storage counted once), through saved_tensors_hooks. Left out: the module's parameters
+    and the `others` (the loss's upstream gradients, which its products save)."""
+
+    def __init__(self, module, others=()) -> None:
+        self.parameters = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *others)}
+        self.storages: dict[int, int] = {}
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in self.parameters:
+            self.storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    def hooks(self):
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+
 def forward_backward(cfg: RunConfig, module, x, hx, G: dict[str, torch.Tensor]) -> torch.Tensor:
     """L = sum(output * G_out) + sum(h_n * G_h) (+ sum(c_n * G_c)), then L.backward(); returns L."""
     output, state, _ = forward(cfg, module, x, hx)
@@ -47,7 +70,8 @@ def torch_gradients(cfg: RunConfig, sample: Sample, upstream: Upstream, device: 
     for s in states:
         s.requires_grad_(True)
     G = upstream_tensors(cfg, upstream, device)
-    with cudnn_tf32(tf32), torch.enable_grad(), quiet_onednn():
+    saved = SavedBytes(module, G.values())
+    with cudnn_tf32(tf32), torch.enable_grad(), quiet_onednn(), saved.hooks():
         loss = forward_backward(cfg, module, x, hx, G)
     params = dict(module.named_parameters())
     return Gradients(
@@ -58,4 +82,5 @@ def torch_gradients(cfg: RunConfig, sample: Sample, upstream: Upstream, device: 
         norm_per_step=None,
         loss=float(loss.detach().cpu()),
         loss_kind=upstream.loss,
+        saved_bytes=saved.total,
     )

@@ -6,7 +6,6 @@ commands that need it.
 
 from __future__ import annotations
 
-import re
 import warnings
 from contextlib import contextmanager
 from typing import Iterator
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnn_cli import layout
 from rnn_cli.config import TORCH_CLASS, RunConfig
 from rnn_cli.errors import RnnCliError
 from rnn_cli.result import RunResult
@@ -133,8 +133,8 @@ def lower_layer_outputs(cfg: RunConfig, sample: Sample, device: torch.device, x:
     layer_in = x  # user layout, padded
     for k in range(cfg.num_layers - 1):
         one = build_module(cfg, num_layers=1, input_size=cfg.layer_input_size(k))
-        own = re.compile(rf"_l{k}(_reverse)?$")
-        load_params(one, {own.sub(lambda m: "_l0" + (m.group(1) or ""), n): v for n, v in sample.params.items() if own.search(n)})
+        own = {layout.with_layer(n, 0): v for n, v in sample.params.items() if layout.parse_name(n).layer == k}
+        load_params(one, own)
         one.to(device).eval()
         rows = slice(k * cfg.D, (k + 1) * cfg.D)  # this layer's h_0 (and c_0) slots
         one_hx = tuple(h[rows] for h in hx) if isinstance(hx, tuple) else hx[rows]

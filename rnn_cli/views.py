@@ -325,6 +325,10 @@ def value_table(
     cut = _cut_note(matrix.shape, rows, cols, "--show values" if max_rows < MAX_ROWS else "--json or --save PATH.npz")
     if view.compact and caption and cut and len(f"{caption}; {cut}") > console.width:
         title, caption = f"{title} ({caption})", ""  # the short screen: one line of caption, not two
+    elif view.compact and not caption and cut and max_rows >= MAX_ROWS:
+        short = _cut_note(matrix.shape, rows, cols, "--json").replace(" shown", "")
+        if len(f"{title} ({short})") <= console.width:  # the short screen: the cut beside the title
+            title, cut = f"{title} ({short})", ""
     notes: list[str | Text] = [caption] if caption else []
     if heat and view.compact:  # the short default screen: the scale beside the title, not a line of its own
         title = Text.assemble(title, "   ", heat_legend(vmax, view.precision, console.color_system))
@@ -485,7 +489,10 @@ def data_line(cfg: RunConfig) -> str:
 def header(result: RunResult, command: str) -> Text:
     cfg = result.cfg
     what = "numpy memory cell" if result.implementation == "manual" else f"torch.nn.{TORCH_CLASS[cfg.cell]}"
+    from rnn_cli.cost_view import parameters_text
+
     text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, {data_line(cfg)}", style="bold")
+    text.append("; " + parameters_text(result))  # split per layer and direction: --show params
     if result.tf32 is not None:
         text.append("\n" + tf32_line(result.tf32))
     return text
@@ -518,7 +525,15 @@ def _values_section(console: Console, result: RunResult, view: View) -> list:
 
 
 def _params_section(console: Console, result: RunResult, view: View) -> list:
-    return [parameter_table(console, result)]
+    from rnn_cli.cost_view import per_direction_table
+
+    return [parameter_table(console, result), Text(""), per_direction_table(console, result)]
+
+
+def _cost_section(console: Console, result: RunResult, view: View) -> list:
+    from rnn_cli.cost_view import cost_table
+
+    return _lift_caption(cost_table(console, result))
 
 
 def _code_section(console: Console, result: RunResult, view: View) -> list:
@@ -563,6 +578,7 @@ SECTIONS: dict[str, Callable[[Console, RunResult, View], list]] = {
     "padding": _padding_section,
     "grad": _grad_section,
     "params": _params_section,
+    "cost": _cost_section,
     "code": _code_section,
 }
 assert tuple(SECTIONS) == SECTION_NAMES
@@ -626,6 +642,8 @@ def compare_rule_caption() -> str:
 
 def show_compare(console: Console, cmp, view: View) -> None:
     """compare's human view: a header, the comparison table and the verdict (then any --show section)."""
+    from rnn_cli.cost_view import parameters_text
+
     got = cmp.torch
     cfg = got.cfg
     tol = cmp.tolerance
@@ -643,7 +661,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
             f"vs numpy reference (float64), {data_line(cfg)}",
             style="bold",
         ),
-        Text(symbols_line(cfg)),
+        Text(symbols_line(cfg) + "  " + parameters_text(got)),
     ]
     if got.tf32 is not None:
         parts.append(Text(tf32_line(got.tf32)))
@@ -685,7 +703,6 @@ def _margin(c) -> str:
 
 # ---- bench --------------------------------------------------------------------------------
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def format_ms(ms: float) -> str:
@@ -711,11 +728,14 @@ def _threads_line(threads) -> str:
     torch = "not installed" if threads.torch is None else str(threads.torch)
     if threads.numpy is not None:
         numpy = f"{threads.numpy} ({threads.blas}, via threadpoolctl)"
-    else:
-        numpy = "unknown (install threadpoolctl to see and match it)"
-        env = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
-        if env:
-            numpy += "; environment: " + " ".join(env)
+    else:  # the BLAS chooses: say which one and what it reads
+        blas = threads.blas or "its BLAS"
+        if threads.blas_env:
+            numpy = f"{blas}, as set by " + " ".join(threads.blas_env)
+        elif "openblas" in blas.lower() and threads.cpus:
+            numpy = f"{blas}, its default: one per CPU ({threads.cpus} here)"
+        else:
+            numpy = f"{blas}, its default"
     return f"Threads: torch {torch}, numpy {numpy}"
 
 
@@ -737,7 +757,7 @@ def show_bench(console: Console, bench) -> None:
     parts: list = [
         Text(what, style="bold"),
         Text("  ".join(layout)),
-        Text(f"Work: {format_flops(bench.flops)} per forward (matrix products only, 2 per multiply-add)"),
+        Text(f"Work: {format_flops(bench.flops)} per forward (products and element-wise work, as --show cost counts)"),
         Text(_threads_line(bench.threads)),
         Text("Backends: " + "; ".join(_backend(t) for t in bench.timings)),
     ]
@@ -770,7 +790,18 @@ def show_bench(console: Console, bench) -> None:
             "-" if gflops is None else f"{gflops:.3g}",
             "-" if rel is None else f"{rel:.2f}x",
         )
+    for n in bench.not_timed:
+        add_row(table, n.name, n.device, cfg.dtype, n.status, "-", "-", "-", "-")
     parts += [Text(""), table]
+    parts += [Text(f"{n.name} {n.device} not timed, {n.status}: {n.reason}") for n in bench.not_timed]
+    parts += [Text(note) for note in bench.notes]
+    busy = bench.busy
+    if busy:
+        from rnn_cli.bench import SPREAD_LIMIT
+
+        rows = ", ".join(f"{t.name} {t.device} {t.spread:.1f}x" if t.spread else f"{t.name} {t.device}" for t in busy)
+        parts.append(Text(f"Warning: the slowest run took more than {SPREAD_LIMIT}x the fastest ({rows}): "
+                          "the machine was busy; rerun.", style="yellow"))
     print_parts(console, parts)
 
 

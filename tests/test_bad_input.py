@@ -83,7 +83,7 @@ CASES = [
     ("unknown_cell", "manual --cell transformer",
      "Invalid value for '--cell': 'transformer' is not one of 'rnn', 'lstm', 'gru'. (see 'rnn-cli manual --help')"),
     ("unknown_show_section", "torch --show shapes,bogus",
-     "--show takes a comma-separated list of diagram, shapes, sources, values, recipes, padding, grad, params, code (or all), got 'shapes,bogus'"),
+     "--show takes a comma-separated list of diagram, shapes, sources, values, recipes, padding, grad, params, cost, code (or all), got 'shapes,bogus'"),
     ("unknown_nonlinearity", "manual --nonlinearity sigmoid",
      "Invalid value for '--nonlinearity': 'sigmoid' is not one of 'tanh', 'relu'. (see 'rnn-cli manual --help')"),
     ("unknown_dtype", "manual --dtype float16",

@@ -6,6 +6,7 @@ implementation ran, the times are positive and consistent, and the numbers reach
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -23,8 +24,12 @@ from typer.testing import CliRunner
 from rnn_cli import bench, documents, views
 from rnn_cli.cli import app
 from rnn_cli.config import RunConfig
+from rnn_cli.cost import cost
 
 TINY = dict(input_size=3, hidden_size=4, seq_len=5, batch=2)
+# onnxruntime rows come with the onnx extra (onnx, onnxruntime, onnxscript)
+HAVE_ORT = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime", "onnxscript"))
+ROWS = ["manual", "torch"] + (["onnxruntime"] if HAVE_ORT else [])
 
 
 def cfg_of(**kw) -> RunConfig:
@@ -64,7 +69,8 @@ def cfg_of(**kw) -> RunConfig:
     ],
 )
 def test_forward_flops_hand_count(scenario, cfg, expected):
-    assert bench.forward_flops(cfg) == expected
+    """The matrix products' share of the work: 2 FLOPs per multiply-add (rnn_cli.cost)."""
+    assert 2 * cost(cfg).total.macs == expected
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -73,11 +79,14 @@ def test_forward_flops_uses_every_weight_once_per_step(cell, layers, bidirection
     """Each weight element is one multiply-add per step and sequence: 2 * T * weights."""
     cfg = cfg_of(cell=cell, num_layers=layers, bidirectional=bidirectional, bias=False, **TINY)
     weights = sum(prod(shape) for shape in cfg.parameter_shapes().values())
-    assert bench.forward_flops(cfg) == 2 * cfg.N * cfg.seq_len * weights
+    assert 2 * cost(cfg).total.macs == 2 * cfg.N * cfg.seq_len * weights
 
 
-def test_flop_formula_is_in_the_docstring():
-    assert f"FLOPs = {bench.FLOP_FORMULA}" in bench.forward_flops.__doc__
+def test_bench_work_is_the_cost_flops():
+    """One definition of work: bench divides `--show cost`'s flops (products and element-wise)."""
+    cfg = cfg_of(cell="gru", **TINY)
+    # GRU, no layers above: macs 2*5 steps * (12*3 + 12*4) = 840; element-wise 17*H = 68 per step
+    assert bench.forward_flops(cfg) == 2 * 840 + 10 * 68
 
 
 # ---- the timing loop ---------------------------------------------------------------------
@@ -139,7 +148,7 @@ def tiny_bench():
 
 def test_run_times_both_cpu_implementations(tiny_bench):
     rows = [(t.name, t.device, t.dtype) for t in tiny_bench.timings]
-    assert rows == [("manual", "cpu", "float32"), ("torch", "cpu", "float32")]
+    assert rows == [(name, "cpu", "float32") for name in ROWS]
     for t in tiny_bench.timings:
         assert len(t.times_s) == 4
         assert all(s > 0 for s in t.times_s)
@@ -153,7 +162,8 @@ def test_run_packed_batch_first_float64():
         k: v for k, v in TINY.items()
     })
     result = bench.run(cfg, repeat=2, warmup=0)
-    assert [t.name for t in result.timings] == ["manual", "torch"]
+    assert [t.name for t in result.timings][:2] == ["manual", "torch"]  # onnxruntime runs float64 GRUs or says why not
+    assert [t.name for t in result.timings] + [n.name for n in result.not_timed] == ROWS
     assert all(t.dtype == "float64" and len(t.times_s) == 2 for t in result.timings)
 
 
@@ -212,7 +222,7 @@ def test_run_lstm_projection_warns_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = bench.run(cfg_of(cell="lstm", proj_size=2, **TINY), repeat=1, warmup=1)
-    assert [t.name for t in result.timings] == ["manual", "torch"]
+    assert [t.name for t in result.timings][:2] == ["manual", "torch"]
 
 
 @pytest.mark.cuda
@@ -256,9 +266,10 @@ def test_no_progress_for_short_runs():
 def test_bench_reports_every_run_to_its_callback():
     calls = []
     bench.run(cfg_of(**TINY), repeat=2, warmup=1, on_run=lambda *a: calls.append(a))
-    assert [done for _, done, _ in calls] == list(range(1, 7))  # 2 implementations x (1 + 2) runs
-    assert {total for _, _, total in calls} == {6}
-    assert [label for label, _, _ in calls] == ["manual cpu"] * 3 + ["torch cpu"] * 3
+    runs = 3 * len(ROWS)  # each implementation: 1 warm-up + 2 timed runs
+    assert [done for _, done, _ in calls] == list(range(1, runs + 1))
+    assert {total for _, _, total in calls} == {runs}
+    assert [label for label, _, _ in calls] == [label for name in ROWS for label in [f"{name} cpu"] * 3]
 
 
 # ---- views -------------------------------------------------------------------------------
@@ -270,14 +281,18 @@ def test_document_has_the_table_numbers(tiny_bench):
     assert doc["command"] == "bench"
     assert doc["config"]["cell"] == "lstm"
     assert doc["flops"] == tiny_bench.flops
-    assert set(doc["threads"]) == {"torch", "numpy", "numpy_source", "blas"}
-    first, second = doc["results"]
+    assert set(doc["threads"]) == {"torch", "numpy", "numpy_source", "blas", "blas_env"}
+    assert [r["implementation"] for r in doc["results"]] == ROWS
+    first, second = doc["results"][:2]
     assert first["relative_speed"] == 1.0
     for r, t in zip(doc["results"], tiny_bench.timings):
         assert r["median_ms"] == pytest.approx(t.median_s * 1e3)
         assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
         assert r["gflops"] == pytest.approx(tiny_bench.flops / t.median_s / 1e9)
         assert len(r["times_ms"]) == 4
+        assert r["spread"] == pytest.approx(max(t.times_s) / min(t.times_s))
+        assert r["busy"] == (r["spread"] > 1.5)
+    assert doc["spread_limit"] == 1.5
     assert second["relative_speed"] == pytest.approx(first["median_ms"] / second["median_ms"])
 
 
@@ -287,8 +302,9 @@ def test_show_prints_one_row_per_implementation(tiny_bench):
     text = console.file.getvalue()
     for header in ("implementation", "device", "dtype", "median ms", "min ms", "max ms", "GFLOP/s", "speed"):
         assert header in text
-    rows = [line.split() for line in text.splitlines() if line.split()[:1] in (["manual"], ["torch"])]
-    assert [r[:3] for r in rows] == [["manual", "cpu", "float32"], ["torch", "cpu", "float32"]]
+    rows = [line.split() for line in text.splitlines() if line.split()[:1] in [[name] for name in ROWS]]
+    rows = [r for r in rows if r[2:3] == ["float32"]]  # not the Backends line, wrapped
+    assert [r[:3] for r in rows] == [[name, "cpu", "float32"] for name in ROWS]
     assert rows[0][-1] == "1.00x"
 
 
@@ -306,6 +322,7 @@ def test_format_ms(ms, shown):
 
 runner = CliRunner()
 BENCH = ["bench", "--repeat", "2", "--warmup", "1"]
+SMALL = ["--input-size", "5", "--hidden-size", "8", "--seq-len", "10", "--batch", "2"]  # not bench's default size: quick
 
 
 def test_cli_bench_json_schema():
@@ -313,20 +330,21 @@ def test_cli_bench_json_schema():
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # one document and nothing else on stdout
     assert set(doc) == {
-        "command", "config", "grad", "repeat", "warmup", "flops", "flop_formula", "threads", "versions", "results"
+        "command", "config", "grad", "repeat", "warmup", "flops", "flop_formula", "threads", "versions", "results",
+        "not_timed", "notes", "spread_limit",
     }
     assert (doc["repeat"], doc["warmup"]) == (2, 1)
     assert doc["config"]["cell"] == "gru" and doc["config"]["batch"] == 2
     assert isinstance(doc["threads"]["torch"], int)
     keys = {"implementation", "device", "dtype", "backend", "tf32", "median_ms", "min_ms", "max_ms", "gflops",
-            "relative_speed", "times_ms"}
-    assert [set(r) for r in doc["results"]] == [keys, keys]
-    assert [(r["implementation"], r["device"]) for r in doc["results"]] == [("manual", "cpu"), ("torch", "cpu")]
+            "relative_speed", "times_ms", "spread", "busy"}
+    assert [set(r) for r in doc["results"]] == [keys] * len(ROWS)
+    assert [(r["implementation"], r["device"]) for r in doc["results"]] == [(name, "cpu") for name in ROWS]
     assert all(len(r["times_ms"]) == 2 and r["median_ms"] > 0 for r in doc["results"])
 
 
 def test_cli_bench_table():
-    result = runner.invoke(app, [*BENCH, "--cell", "lstm", "--layers", "2", "--bidirectional"])
+    result = runner.invoke(app, [*BENCH, *SMALL, "--cell", "lstm", "--layers", "2", "--bidirectional"])
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "rnn-cli bench: nn.LSTM forward, float32, seed 0" in out
@@ -363,10 +381,10 @@ def test_cli_bench_cuda_without_cuda_is_one_line():
 
 def test_installed_command_bench_json():
     proc = subprocess.run(
-        [sys.executable, "-m", "rnn_cli", *BENCH, "--json"], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "rnn_cli", *BENCH, *SMALL, "--json"], capture_output=True, text=True, timeout=300, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    assert [r["implementation"] for r in json.loads(proc.stdout)["results"]] == ["manual", "torch"]
+    assert [r["implementation"] for r in json.loads(proc.stdout)["results"]] == ROWS
     assert proc.stderr == ""  # not a terminal: no progress bar
 
 
@@ -381,3 +399,153 @@ def test_bench_json_reports_the_device_used_not_auto():
     expected = "cuda:0" if torch.cuda.is_available() else "cpu"
     assert doc["config"]["device"] == expected
     assert doc["results"][-1]["device"] == expected
+
+
+# ---- onnxruntime rows --------------------------------------------------------------------
+
+needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="needs the onnx extra (onnx, onnxruntime, onnxscript)")
+
+
+def _torch_forward(cfg, sample):
+    """torch's nn.LSTM/GRU/RNN on the sample, built here from the parameters: the independent
+    implementation the onnxruntime row must agree with (time-major, no packing)."""
+    import torch
+
+    module = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cfg.cell](
+        cfg.input_size, cfg.hidden_size, cfg.num_layers, bidirectional=cfg.bidirectional)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(torch.from_numpy(sample.params[name]))
+        hx = torch.from_numpy(sample.h_0)
+        if cfg.cell == "lstm":
+            hx = (hx, torch.from_numpy(sample.c_0))
+        output, state = module(torch.from_numpy(sample.x), hx)
+    states = state if isinstance(state, tuple) else (state,)
+    return [t.numpy() for t in (output, *states)]
+
+
+@needs_ort
+@pytest.mark.parametrize("cell, layers, bidirectional", [("lstm", 1, False), ("gru", 2, True), ("rnn", 1, True)])
+def test_onnxruntime_row_matches_torch(cell, layers, bidirectional):
+    """Bug caught: a row timed on a graph that computes something else (wrong weights, wrong
+    initial state, outputs in another order). Checked here against nn.LSTM/GRU/RNN built in
+    the test, on what the timed forward returns."""
+    from rnn_cli import bench_onnx
+    from rnn_cli.sample import draw
+
+    cfg = cfg_of(cell=cell, num_layers=layers, bidirectional=bidirectional, h0="random", **TINY)
+    sample = draw(cfg)
+    assert abs(sample.h_0).max() > 0.1  # a wrong initial state would show
+    impls, not_timed, notes = bench_onnx.implementations(cfg, sample, 1, ["cpu"])
+    assert (not_timed, notes) == ([], [])
+    [impl] = impls
+    assert (impl.name, impl.device) == ("onnxruntime", "cpu")
+    got = impl.forward()
+    want = _torch_forward(cfg, sample)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        assert abs(g - w).max() <= 1e-5 + 1e-5 * abs(w).max()
+
+
+@needs_ort
+def test_onnxruntime_row_that_disagrees_with_torch_is_not_timed(monkeypatch):
+    """Bug caught: the check before timing compares nothing (or ignores its verdict): here
+    torch's reference outputs are shifted by 1e-3, far beyond float32's 1e-5 tolerance."""
+    from rnn_cli import onnx_export
+
+    real = onnx_export.torch_cpu_outputs
+    monkeypatch.setattr(onnx_export, "torch_cpu_outputs",
+                        lambda cfg, sample: {k: v + 1e-3 for k, v in real(cfg, sample).items()})
+    result = bench.run(cfg_of(cell="lstm", **TINY), repeat=2, warmup=0)
+    assert [t.name for t in result.timings] == ["manual", "torch"]
+    [row] = result.not_timed
+    assert (row.name, row.device, row.status) == ("onnxruntime", "cpu", "mismatch")
+    assert "off by 0.001" in row.reason
+    console = Console(file=io.StringIO(), width=120)
+    views.show_bench(console, result)
+    text = console.file.getvalue()
+    assert [line.split()[:4] for line in text.splitlines() if line.startswith("onnxruntime")][0] == [
+        "onnxruntime", "cpu", "float32", "mismatch"]
+
+
+def test_without_the_onnx_extra_one_line_says_how_to_add_it(monkeypatch):
+    """Bug caught: bench failing, or silent, when onnxruntime is not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name.split(".")[0] == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    result = bench.run(cfg_of(**TINY), repeat=1, warmup=0)
+    assert [t.name for t in result.timings] == ["manual", "torch"]
+    assert result.notes == ["onnxruntime: not installed; add it with pip install 'rnn-cli[onnx]'"]
+    console = Console(file=io.StringIO(), width=100)
+    views.show_bench(console, result)
+    assert console.file.getvalue().count("pip install 'rnn-cli[onnx]'") == 1
+
+
+# ---- the spread warning, the default size, the BLAS line ------------------------------------
+
+
+def _timing(*times):
+    return bench.Timing("manual", "cpu", "float32", "numpy", None, tuple(times))
+
+
+@pytest.mark.parametrize("times, busy", [
+    ((1.0, 1.2, 1.5), False),  # max / min = 1.5: at the limit, not above
+    ((2.0, 2.0, 2.0), False),
+    ((1.0, 1.51), True),
+    ((0.010, 0.500, 0.011), True),  # one run in the middle took 50x longer
+])
+def test_spread_above_one_and_a_half_says_the_machine_was_busy(times, busy):
+    """Bug caught: the warning missing when one run is 50x the others (median/min would not
+    show it), or shown for an ordinary 1.2x spread."""
+    t = _timing(*times)
+    assert t.busy is busy
+    result = bench.Bench(cfg_of(**TINY), repeat=len(times), warmup=0, flops=1000,
+                         threads=bench.Threads(1, 1, "threadpoolctl", "openblas"), timings=[t])
+    console = Console(file=io.StringIO(), width=100)
+    views.show_bench(console, result)
+    text = " ".join(console.file.getvalue().split())
+    warned = "the machine was busy; rerun" in text
+    assert warned is busy
+    if busy:
+        assert f"manual cpu {max(times) / min(times):.1f}x" in text
+
+
+def test_default_size_is_not_the_toy():
+    """Bug caught: bench timing the other commands' 10-step toy (2 kFLOP, microseconds of
+    timer noise) when no size is given; flags that are given still win."""
+    result = runner.invoke(app, ["bench", "--json", "--repeat", "1", "--warmup", "0", "--cell", "gru"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    c = doc["config"]
+    assert (c["input_size"], c["hidden_size"], c["seq_len"], c["batch"]) == (64, 128, 100, 32)
+    # GRU: 2 FLOPs x N*L steps x 3 gates x H x (H_in + H), plus 17 element-wise operations per
+    # unit and step (r, z: 2 bias adds, 1 sum, 1 sigmoid each; n: 2 bias adds, 1 product, 1 sum,
+    # 1 tanh; h': 1 - z, 2 products, 1 sum)
+    assert doc["flops"] == 2 * 32 * 100 * 3 * 128 * (64 + 128) + 32 * 100 * 17 * 128
+    given = runner.invoke(app, ["bench", "--json", "--repeat", "1", "--warmup", "0", "--hidden-size", "16",
+                                "--lengths", "7,3"])
+    assert given.exit_code == 0, given.output
+    c = json.loads(given.stdout)["config"]
+    assert (c["input_size"], c["hidden_size"], c["batch"], c["lengths"]) == (64, 16, 2, [7, 3])
+
+
+@pytest.mark.parametrize("threads, shown", [
+    (bench.Threads(2, None, "numpy's build configuration", "scipy-openblas 0.3.31", (), 2),
+     "numpy scipy-openblas 0.3.31, its default: one per CPU (2 here)"),
+    (bench.Threads(2, None, "numpy's build configuration", "scipy-openblas 0.3.31", ("OPENBLAS_NUM_THREADS=1",), 2),
+     "numpy scipy-openblas 0.3.31, as set by OPENBLAS_NUM_THREADS=1"),
+    (bench.Threads(2, None, "numpy's build configuration", "accelerate", (), 8), "numpy accelerate, its default"),
+    (bench.Threads(2, 2, "threadpoolctl", "openblas"), "numpy 2 (openblas, via threadpoolctl)"),
+])
+def test_blas_line_says_what_is_known_without_a_missing_package_hint(threads, shown):
+    line = views._threads_line(threads)
+    assert line == f"Threads: torch 2, {shown}"
+    assert "install" not in line

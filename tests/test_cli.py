@@ -262,7 +262,7 @@ def test_help_exits_0_and_names_every_shared_option(command, flag):
     "command, phrase",
     [
         ("manual", "rnn only. [default: tanh]"),
-        ("torch", "N: sequences in the batch. [default: one per --lengths, else 1, or --input's]"),
+        ("torch", "N: sequences in the batch. [default: one per --lengths, else 1 (bench: 32), or --input's]"),
         ("compare", "Absolute tolerance. [default: by dtype and device]"),
     ],
 )

@@ -57,7 +57,7 @@ def test_first_example_fits_50_lines_at_80_columns_and_answers_shapes_sources_va
     steps = [line for line in lines if re.match(r"^\s*t=\d+ ", line)]
     assert [s.split()[0] for s in steps] == ["t=0", f"t={cfg.seq_len - 1}"]  # output cut to its ends,
     assert f"2 of {cfg.seq_len} rows" in out  # and the cut stated
-    assert lines[-1] == "more: --show params,code or --show all"
+    assert lines[-1] == "more: --show params,cost,code or --show all"
     assert "import torch" not in out and "Parameters" not in out
 
 
@@ -81,7 +81,7 @@ def test_show_picks_sections_case_insensitively_and_names_the_rest():
     out = ok(invoke(*FIRST_EXAMPLE, "--show", "Params,CODE"))
     assert "Parameters" in out and "import torch" in out
     assert "Shapes" not in out and "Where h_n" not in out and "Shape flow" not in out
-    assert out.splitlines()[-1] == "more: --show diagram,shapes,sources,values,recipes or --show all"
+    assert out.splitlines()[-1] == "more: --show diagram,shapes,sources,values,recipes,cost or --show all"
 
 
 def test_no_values_and_no_diagram_are_aliases_of_show_without_them():
@@ -92,7 +92,7 @@ def test_no_values_and_no_diagram_are_aliases_of_show_without_them():
     assert "Shape flow" not in aliased and "output, batch element 0" not in aliased and "h_n, batch element" not in aliased
     for kept in ("Shapes", "Where h_n comes from", "Final state on this run"):
         assert kept in aliased and kept in default
-    assert aliased.splitlines()[-1] == "more: --show diagram,values,params,code or --show all"
+    assert aliased.splitlines()[-1] == "more: --show diagram,values,params,cost,code or --show all"
 
 
 def test_json_is_complete_whatever_show_says():
@@ -342,8 +342,8 @@ def test_more_line_keeps_section_names_whole_on_a_narrow_screen(columns):
     # Bug: the comma-joined --show list is one word, so a narrow console cut it mid-name ("pa" / "rams").
     out = ok(invoke("manual", "--show", "grad", columns=columns))
     tail = out.split("more:", 1)[1]
-    assert {"diagram", "shapes", "sources", "values", "recipes", "params", "code"} <= {w.strip(",") for w in tail.split()}
-    assert "more: --show params,code or --show all" in ok(invoke("manual", columns=80))  # wide enough: one word to copy
+    assert {"diagram", "shapes", "sources", "values", "recipes", "params", "cost", "code"} <= {w.strip(",") for w in tail.split()}
+    assert "more: --show params,cost,code or --show all" in ok(invoke("manual", columns=80))  # wide enough: one word to copy
 
 
 @pytest.mark.parametrize("columns", [60, 80])

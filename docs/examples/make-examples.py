@@ -8,7 +8,14 @@ model.pt    state_dict of nn.Sequential(nn.LSTM(8, 16, num_layers=2, bidirection
 x.npy       input for that LSTM, (L, N, H_in) = (6, 2, 8), time-major, float32
 broken.pt   model.pt without 0.weight_ih_l1_reverse: what a damaged checkpoint looks like
 pickled.pt  torch.save(model[1]), a whole module pickled: what rnn-cli refuses to load
+encoder.jit torch.jit.save(torch.jit.script(Speller())): a TorchScript archive with an nn.GRU
+            in a submodule, read by `rnn-cli inspect` without running its code
+port.npz    a GRU(8, 16) kept in torch's layout under a port's own names (enc_w_ih, ...)
+
+    python docs/examples/make-examples.py encoder.jit port.npz   # only these
 """
+
+import sys
 
 from pathlib import Path
 
@@ -31,7 +38,49 @@ def x() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((6, 2, 8)).astype(np.float32)  # (L, N, H_in)
 
 
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(8, 16, num_layers=2, batch_first=True, dropout=0.1)
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+class Speller(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Encoder()
+        self.decoder = nn.LSTMCell(16, 16)
+        self.out = nn.Linear(16, 30)
+
+    def forward(self, x):
+        h, _ = self.decoder(self.encoder(x)[:, -1])
+        return self.out(h)
+
+
+def torchscript() -> None:
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(Speller().eval()), HERE / "encoder.jit")
+
+
+def port() -> None:
+    torch.manual_seed(0)
+    gru = nn.GRU(8, 16).state_dict()
+    names = {"weight_ih_l0": "enc_w_ih", "weight_hh_l0": "enc_w_hh", "bias_ih_l0": "enc_b_ih", "bias_hh_l0": "enc_b_hh"}
+    arrays = {names[k]: v.numpy() for k, v in gru.items()}
+    arrays["out_w"] = np.random.default_rng(0).standard_normal((30, 16)).astype(np.float32)
+    np.savez(HERE / "port.npz", **arrays)
+
+
 def main() -> None:
+    only = {"encoder.jit": torchscript, "port.npz": port}
+    if sys.argv[1:]:
+        for name in sys.argv[1:]:
+            only[name]()
+        return
+    torchscript()
+    port()
     m = model()
     state = m.state_dict()
     torch.save(state, HERE / "model.pt")
