@@ -6,8 +6,8 @@ and
     <!-- /output -->
 (or `<!-- output machine: COMMAND -->`, for output whose digits depend on the machine:
 compare's differences and margins, bench's timings and versions, the memory this machine has) is replaced by what COMMAND prints (stdout, then stderr if any, and the exit status when
-it is not 0), run with the installed `rnn-cli` at 80 columns with colour off, as a pipe
-would see it. A block `<!-- include: PATH -->` ... `<!-- /include -->` takes a file's text
+it is not 0), run with the installed `rnn-cli` at 80 columns (COLUMNS=80) with colour off.
+`<!-- output piped: COMMAND -->` runs it without COLUMNS, as a pipe into a file gets it. A block `<!-- include: PATH -->` ... `<!-- /include -->` takes a file's text
 (the benchmark's latest report).
 
 A long output can be cut to the part the text talks about: `<!-- output keep "FIRST".."LAST": COMMAND -->`
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BLOCK = re.compile(
-    r'(?P<open><!-- output(?P<machine> machine)?(?P<keep>(?: keep(?: "[^"]*"\.\."[^"]*")+)?): (?P<cmd>.+?) -->\n)'
+    r'(?P<open><!-- output(?P<machine> machine)?(?P<piped> piped)?(?P<keep>(?: keep(?: "[^"]*"\.\."[^"]*")+)?): (?P<cmd>.+?) -->\n)'
     r"(?P<body>.*?)(?P<close><!-- /output -->)",
     re.S,
 )
@@ -60,9 +60,11 @@ def excerpt(lines: list[str], keep: list[tuple[str, str]], command: str) -> list
     return out + (["[...]"] if i < len(lines) else [])
 
 
-def run(command: str, keep: list[tuple[str, str]] | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
-    env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
+def run(command: str, keep: list[tuple[str, str]] | None = None, piped: bool = False) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS")}
+    env.update(NO_COLOR="1", TERM="dumb")
+    if not piped:  # as an 80-column terminal would show it; `piped`: as a pipe gets it, no COLUMNS
+        env["COLUMNS"] = "80"
     proc = subprocess.run(command, shell=True, capture_output=True, text=True, env=env, cwd=ROOT)
     text = proc.stdout + proc.stderr
     lines = [line.rstrip() for line in text.rstrip("\n").splitlines()]
@@ -90,7 +92,7 @@ def refresh(text: str, check: bool = False) -> str:
     def block(m: re.Match) -> str:
         if skip_onnx and m.group("cmd").startswith("rnn-cli onnx"):
             return m.group(0)
-        return m.group("open") + run(m.group("cmd"), KEEP.findall(m.group("keep"))) + m.group("close")
+        return m.group("open") + run(m.group("cmd"), KEEP.findall(m.group("keep")), bool(m.group("piped"))) + m.group("close")
 
     text = BLOCK.sub(block, text)
     return INCLUDE.sub(lambda m: m.group(1) + (ROOT / m.group("path")).read_text() + m.group(4), text)

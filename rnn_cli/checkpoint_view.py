@@ -32,11 +32,20 @@ def _file_lines(report: Inspection) -> list[RenderableType]:
     return lines
 
 
+def _fitted_call(line: str, width: int) -> str:
+    """`nn.LSTM(a=1, b=2)` on one line where it fits, else one argument per line: still Python
+    to paste, and no argument broken by the terminal."""
+    from rnn_cli.views import _call
+
+    head, _, inner = line.partition("(")
+    return _call(head, inner[:-1].split(", "), width) if line.startswith("nn.") and line.endswith(")") else line
+
+
 def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableType]:
     m = r.module
     out: list[RenderableType] = [_text(""), _text(f"{m.name}:", style="bold")]
     out += [_text(line) for line in source_lines(m)]
-    out += [Verbatim(_text(r.constructor)), _text("")]
+    out += [Verbatim(Text(_fitted_call(printable(r.constructor), console.width))), _text("")]  # escaped, then laid out
     table = make_table(console, "Parameters", caption=f"{m.num_parameters:,} parameters, {m.dtype}")
     table.add_column("name", style="bold")
     table.add_column("shape", no_wrap=True)

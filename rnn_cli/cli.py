@@ -5,6 +5,7 @@ Nothing else happens here. Every bad input ends as one line on stderr and exit s
 torch is imported only inside the commands that run it, so --help and manual start fast.
 """
 
+import contextlib
 import copy
 import dataclasses
 import inspect
@@ -23,6 +24,7 @@ from rnn_cli import __version__
 from rnn_cli.config import SECTION_NAMES, RunConfig, View, check_memory, default_show, parse_show
 from rnn_cli.errors import RnnCliError
 from rnn_cli.printable import printable
+from rnn_cli.help_format import WholeWordsContext, command_rows, example_lines
 
 PROG = "rnn-cli"
 
@@ -82,7 +84,16 @@ class _Interrupted(BaseException):
 
 class OneLineErrorGroup(TyperGroup):
     """Runs the app and turns every expected failure into one stderr line and an exit code.
-    KeyboardInterrupt and MemoryError go on to rnn_cli.entry, which reports them at any moment."""
+    KeyboardInterrupt and MemoryError go on to rnn_cli.entry, which reports them at any moment.
+    Its -h lists each command with its whole one-line description (click cuts it to `...`)."""
+
+    context_class = WholeWordsContext
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = command_rows(self, ctx)
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
@@ -186,6 +197,7 @@ class GroupedHelpCommand(TyperCommand):
     """-h in plain click help (start-up stays low): one section per option group (each option's
     rich_help_panel), then the command's examples as written."""
 
+    context_class = WholeWordsContext
     examples: tuple[str, ...] = ()
     help_order: list[str] = []  # the flags' fields, group by group in the order the command lists them
 
@@ -204,8 +216,8 @@ class GroupedHelpCommand(TyperCommand):
         if self.examples:
             formatter.write_paragraph()
             formatter.write("Examples:\n")
-            for example in self.examples:
-                formatter.write(f"  {example}\n")
+            for line in example_lines(self.examples, formatter.width, indent="  "):
+                formatter.write(line + "\n")
 
 
 @options
@@ -481,6 +493,7 @@ class OnnxOptions:
     exporter: Annotated[Literal["auto", "dynamo", "torchscript"], _opt("ONNX", "--exporter", help="torch.onnx.export(dynamo=True/False); auto: the one that works here.")] = "auto"
     opset: Annotated[Optional[int], _opt("ONNX", "--opset", metavar="INT", help="ONNX opset version. [default: the exporter's]")] = None
     save_onnx: Annotated[Optional[str], _opt("ONNX", "--save-onnx", metavar="PATH.onnx", help="Keep the exported model.")] = None
+    save: Annotated[Optional[str], _opt("Output", "--save", metavar="PATH.npz", help="Save input, h_0 (c_0), torch's and onnxruntime's outputs and config (atomic).")] = None
 
 
 F = TypeVar("F")
@@ -594,7 +607,7 @@ def _check_output(flags: Output) -> None:
     """Refuse output flags that cannot all be honoured, before anything runs."""
     if flags.json and flags.export_svg is not None:
         raise RnnCliError("--export-svg records the human output; it cannot be combined with --json")
-    save = flags.save if isinstance(flags, RunOutput) else None
+    save = getattr(flags, "save", None)  # manual, torch, compare and onnx
     save_onnx = getattr(flags, "save_onnx", None)
     if save is None and flags.export_svg is None and save_onnx is None:
         return
@@ -758,13 +771,25 @@ class BenchFlags(Network, Output, TF32, Timing, Grad):
 class InspectFlags(Output, InspectOptions):
     """Read a checkpoint's recurrent layers (weights only, never code): constructor, shapes, problems. Exit 1 on problems."""
 
-    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors, .npz, or a TorchScript archive (.jit/.pt, read as data).")]
-    other: Annotated[Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", help="Same as --against.", show_default=False)] = None
+    path: Annotated[Path, typer.Argument(metavar="CHECKPOINT", rich_help_panel="Arguments", help=".pt/.pth/.bin/.ckpt (torch.save, read weights-only), .safetensors, .npz, or a TorchScript archive (.jit/.pt, read as data).")]
+    other: Annotated[Optional[Path], typer.Argument(metavar="[CHECKPOINT2]", rich_help_panel="Arguments", help="Same as --against.", show_default=False)] = None
+
+    examples: ClassVar[tuple[str, ...]] = (
+        "rnn-cli inspect docs/examples/model.pt",
+        "rnn-cli inspect docs/examples/model.pt --json",
+        "rnn-cli inspect docs/examples/model.pt docs/examples/broken.pt",
+    )
 
 
 @options
 class OnnxFlags(Network, Output, OnnxOptions):
     """Export the layer to ONNX, show what the exporter made of it, run it in onnxruntime and check it (needs rnn-cli[onnx])."""
+
+    examples: ClassVar[tuple[str, ...]] = (
+        "rnn-cli onnx --cell lstm --layers 2 --bidirectional",
+        "rnn-cli onnx --cell gru --lengths 10,7,3 --save-onnx gru.onnx",
+        "rnn-cli onnx --exporter dynamo --save run.npz",
+    )
 
 
 @command("manual", ManualFlags)
@@ -890,7 +915,9 @@ def onnx_command(flags: OnnxFlags) -> int:
     from rnn_cli import onnx_export
     from rnn_cli.sample import draw
 
-    report = onnx_export.report(cfg, sample if sample is not None else draw(cfg), flags.exporter, flags.opset)
+    sample = sample if sample is not None else draw(cfg)
+    with _status("rnn-cli onnx: exporting") as stage:  # seconds of export with nothing on the screen otherwise
+        report = onnx_export.report(cfg, sample, flags.exporter, flags.opset, progress=stage)
     files = ()
     if flags.save_onnx is not None:  # written with the other outputs: all or none
         model = report.exported.model.SerializeToString()
@@ -901,8 +928,29 @@ def onnx_command(flags: OnnxFlags) -> int:
 
         show_onnx(console, report)
 
-    emit(flags, document=lambda docs: docs.onnx_document(report), show=show, title="rnn-cli onnx", files=files)
+    def arrays() -> tuple[dict, dict]:
+        saved = dict(onnx_export.export_inputs(cfg, sample))  # input, h_0[, c_0][, lengths]: the user's layout
+        saved.update({f"torch_{name}": a for name, a in report.run.torch_outputs.items()})
+        saved.update({f"onnxruntime_{name}": a for name, a in report.run.outputs.items()})
+        return saved, {**cfg.to_dict(), "exporter": report.exported.exporter_used, "opset": report.exported.opset}
+
+    emit(flags, document=lambda docs: docs.onnx_document(report), show=show, title="rnn-cli onnx",
+         save=flags.save, arrays=arrays, files=files)
     return 0 if report.ok else 1
+
+
+@contextlib.contextmanager
+def _status(first: str):
+    """A transient line on stderr while a long step runs, only on a terminal (cleared after);
+    yields a function that names the next step."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield lambda text: None
+        return
+    with err.status(first, spinner="line") as status:
+        yield lambda text: status.update(f"rnn-cli onnx: {text}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -267,16 +267,16 @@ def _compact(cfg: RunConfig, g: Glyphs, plain: bool, width: int) -> _Lines:
         fit(every, [(" = concat ", st["line"]), (f.concat, st["shape"])])
     else:
         lines.add(*every)
-    lines.add(label("layer 0"), (f"takes {cfg.input_size} features (H_in)", st["note"]))
-    if L > 1:
-        lines.add(
-            label("layer 1" if L == 2 else f"layers 1-{L - 1}"),
-            (f"{'takes' if L == 2 else 'take'} {D * cfg.H_out} features (D*H_out)", st["note"]),
-        )
+    if L == 1:
+        lines.add(label("layer 0"), (f"takes {cfg.input_size} features (H_in)", st["note"]))
+    else:  # one line where it fits: what layer 0 reads, and what every layer above it reads
+        above = "layer 1 takes" if L == 2 else f"layers 1-{L - 1} take"
+        fit([label("layer 0"), (f"takes {cfg.input_size} (H_in)", st["note"])],
+            [(f", {above} {D * cfg.H_out} (D*H_out)", st["note"])])
     rule = "i = 2*k + d" if D == 2 else "i = k"
     fit(
-        [label(slots), (rule, st["state"]), (f" for layer k = 0..{L - 1}", st["note"])],
-        [(", direction d (0 forward, 1 backward)" if D == 2 else "", st["note"])],
+        [label(slots), (rule, st["state"]), (f": layer k = 0..{L - 1}", st["note"])],
+        [(", d = 0 fwd, 1 bwd" if D == 2 else "", st["note"])],
     )
     if f.packed_out is not None:
         fit(

@@ -27,7 +27,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -192,11 +192,23 @@ def _problem(cfg: RunConfig, model) -> str | None:
     for node in graph.recurrent:
         hidden = node.attributes.get("hidden_size")
         if node.op != RECURRENT_OPS[cfg.cell] or hidden != cfg.hidden_size:
-            w = node.inputs.get("W")
-            w_shape = f" and W {_shape_text(w.shape)}" if w is not None else ""
+            w_shape = _w_shape(model, node)
             note = "; ONNX's LSTM has no projection (weight_hr is dropped)" if cfg.proj_size else ""
             return f"it wrote a {node.op} node with hidden_size {hidden}{w_shape}, not {cfg.hidden_size}{note}"
     return None
+
+
+def _w_shape(model, node) -> str:
+    """` and W (1, 12, 5)`: from the graph's shape information, else from the constant that
+    holds W (dynamo's graphs leave it out), else that it is not stated (never an empty `()`)."""
+    w = node.inputs.get("W")
+    if w is None:
+        return ""
+    shape = tuple(w.shape or ())
+    if not shape or any(not isinstance(d, int) for d in shape):
+        value = constant_values(model).get(w.name)
+        shape = tuple(value.shape) if value is not None else ()
+    return f" and W {_shape_text(shape)}" if shape else " and W of a shape the graph does not state"
 
 
 def _shape_text(shape) -> str:
@@ -690,10 +702,15 @@ class OnnxReport:
         return self.run.ok and all(r.equal is not False for r in self.mapping)
 
 
-def report(cfg: RunConfig, sample: Sample, exporter: str = "auto", opset: int | None = None, path: Path | None = None) -> OnnxReport:
-    """Export, describe, map and run: what `rnn-cli onnx` calls."""
+def report(cfg: RunConfig, sample: Sample, exporter: str = "auto", opset: int | None = None, path: Path | None = None,
+           progress: Callable[[str], None] | None = None) -> OnnxReport:
+    """Export, describe, map and run: what `rnn-cli onnx` calls. progress(text) names each step."""
+    step = progress or (lambda text: None)
+    step(f"exporting with torch.onnx ({exporter})")
     exported = export(cfg, sample, exporter, opset, path)
+    step(f"exported with {exported.exporter_used}; mapping the weights")
     graph = describe(exported.model)
     rows = mapping(cfg, sample.params, exported.model)
+    step("running onnxruntime and the float64 reference")
     ran = run_onnxruntime(exported.model, cfg, sample)
     return OnnxReport(cfg, exported, graph, rows, ran, cfg.shapes())

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from rnn_cli.printable import printable
 from rnn_cli.config import TORCH_CLASS, shape_str
+from rnn_cli.fit import keep
 from rnn_cli.views import add_row, data_line, make_table, print_parts
 
 def _shape(shape) -> str:
@@ -156,7 +157,7 @@ def onnx_renderables(console: Console, report) -> list[RenderableType]:
             parts.append(Text("bias=False: no B input; ONNX then adds zeros."))
     parts += [io_table(console, report), compare_table(console, report)]
     tol = run.tolerance
-    parts.append(Text(f"Tolerance: |got - want| <= {tol.atol:g} + {tol.rtol:g} * |want|  ({tol.why})"))
+    parts.append(Text(f"Tolerance: {keep(f'|got - want| <= {tol.atol:g} + {tol.rtol:g} * |want|')}  ({tol.why})"))
     if report.ok:
         mapped = "; the mapping is exact" if report.mapping else ""
         parts.append(Text(f"OK: onnxruntime matches torch and the numpy reference{mapped}.", style="bold green"))

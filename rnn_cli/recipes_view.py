@@ -113,7 +113,7 @@ def recipes_summary(cfg: RunConfig, rows: list[RecipeRow], plain: bool) -> list[
             line.append(f" {_wrong(r)}", style="yellow" if r.coincidence else "")
         lines.append(line)
     control = describe_control(control_config(cfg))
-    lines[-1].append(f" ({right_mark}: also at {control}; all: --show recipes)", style="dim")
+    lines[-1].append(f" ({right_mark}: also at {control})", style="dim")  # every recipe: the more line
     return lines
 
 

@@ -21,6 +21,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from rnn_cli.fit import NBSP, Verbatim, _min_width, fit, keep, optional_columns, print_parts  # noqa: F401 - their home was here
 from rnn_cli.config import GATE_NAMES, SECTION_NAMES, TORCH_CLASS, RunConfig, View, shape_str
 from rnn_cli.result import RunResult
 
@@ -189,10 +190,12 @@ def shape_notes(cfg: RunConfig) -> list[str]:
     return notes
 
 
-def shapes_table(console: Console, result: RunResult) -> Table:
+def shapes_table(console: Console, result: RunResult, compact: bool = False) -> Table:
     cfg = result.cfg
     layouts = cfg.layouts()
     table = make_table(console, "Shapes  " + symbols_line(cfg))
+    if compact:  # the short default screen: no rule under the column labels
+        table.box = None
     table.add_column("tensor", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)
     table.add_column("layout", no_wrap=True)
@@ -202,7 +205,8 @@ def shapes_table(console: Console, result: RunResult) -> Table:
         if name == "batch_sizes":
             meaning += ": " + str([int(v) for v in result.tensors["batch_sizes"]])
         add_row(table, name, shape_str(shape), layouts[name], meaning)
-    return table
+    # The short default screen, when narrow: the diagram and notes say what each tensor is.
+    return optional_columns(table, "meaning") if compact else table
 
 
 # ---- 3. parameters --------------------------------------------------------------------------
@@ -278,12 +282,12 @@ def heat_style(value: float, vmax: float, color_system: str | None = "truecolor"
 def heat_legend(vmax: float, precision: int, color_system: str | None) -> Text:
     """The caption line that states the range, its ends and middle drawn as the cells are."""
     lo, hi = f"-{vmax:.{precision}f}", f"+{vmax:.{precision}f}"  # the cells' own format
-    return Text.assemble(
-        "colour scale ",
+    return Text.assemble(  # one item: NBSPs, so a narrow screen moves it whole, never `+0.9130` alone
+        f"colour{NBSP}scale{NBSP}",
         (lo, heat_style(-vmax, vmax, color_system)),
-        " .. ",
+        f"{NBSP}..{NBSP}",
         ("0", heat_style(0.0, vmax, color_system)),
-        " .. ",
+        f"{NBSP}..{NBSP}",
         (hi, heat_style(vmax, vmax, color_system)),
     )
 
@@ -319,19 +323,19 @@ def value_table(
         rows = list(range(max_rows // 2)) + [None] + list(range(matrix.shape[0] - (max_rows - 1) // 2, matrix.shape[0]))
     cols = _shown_indices(matrix.shape[1], max_cols)
     heat = use_heatmap(console, view)
+    cut = _cut_note(matrix.shape, rows, cols, "--show values" if max_rows < MAX_ROWS else "--json or --save PATH.npz")
+    if view.compact and caption and cut and len(f"{caption}; {cut}") > console.width:
+        title, caption = f"{title} ({caption})", ""  # the short screen: one line of caption, not two
+    elif view.compact and not caption and cut and max_rows >= MAX_ROWS:
+        short = _cut_note(matrix.shape, rows, cols, "--json").replace(" shown", "")
+        if len(f"{title} ({short})") <= console.width:  # the short screen: the cut beside the title
+            title, cut = f"{title} ({short})", ""
     notes: list[str | Text] = [caption] if caption else []
     if heat and view.compact:  # the short default screen: the scale beside the title, not a line of its own
         title = Text.assemble(title, "   ", heat_legend(vmax, view.precision, console.color_system))
     elif heat:
         notes.append(heat_legend(vmax, view.precision, console.color_system))
-    if None in rows or None in cols:
-        shown = []
-        if None in rows:
-            shown.append(f"{sum(r is not None for r in rows)} of {matrix.shape[0]} rows")
-        if None in cols:
-            shown.append(f"{sum(c is not None for c in cols)} of {matrix.shape[1]} columns")
-        more = "--show values" if max_rows < MAX_ROWS else "--json or --save PATH.npz"
-        cut = f"{', '.join(shown)} shown; all: {more}"
+    if cut:
         if notes and isinstance(notes[0], str):  # one line with the caption: the screen is short
             notes[0] = f"{notes[0]}; {cut}"
         else:
@@ -364,6 +368,16 @@ def value_table(
     return table
 
 
+def _cut_note(shape: tuple[int, ...], rows: list, cols: list, more: str) -> str:
+    """`2 of 10 rows, 6 of 16 columns shown; all: --show values`, or "" when nothing is cut."""
+    shown = []
+    if None in rows:
+        shown.append(f"{sum(r is not None for r in rows)} of {shape[0]} rows")
+    if None in cols:
+        shown.append(f"{sum(c is not None for c in cols)} of {shape[1]} columns")
+    return f"{', '.join(shown)} shown; all: {more}" if shown else ""
+
+
 def value_tables(console: Console, result: RunResult, view: View) -> list[Table]:
     cfg = result.cfg
     b = view.batch_index
@@ -392,10 +406,12 @@ def value_tables(console: Console, result: RunResult, view: View) -> list[Table]
 # ---- 5. where h_n comes from ------------------------------------------------------------
 
 
-def sources_table(console: Console, result: RunResult, bwd_note: bool = True) -> Table:
+def sources_table(console: Console, result: RunResult, bwd_note: bool = True, compact: bool = False) -> Table:
     cfg = result.cfg
     plain = is_plain(console)
     table = make_table(console, "Where h_n comes from (checked on this run)")
+    if compact:  # the short default screen: no rule under the column labels
+        table.box = None
     table.add_column("state", style="bold", no_wrap=True)
     table.add_column("layer", justify="right")
     table.add_column("dir")
@@ -417,13 +433,15 @@ def sources_table(console: Console, result: RunResult, bwd_note: bool = True) ->
             steps = ", ".join(str(t) for t in s.steps)
         direction = "bwd" if s.direction == "backward" else "fwd"
         add_row(table, f"{s.state}[{s.index}]", str(s.layer), direction, s.expression, steps, check)
+    if compact:  # the short default screen, when narrow: the diagram and h_n's row labels say them
+        optional_columns(table, "dir", "layer")
     notes = []
     if result.implementation == "manual":
         notes.append("manual copies h_n from these slices: this checks its bookkeeping; `rnn-cli torch` checks torch.")
     if cfg.bidirectional and bwd_note:
         notes.append("bwd ends at step 0: its final state is at output step 0, not the last step.")
     if cfg.num_layers > 1:
-        notes.append("layerK_output: layer K's output, not returned; checked by re-running layer K.")
+        notes.append("layerK_output: layer K's output, not returned; re-computed.")
     if notes:
         table.caption = "\n".join(notes)
         table.caption_justify = "left"
@@ -431,69 +449,6 @@ def sources_table(console: Console, result: RunResult, bwd_note: bool = True) ->
 
 
 # ---- whole views -------------------------------------------------------------------------
-
-
-def fit(console: Console, table: Table) -> Table | Group:
-    """The table when its narrowest form fits the console; else the same cells as a vertical
-    key/value list, so that no word is cut at any width."""
-    headers = [str(c.header) for c in table.columns]
-    cells = [[c.plain if isinstance(c, Text) else str(c) for c in col.cells] for col in table.columns]
-    if _min_width(table, headers, cells) <= console.width:
-        return table
-    cells = [list(col.cells) for col in table.columns]
-    lines: list = []
-    if table.title:
-        lines.append(Text(str(table.title), style="bold"))
-    key = None
-    for r in range(len(cells[0]) if cells else 0):
-        first = cells[0][r]
-        if str(first).strip():
-            key = first
-        elif not any(str(col[r]).strip() for col in cells[1:]):
-            continue  # an empty row
-        if key is not None:  # a row that continues the one above (an empty first cell) repeats its key
-            lines.append(Text.assemble((headers[0] + ": ") if headers[0] else "", Text(str(key), style="bold")))
-        for h, col in zip(headers[1:], cells[1:]):
-            value = col[r] if isinstance(col[r], Text) else Text(str(col[r]))
-            if value.plain.strip():
-                lines.append(Text.assemble("  ", (h or "value") + ": ", value))
-    if table.caption:
-        lines.append(table.caption if isinstance(table.caption, Text) else Text(str(table.caption)))
-    return Group(*lines)
-
-
-@dataclass(frozen=True)
-class Verbatim:
-    """Text printed as it is: never wrapped nor cropped (code to copy) by print_parts."""
-
-    text: Text
-
-    def __rich__(self) -> Text:  # printed any other way: the text itself
-        return self.text
-
-
-def _min_width(table: Table, headers: list[str], cells: list[list[str]]) -> int:
-    """The narrowest width at which every word stays whole: a no_wrap column's longest cell,
-    another column's longest word, plus each column's padding."""
-    from rich.cells import cell_len
-
-    total = 0
-    for column, header, column_cells in zip(table.columns, headers, cells):
-        texts = [header] + column_cells
-        if column.no_wrap:
-            widest = max(cell_len(line) for t in texts for line in t.splitlines() or [""])
-        else:
-            widest = max((cell_len(w) for t in texts for w in t.split()), default=0)
-        total += max(widest, column.min_width or 0)
-    left, right = table.padding[3], table.padding[1]
-    n = len(table.columns)
-    padding = (left + right) * n
-    if table.collapse_padding:  # neighbours share the smaller of their facing paddings
-        padding -= min(left, right) * (n - 1)
-    if not table.pad_edge:  # no padding outside the first and last columns
-        padding -= left + right
-    dividers = n - 1 if table.box is not None else 0  # the box's inner vertical (a space)
-    return total + padding + dividers
 
 
 def _lift_caption(table: Table) -> list:
@@ -534,10 +489,11 @@ def data_line(cfg: RunConfig) -> str:
 
 def header(result: RunResult, command: str) -> Text:
     cfg = result.cfg
-    what = "numpy memory cell" if result.implementation == "manual" else f"torch.nn.{TORCH_CLASS[cfg.cell]}"
+    what = "numpy memory cell" if result.implementation == "manual" else f"nn.{TORCH_CLASS[cfg.cell]}"
     from rnn_cli.cost_view import parameters_text
 
-    text = Text(f"rnn-cli {command}: {what} on {result.device}, {cfg.dtype}, {data_line(cfg)}", style="bold")
+    # short enough for one line at 60 columns, with the parameter count
+    text = Text(f"rnn-cli {command}: {what}, {result.device}, {cfg.dtype}, {data_line(cfg)}", style="bold")
     text.append("; " + parameters_text(result))  # split per layer and direction: --show params
     if result.tf32 is not None:
         text.append("\n" + tf32_line(result.tf32))
@@ -547,23 +503,26 @@ def header(result: RunResult, command: str) -> Text:
 def _diagram_section(console: Console, result: RunResult, view: View) -> list:
     from rnn_cli.diagram import flow_diagram
 
-    return [flow_diagram(result.cfg, plain=is_plain(console), width=console.width)]
+    from rnn_cli.fit import Whole
+
+    # A line wider than the console continues under its second column, not at the margin.
+    return [Whole(flow_diagram(result.cfg, plain=is_plain(console), width=console.width), hang=None)]
 
 
 def _shapes_section(console: Console, result: RunResult, view: View) -> list:
-    return [shapes_table(console, result)] + [Text(n, style="italic") for n in shape_notes(result.cfg)]
+    return [shapes_table(console, result, view.compact)] + [Text(n, style="italic") for n in shape_notes(result.cfg)]
 
 
 def _sources_section(console: Console, result: RunResult, view: View) -> list:
     # On the short default screen the recipes' summary says where bwd ends; say it once.
     said_below = view.compact and bool(result.recipes)
-    return _lift_caption(sources_table(console, result, bwd_note=not said_below))
+    return _lift_caption(sources_table(console, result, bwd_note=not said_below, compact=view.compact))
 
 
 def _values_section(console: Console, result: RunResult, view: View) -> list:
     parts: list = []
-    for table in value_tables(console, result, view):
-        parts += ([Text("")] if parts else []) + _lift_caption(table)
+    for table in value_tables(console, result, view):  # the short screen: titled tables, no blank between
+        parts += ([Text("")] if parts and not view.compact else []) + _lift_caption(table)
     return parts
 
 
@@ -627,10 +586,12 @@ SECTIONS: dict[str, Callable[[Console, RunResult, View], list]] = {
 assert tuple(SECTIONS) == SECTION_NAMES
 
 
-def more_line(view: View, width: int) -> Text | None:
-    """The closing line: the sections left out, and how to see them. The --show list is one
-    word to copy, so where it would not fit the line, the names are listed apart from it."""
-    left = [name for name in SECTIONS if not view.shows(name) and name not in ("padding", "grad")]
+def more_line(view: View, width: int, result: RunResult | None = None) -> Text | None:
+    """The closing line: the sections left out or only summed up (the recipes' one line per
+    target), and how to see them. The --show list is one word to copy, so where it would not
+    fit the line, the names are listed apart from it."""
+    summed_up = ["recipes"] if result is not None and result.recipes and view.compact and view.shows("recipes") else []
+    left = [name for name in SECTIONS if (name in summed_up or not view.shows(name)) and name not in ("padding", "grad")]
     if not left:
         return None
     line = f"more: --show {','.join(left)} or --show all"
@@ -670,20 +631,10 @@ def show_run(console: Console, result: RunResult, command: str, view: View) -> N
             console.print(Text(line), soft_wrap=True)
         return
     parts: list = [header(result, command)] + _sections(console, result, view)
-    more = more_line(view, console.width)
+    more = more_line(view, console.width, result)
     if more is not None:
         parts.append(more)
     print_parts(console, parts)
-
-
-def print_parts(console: Console, parts: list) -> None:
-    """Print in order: code as it is (soft_wrap: never wrapped nor cropped), every table
-    fitted (fit: a key/value list where the table would cut a word), the rest as rich lays it out."""
-    for part in parts:
-        if isinstance(part, Verbatim):
-            console.print(part.text, soft_wrap=True)
-        else:
-            console.print(fit(console, part) if isinstance(part, Table) else part)
 
 
 def compare_rule_caption() -> str:
@@ -718,7 +669,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
     ]
     if got.tf32 is not None:
         parts.append(Text(tf32_line(got.tf32)))
-    parts.append(Text(f"Tolerance: |torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|  ({tol.why})"))
+    parts.append(Text(f"Tolerance: {keep(f'|torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|')}  ({tol.why})"))
     parts += grad_tolerance_lines(cmp.checks, tol)
     table = make_table(console, caption=compare_rule_caption())
     table.add_column("tensor", style="bold", no_wrap=True)
@@ -746,7 +697,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
     else:
         parts.append(Text("MISMATCH: torch and the numpy reference disagree (exit status 1).", style="bold red"))
     parts += _sections(console, got, view)
-    more = more_line(view, console.width)
+    more = more_line(view, console.width, got)
     if more is not None:
         parts.append(more)
     print_parts(console, parts)

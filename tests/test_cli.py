@@ -51,11 +51,11 @@ def json_doc(*args: str) -> dict:
 
 
 def table_rows(text: str, title: str) -> list[str]:
-    """The body lines of the plain table titled `title`: after its ---- rule, until an empty line
+    """The body lines of the plain table titled `title`: after its header (and ---- rule), until an empty line
     (a section break inside a table is a line of spaces, not an empty one)."""
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(title))
-    rule = next(i for i in range(start, len(lines)) if set(lines[i].strip()) == {"-"})
+    rule = start + 2 if set(lines[start + 2].strip()) == {"-"} else start + 1  # the default screen: no rule
     rows = []
     for line in lines[rule + 1 :]:
         if line == "":

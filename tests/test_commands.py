@@ -119,9 +119,14 @@ def test_inspect_shows_both_modules_their_constructors_diagram_and_state_shapes(
     projection; c_0 sized H_out; the batch flag ignored; a container's module missed."""
     out = ok(invoke("inspect", ckpt["dir"] / "model.pt", "--batch", "32"))
     lines = out.splitlines()
-    # the exact constructor lines, each whole on its own line (what a user pastes)
-    assert "nn.LSTM(input_size=80, hidden_size=256, num_layers=2, bidirectional=True, proj_size=64)" in lines
+    # the exact constructors, as Python to paste: one line where it fits 80 columns, else one
+    # argument per line (issue 21: a terminal would break the long line inside an argument)
     assert "nn.GRUCell(input_size=64, hidden_size=32)" in lines
+    start = lines.index("nn.LSTM(")
+    block = lines[start : lines.index(")", start) + 1]
+    assert max(len(line) for line in block) <= 80
+    assert re.sub(r",?\s*\)$", ")", re.sub(r"\(\s*", "(", " ".join(line.strip() for line in block))) == (
+        "nn.LSTM(input_size=80, hidden_size=256, num_layers=2, bidirectional=True, proj_size=64)")
     assert f"{LSTM_PREFIX}:" in lines and f"{CELL_PREFIX}:" in lines
     # h_0 (D*num_layers, N, H_out) = (2*2, 32, proj_size=64); c_0 (D*num_layers, N, H_cell) = (4, 32, 256)
     assert re.search(r"^ h_0\s+\(4, 32, 64\)\s+\(D\*num_layers, N, H_out\)", out, re.M)

@@ -220,7 +220,7 @@ def test_more_than_four_layers_gives_a_compact_list(layers, cell, bidirectional)
     assert f"layers 0-{layers - 1}" in text and f"layers 1-{layers - 1}" in text
     assert fmt(want["input"]) in text and fmt(want["output"]) in text and fmt(want["direction"]) in text
     assert f"h_n {fmt(want['h_n'])}" in text
-    assert f"{D * want['H_out']} features (D*H_out)" in text and f"{H_IN} features (H_in)" in text
+    assert f"take {D * want['H_out']} (D*H_out)" in text and f"takes {H_IN} (H_in)" in text
     assert ("i = 2*k + d" if D == 2 else "i = k") in text
     assert f"k = 0..{layers - 1}" in text
     if D == 2:

@@ -133,10 +133,10 @@ def test_heatmap_on_a_colour_terminal():
         assert rgb(cell.spans[0].style) == rgb(heat_style(float(v), 0.8))
     # the range, worked out here: max |value| = 0.8, beside the title on the short default
     # screen, under the table with --show
-    assert "colour scale -0.8000 .. 0 .. +0.8000" in str(table.title)  # the cells' own precision
+    assert "colour scale -0.8000 .. 0 .. +0.8000" in str(table.title).replace("\xa0", " ")  # the cells' own precision (NBSP: one item)
     assert "columns: hidden units" in caption(table)
     full = table_for(colour_console(), View(compact=False))
-    assert "colour scale -0.8000 .. 0 .. +0.8000" in caption(full)
+    assert "colour scale -0.8000 .. 0 .. +0.8000" in caption(full).replace("\xa0", " ")
     console.print(table)
     ansi = console.file.getvalue()
     assert "\x1b[" in ansi and ";48;2;" in ansi  # truecolor backgrounds reach the terminal

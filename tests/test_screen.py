@@ -57,7 +57,7 @@ def test_first_example_fits_50_lines_at_80_columns_and_answers_shapes_sources_va
     steps = [line for line in lines if re.match(r"^\s*t=\d+ ", line)]
     assert [s.split()[0] for s in steps] == ["t=0", f"t={cfg.seq_len - 1}"]  # output cut to its ends,
     assert f"2 of {cfg.seq_len} rows" in out  # and the cut stated
-    assert lines[-1] == "more: --show params,cost,code or --show all"
+    assert lines[-1] == "more: --show recipes,params,cost,code or --show all"  # recipes: summed up above
     assert "import torch" not in out and "Parameters" not in out
 
 
@@ -92,7 +92,7 @@ def test_no_values_and_no_diagram_are_aliases_of_show_without_them():
     assert "Shape flow" not in aliased and "output, batch element 0" not in aliased and "h_n, batch element" not in aliased
     for kept in ("Shapes", "Where h_n comes from", "forward final state: h_n[-2]"):
         assert kept in aliased and kept in default
-    assert aliased.splitlines()[-1] == "more: --show diagram,values,params,cost,code or --show all"
+    assert aliased.splitlines()[-1] == "more: --show diagram,values,recipes,params,cost,code or --show all"
 
 
 def test_json_is_complete_whatever_show_says():
@@ -400,8 +400,8 @@ def test_fit_lists_every_row_of_a_table_too_wide_for_the_console():
     console = Console(file=io.StringIO(), width=36)  # the table needs 41
     console.print(fit(console, table))
     lines = [line.rstrip() for line in console.file.getvalue().splitlines()]
-    assert lines == [
-        "node: LSTM 0", "  ONNX rows: W[0] 0:8", "  torch rows: weight_ih_l0 0:8",
-        "node: LSTM 0", "  ONNX rows: W[0] 8:16", "  torch rows: weight_ih_l0 24:32",
-        "node: LSTM 1", "  ONNX rows: W[0] 0:8", "  torch rows: weight_ih_l1 0:8",
+    assert lines == [  # one line per row where it fits, else wrapped between `header: value` items
+        "LSTM 0  ONNX rows: W[0] 0:8", "    torch rows: weight_ih_l0 0:8",
+        "    ONNX rows: W[0] 8:16", "    torch rows: weight_ih_l0 24:32",
+        "LSTM 1  ONNX rows: W[0] 0:8", "    torch rows: weight_ih_l1 0:8",
     ]
