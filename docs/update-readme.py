@@ -21,7 +21,9 @@ so a changed screen cannot leave a stale excerpt behind.
 
 --check compares `output:` blocks exactly (their digits are the same on any machine: seeded
 draws, shapes, values rounded to 4 places) and `output machine:` blocks with every number
-masked and spaces collapsed, so another CPU's timings or last-digit differences pass.
+masked, runs of one rule or bar character (`-----`, `####`) shortened to one and spaces
+collapsed, so another CPU's timings or last-digit differences pass, and so do the widths
+they cause (a column one digit wider, its rule one character longer, a line wrapped elsewhere).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ BLOCK = re.compile(
 )
 KEEP = re.compile(r'"([^"]*)"\.\."([^"]*)"')
 NUMBER = re.compile(r"[-+]?\d[\d.,]*(?:e[-+]?\d+)?")
+# After numbers are masked: a run of one rule or bar character (a table's rule, whose length
+# follows the widest number in its columns; a bar chart's bar, whose length follows a value).
+RULE = re.compile(r"([-─━═#█=_])\1+")
 INCLUDE = re.compile(r"(<!-- include: (?P<path>.+?) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
 
 
@@ -61,6 +66,10 @@ def excerpt(lines: list[str], keep: list[tuple[str, str]], command: str) -> list
 def run(command: str, keep: list[tuple[str, str]] | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
+    # `rnn-cli` is this checkout's: the console script beside this Python (a virtual
+    # environment's bin/, which need not be on PATH), importing rnn_cli from ROOT first
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(command, shell=True, capture_output=True, text=True, env=env, cwd=ROOT)
     text = proc.stdout + proc.stderr
     lines = [line.rstrip() for line in text.rstrip("\n").splitlines()]
@@ -99,7 +108,7 @@ def masked(text: str) -> str:
     def mask(m: re.Match) -> str:
         body = m.group("body")
         if m.group("machine"):
-            body = " ".join(NUMBER.sub("#", body).split())
+            body = " ".join(RULE.sub(r"\1", NUMBER.sub("#", body)).split())
         return m.group("open") + body + m.group("close")
 
     return BLOCK.sub(mask, text)

@@ -131,3 +131,33 @@ def test_without_safetensors_reading_one_says_how_to_get_it(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
     with pytest.raises(RnnCliError, match="pip install safetensors"):
         load_tensors(path)
+
+
+BENCH_BLOCK = """<!-- output machine: rnn-cli bench -->
+```console
+$ rnn-cli bench
+implementation  device  dtype    median ms  min ms  max ms  GFLOP/s  speed
+--------------------------------------------------------------------------
+manual          cpu     float32       2.24    2.09    2.42      6.3  1.00x
+torch           cpu     float32      {torch_ms}   0.324   0.345     41.5  {speed}
+3 timed run(s) after 3 warm-up run(s), forward only, inference mode; speed
+= first row's median / this row's median.
+{bar}
+```
+<!-- /output -->
+"""
+
+
+def test_a_machine_block_is_compared_without_the_widths_its_numbers_cause():
+    """Bug caught: --check masked numbers but not widths, so on a busy machine bench's speed
+    column went from 6.59x to 12.92x, its rule got one character longer and the README's own
+    test failed. Timing numbers, the rules and bars they size and the spaces they move are masked;
+    the words are not."""
+    update = _update_readme()
+    calm = BENCH_BLOCK.format(torch_ms="0.340", speed="6.59x", bar="t=0 ####   1.0e-03")
+    busy = BENCH_BLOCK.format(torch_ms="0.1735", speed="12.92x", bar="t=0 ##### 1.25e-03").replace(
+        "-" * 74, "-" * 75).replace("  speed\n", "   speed\n")
+    assert update.masked(busy) == update.masked(calm)
+    # what is not a timing still counts: a word, a line, a plain block's digits
+    assert update.masked(busy.replace("inference mode", "training mode")) != update.masked(calm)
+    assert update.masked(calm.replace("machine: ", ": ")) != update.masked(calm.replace("machine: ", ": ").replace("6.59x", "6.60x"))
