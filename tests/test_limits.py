@@ -132,7 +132,7 @@ def test_real_prlimit_as_is_seen() -> None:
         "print(n, source.replace(' ', '_'), size)\n"
     )
     proc = subprocess.run(["prlimit", "--as=2000000000", sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     n, source, size = proc.stdout.split()
     assert source == "ulimit_-v"
