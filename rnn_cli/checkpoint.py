@@ -354,7 +354,7 @@ def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
             return _check_shapes(name, key, params, GATES[r.G], r.input_size, r.H, r.proj, num_layers, D, bias, slots)
 
         flat = {p.keys for p in problems if p.message.endswith("a weight must have 2 dimensions")}
-        problems += [p for p in diagnose.diagnose(name, key, params, candidates, own, check) if p.keys not in flat]
+        problems += [p for p in diagnose.diagnose(name, candidates, own, check) if p.keys not in flat]
     problems += _dtype_problems(name, key, params)
     return RecurrentModule(
         prefix=prefix, kind=kind, input_size=input_size, hidden_size=H, num_layers=num_layers,

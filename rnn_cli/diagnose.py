@@ -143,8 +143,7 @@ def transposed(name: str, module: str, got: tuple[int, ...], shape: tuple[int, .
     return None
 
 
-def diagnose(module: str, key: Callable[[str], str], params: dict[str, np.ndarray], candidates: list[Reading],
-             own: dict[Slot, Reading], check: Callable[[Reading], list]) -> list:
+def diagnose(module: str, candidates: list[Reading], own: dict[Slot, Reading], check: Callable[[Reading], list]) -> list:
     """The shape problems: under the one most likely reading, with outvoted layer-directions
     folded into one `hidden_mismatch` problem each; under several, one `ambiguous` problem
     that names each reading and the keys it would make wrong."""
@@ -162,7 +161,8 @@ def diagnose(module: str, key: Callable[[str], str], params: dict[str, np.ndarra
             parts.append(f"{c.describe(candidates[0] if c != candidates[0] else candidates[1])} ({names} wrong)")
         return common + [Problem(tuple(keys), (
             f"{module}: the layers disagree and no reading has more of them behind it: " + " or ".join(parts)
-            + "; both are possible: check how the model was built"), code="ambiguous")]
+            + f"; {'both are' if len(candidates) == 2 else 'each is'} possible: check how the model was built"),
+            code="ambiguous")]
     (best,) = candidates
     problems = check(best)
     for slot in sorted(s for s, r in own.items() if (r.G, r.H, r.proj) != (best.G, best.H, best.proj)):
