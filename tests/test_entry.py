@@ -44,11 +44,19 @@ WHEN_IMPORTED = (
 )
 
 
+def _default_sigint() -> None:
+    """In the child before Python starts: SIGINT as a terminal's Ctrl-C finds it. A test runner
+    started as a background job (`cmd &` in a script) inherits SIGINT ignored, and Python then
+    never installs its KeyboardInterrupt handler: the signal would be lost, not the feature."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_told(args: list[str], cwd: Path, module: str) -> subprocess.Popen:
     """`python -m rnn_cli ARGS`, returned once it has begun importing `module` (inside entry.main's try)."""
     read, write = os.pipe()
     proc = subprocess.Popen([sys.executable, "-c", WHEN_IMPORTED.format(fd=write, module=module), *args], cwd=cwd,
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(write,))  # fmt: skip
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(write,),
+                            preexec_fn=_default_sigint)  # fmt: skip
     os.close(write)
     try:
         assert os.read(read, 1) == b".", "the process ended before importing " + module
