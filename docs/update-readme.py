@@ -21,7 +21,9 @@ so a changed screen cannot leave a stale excerpt behind.
 
 --check compares `output:` blocks exactly (their digits are the same on any machine: seeded
 draws, shapes, values rounded to 4 places) and `output machine:` blocks with every number
-masked and spaces collapsed, so another CPU's timings or last-digit differences pass.
+masked, runs of one rule or bar character (`-----`, `####`) shortened to one and spaces
+collapsed, so another CPU's timings or last-digit differences pass, and so do the widths
+they cause (a column one digit wider, its rule one character longer, a line wrapped elsewhere).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ KEEP = re.compile(r'"([^"]*)"\.\."([^"]*)"')
 NUMBER = re.compile(r"[-+]?\d[\d.,]*(?:e[-+]?\d+)?")
 # bench's warning when a row's timed runs spread more than 1.5x (rnn_cli/views.py show_bench)
 BUSY = re.compile(r" ?Warning: the slowest run took more than .*?the machine was busy; rerun\.")
+# After numbers are masked: a run of one rule or bar character (a table's rule, whose length
+# follows the widest number in its columns; a bar chart's bar, whose length follows a value).
+RULE = re.compile(r"([-─━═#█=_])\1+")
 INCLUDE = re.compile(r"(<!-- include: (?P<path>.+?) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
 
 
@@ -65,6 +70,10 @@ def run(command: str, keep: list[tuple[str, str]] | None = None, piped: bool = F
     env.update(NO_COLOR="1", TERM="dumb")
     if not piped:  # as an 80-column terminal would show it; `piped`: as a pipe gets it, no COLUMNS
         env["COLUMNS"] = "80"
+    # `rnn-cli` is this checkout's: the console script beside this Python (a virtual
+    # environment's bin/, which need not be on PATH), importing rnn_cli from ROOT first
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(command, shell=True, capture_output=True, text=True, env=env, cwd=ROOT)
     text = proc.stdout + proc.stderr
     lines = [line.rstrip() for line in text.rstrip("\n").splitlines()]
@@ -103,9 +112,8 @@ def masked(text: str) -> str:
     def mask(m: re.Match) -> str:
         body = m.group("body")
         if m.group("machine"):
-            body = " ".join(NUMBER.sub("#", body).split())
+            body = " ".join(RULE.sub(r"\1", NUMBER.sub("#", body)).split())
             body = BUSY.sub("", body)  # bench's warning comes and goes with the machine's load
-            body = re.sub(r"-{3,}", "---", body)  # a table's rule is as wide as its widest numbers
         return m.group("open") + body + m.group("close")
 
     return BLOCK.sub(mask, text)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_cli import layout
+from rnn_cli import diagnose, layout
 from rnn_cli.config import TORCH_CLASS, RunConfig, shape_str
 from rnn_cli import safe_read
 from rnn_cli.errors import RnnCliError
@@ -38,7 +38,7 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 FORMATS = {**{s: "torch" for s in TORCH_SUFFIXES}, ".safetensors": "safetensors", ".npz": "npz", ".jit": "torchscript"}
 # Keys a training script nests its weights under, tried in this order.
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
-GATES = {1: "RNN", 3: "GRU", 4: "LSTM"}  # G -> kind
+GATES = diagnose.GATES  # G -> kind
 CELL_OF = layout.CELL_OF  # class name -> cell
 FLAG_OF = {  # RunConfig field -> the CLI flag that sets it
     "cell": "--cell",
@@ -172,6 +172,7 @@ class Problem:
     keys: tuple[str, ...]  # full keys (module prefix included)
     message: str  # one plain line
     runnable: bool = False  # True: inspect reports it (exit 1) but the module can still run (NaN weights)
+    code: str = ""  # machine-readable kind; diagnose.code_of fills it in from the wording where empty
 
 
 @dataclass
@@ -248,20 +249,7 @@ def other_tensors(tensors: dict[str, np.ndarray], modules: list[RecurrentModule]
     return OtherTensors(count, elements, by_prefix.most_common(top))
 
 
-def _infer_gates(weight_hh: tuple[int, ...], weight_hr: tuple[int, ...] | None) -> tuple[int | None, int]:
-    """(G, H_cell) from weight_hh's shape (G*H_cell, H_out) and weight_hr's (proj_size, H_cell).
-
-    Without a projection H_out = H_cell, so G = rows / columns:
-        (8, 8) -> G=1, RNN;  (24, 8) -> G=3, GRU;  (32, 8) -> G=4, LSTM   (H_cell = 8)
-    With weight_hr the module must be an LSTM: G = 4 and H_cell = rows / 4 (= weight_hr's columns).
-    weight_ih (G*H_cell, H_in) cannot decide alone: H_in is free. G is None when nothing fits.
-    """
-    rows, cols = weight_hh
-    if weight_hr is not None:
-        return (4, rows // 4) if rows % 4 == 0 else (None, rows)
-    if cols > 0 and rows % cols == 0 and rows // cols in GATES:
-        return rows // cols, cols
-    return None, cols
+_infer_gates = diagnose.infer_gates
 
 
 def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
@@ -273,32 +261,24 @@ def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
     num_layers = layers[-1] + 1
     bidirectional = any(rev for _, rev in slots)
     D = 2 if bidirectional else 1
-    # reference shapes: the first layer-direction that has weight_hh
-    hh_name = next((n for n in params if n.startswith("weight_hh_")), None)
-    G, H, proj = None, 0, 0
-    if hh_name is not None and params[hh_name].ndim != 2:
-        problems.append(Problem((key(hh_name),), f"{name}: {hh_name} has shape {shape_str(params[hh_name].shape)}: "
-                                "a weight must have 2 dimensions"))
-    elif hh_name is None:
-        problems.append(Problem(tuple(key(n) for n in params), f"{name}: no weight_hh_l* at all: the hidden size cannot be inferred"))
-    else:
-        sfx = hh_name[len("weight_hh_") :]
-        hr = params.get(f"weight_hr_{sfx}")
-        if hr is None and any(n.startswith("weight_hr_") for n in params):
-            hr = next(params[n] for n in params if n.startswith("weight_hr_"))
-        if hr is not None and hr.ndim != 2:  # a 0-d or 3-d projection: no proj_size to read off it
-            hr_name = next(n for n in params if n.startswith("weight_hr_") and params[n] is hr)
-            problems.append(Problem((key(hr_name),), f"{name}: {hr_name} has shape {shape_str(hr.shape)}: "
+    # sizes: what most layer-directions agree on (rnn_cli/diagnose.py), not the first key read
+    candidates, own = diagnose.readings(params)
+    for n in params:
+        if n.startswith(("weight_hh_", "weight_hr_")) and params[n].ndim != 2:  # no size to read off a 0-d or 3-d one
+            problems.append(Problem((key(n),), f"{name}: {n} has shape {shape_str(params[n].shape)}: "
                                     "a weight must have 2 dimensions"))
-            hr = None
-        G, H = _infer_gates(params[hh_name].shape, None if hr is None else hr.shape)
-        proj = hr.shape[0] if hr is not None else 0
-        if G is None:
-            problems.append(Problem((key(hh_name),), (
-                f"{name}: {hh_name} has shape {shape_str(params[hh_name].shape)}: its rows are not 1, 3 or 4 "
-                "times its columns, so it matches no cell (RNN, GRU, LSTM)")))
-    ih0 = params.get("weight_ih_l0", params.get("weight_ih_l0_reverse"))
-    input_size = int(ih0.shape[1]) if ih0 is not None and ih0.ndim == 2 else 0
+    hh_name = next((n for n in params if n.startswith("weight_hh_") and params[n].ndim == 2), None)
+    if not any(n.startswith("weight_hh_") for n in params):
+        problems.append(Problem(tuple(key(n) for n in params), f"{name}: no weight_hh_l* at all: the hidden size cannot be inferred"))
+    elif hh_name is not None and not candidates:
+        problems.append(Problem((key(hh_name),), (
+            f"{name}: {hh_name} has shape {shape_str(params[hh_name].shape)}: its rows are not 1, 3 or 4 "
+            "times its columns, so it matches no cell (RNN, GRU, LSTM)")))
+    best = candidates[0] if candidates else None
+    G, H, proj, input_size = (best.G, best.H, best.proj, best.input_size) if best else (None, 0, 0, 0)
+    if best is None:  # no cell: input_size as layer 0 gives it, for the report
+        ih0 = params.get("weight_ih_l0", params.get("weight_ih_l0_reverse"))
+        input_size = int(ih0.shape[1]) if ih0 is not None and ih0.ndim == 2 else 0
     bias = any(n.startswith("bias_") for n in params)
     kind = GATES.get(G) if G else None
     missing_layers = [k for k in range(num_layers) if k not in layers]
@@ -318,7 +298,11 @@ def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
                     f"{name}: layer {k} has {twin} weights but no {'backward (_reverse)' if d else 'forward'} twin "
                     f"while other layers are bidirectional: the file is damaged or was edited")))
     if kind is not None and H > 0:
-        problems += _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, bias, slots)
+        def check(r: diagnose.Reading) -> list[Problem]:
+            return _check_shapes(name, key, params, GATES[r.G], r.input_size, r.H, r.proj, num_layers, D, bias, slots)
+
+        flat = {p.keys for p in problems if p.message.endswith("a weight must have 2 dimensions")}
+        problems += [p for p in diagnose.diagnose(name, candidates, own, check) if p.keys not in flat]
     problems += _dtype_problems(name, key, params) + _nonfinite_problems(name, key, params)
     return RecurrentModule(
         prefix=prefix, kind=kind, input_size=input_size, hidden_size=H, num_layers=num_layers,
@@ -363,7 +347,9 @@ def _check_shapes(name, key, params, kind, input_size, H, proj, num_layers, D, b
         got = params[n].shape
         if got == shape:
             continue
-        if n.startswith("weight_ih_") and k > 0 and got[:1] == shape[:1]:
+        if flipped := diagnose.transposed(n, name, got, shape):
+            problems.append(Problem((key(n),), flipped, code="transposed"))
+        elif n.startswith("weight_ih_") and k > 0 and got[:1] == shape[:1]:
             problems.append(Problem((key(n),), (
                 f"{name}: {n} takes {got[1]} inputs but layer {k - 1} outputs D*H_out = {D}*{H_out} = {D * H_out}: "
                 "layer input widths do not chain")))
@@ -397,9 +383,14 @@ def _cell(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
             f"{name}: weight_ih is missing but {there} is there: the cell has no input weights; "
             "the file is damaged or was edited")))
     input_size = int(ih.shape[1]) if ih is not None and ih.ndim == 2 else 0
+    flipped = G and ih is not None and ih.ndim == 2 and diagnose.transposed(
+        "weight_ih", name, ih.shape, (G * H, int(ih.shape[0])))
     if ih is not None and ih.ndim != 2:
         problems.append(Problem((key("weight_ih"),), f"{name}: weight_ih has shape {shape_str(ih.shape)}: "
                                 "a weight must have 2 dimensions"))
+    elif flipped:
+        input_size = int(ih.shape[0])
+        problems.append(Problem((key("weight_ih"),), flipped, code="transposed"))
     elif G and ih is not None and ih.shape[0] != G * H:
         problems.append(Problem((key("weight_ih"),), (
             f"{name}: weight_ih has {ih.shape[0]} rows but weight_hh has {G * H}: both must be G*hidden_size")))

@@ -18,6 +18,7 @@ import numpy as np
 
 from rnn_cli import __version__
 from rnn_cli.config import RunConfig
+from rnn_cli.diagnose import code_of
 from rnn_cli.result import RunResult
 
 
@@ -343,7 +344,7 @@ def _module_document(r) -> dict:
         "parameters": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in r.parameters],
         "shapes": {k: list(v) for k, v in r.shapes.items()},
         "layouts": dict(r.layouts),
-        "problems": [{"keys": list(p.keys), "message": p.message} for p in m.problems],
+        "problems": [{"keys": list(p.keys), "message": p.message, "code": code_of(p)} for p in m.problems],
         "source": m.source,
         "source_names": dict(m.source_names),
         "candidate": m.candidate,

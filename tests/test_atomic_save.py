@@ -241,7 +241,7 @@ def kill_once_saving(proc: subprocess.Popen, directory: str) -> bool:
     caught = proc.poll() is None
     if caught:
         proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=120)
+    proc.communicate(timeout=600)
     return caught
 
 
@@ -286,7 +286,7 @@ def test_sigkill_at_each_fsync_of_the_save_leaves_the_old_file_or_a_complete_one
             if seen == k:
                 proc.send_signal(signal.SIGKILL)
                 break
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=600)
         if seen < k:  # it saved with fewer fsyncs than k: the run must be whole
             assert proc.returncode == 0, err.decode(errors="replace")
             assert assert_old_or_complete(Path(directory), path, old) == "new"
@@ -312,7 +312,7 @@ def test_sigkill_of_the_console_script_leaves_the_old_file_or_a_complete_one(tmp
     path.write_bytes(OLD)
     began = time.monotonic()
     proc = start(path)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=600)
     whole = time.monotonic() - began
     assert proc.returncode == 0, err.decode(errors="replace")
     assert assert_old_or_complete(Path(directory), path, True) == "new"
@@ -331,7 +331,7 @@ def test_sigkill_of_the_console_script_leaves_the_old_file_or_a_complete_one(tmp
             proc.communicate(timeout=rng.uniform(0.4, 1.1) * whole)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=120)
+            proc.communicate(timeout=600)
         assert assert_old_or_complete(Path(directory), path, True) in ("old", "new")
 
 

@@ -381,7 +381,7 @@ def test_cli_bench_cuda_without_cuda_is_one_line():
 
 def test_installed_command_bench_json():
     proc = subprocess.run(
-        [sys.executable, "-m", "rnn_cli", *BENCH, *SMALL, "--json"], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "rnn_cli", *BENCH, *SMALL, "--json"], capture_output=True, text=True, timeout=600, check=False
     )
     assert proc.returncode == 0, proc.stderr
     assert [r["implementation"] for r in json.loads(proc.stdout)["results"]] == ROWS

@@ -292,7 +292,7 @@ def test_manual_params_npz_never_imports_torch_and_reproduces_the_module(tmp_pat
     proc = subprocess.run(
         [sys.executable, "-c", _NPZ_PROBE, "manual", "--params", str(tmp_path / "gru.npz"), "--input",
          str(tmp_path / "x.npy"), "--json"],
-        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.splitlines()[-1])

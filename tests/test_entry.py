@@ -28,42 +28,62 @@ INTERRUPTED = b"rnn-cli: interrupted\n"
 LONG = ["manual", "--seq-len", "3000000", "--hidden-size", "1", "--input-size", "1", "--no-values", "--json"]
 
 
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rnn_cli", *args], cwd=cwd, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+# `python -m rnn_cli`, telling the test (a byte on inherited fd FD) when MODULE starts to be
+# imported. Before entry.main's `try` (Python's start-up: site, .pth files; runpy; importing
+# rnn_cli.entry) no code of ours can catch a Ctrl-C: on a busy machine that takes anything from
+# milliseconds to seconds, so the test waits for this event, not for a time.
+WHEN_IMPORTED = (
+    "import os, sys\n"
+    "class Tell:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == {module!r}:\n"
+    "            sys.meta_path.remove(self)\n"
+    "            os.write({fd}, b'.'); os.close({fd})\n"
+    "sys.meta_path.insert(0, Tell())\n"
+    "import runpy; runpy.run_module('rnn_cli', run_name='__main__', alter_sys=True)\n"
+)
 
 
-# What the console script does, after telling the test (on inherited fd FD) that Python's own
-# start-up (site, .pth files: no code of ours can catch a Ctrl-C there) is over.
-AFTER_STARTUP = "import os; os.write({fd}, b'.'); os.close({fd})\nfrom rnn_cli.entry import main\nmain()\n"
+def _default_sigint() -> None:
+    """In the child before Python starts: SIGINT as a terminal's Ctrl-C finds it. A test runner
+    started as a background job (`cmd &` in a script) inherits SIGINT ignored, and Python then
+    never installs its KeyboardInterrupt handler: the signal would be lost, not the feature."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_told(args: list[str], cwd: Path, module: str) -> subprocess.Popen:
+    """`python -m rnn_cli ARGS`, returned once it has begun importing `module` (inside entry.main's try)."""
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-c", WHEN_IMPORTED.format(fd=write, module=module), *args], cwd=cwd,
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(write,),
+                            preexec_fn=_default_sigint)  # fmt: skip
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b".", "the process ended before importing " + module
+    finally:
+        os.close(read)
+    return proc
 
 
 @pytest.mark.parametrize("delay", [0.02, 0.05, 0.12], ids=["20ms", "50ms", "120ms"])
 def test_sigint_during_imports_is_one_line_and_130(tmp_path: Path, delay: float) -> None:
-    """rnn-cli imports typer, rich and numpy for ~0.1 s: every delay lands in them. (The first
-    ~2 ms, while the wrapper imports rnn_cli.entry itself, are as uncatchable as site's.)"""
-    read, write = os.pipe()
-    proc = subprocess.Popen([sys.executable, "-c", AFTER_STARTUP.format(fd=write), *LONG, "--save", "run.npz"], cwd=tmp_path,
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(write,))  # fmt: skip
-    os.close(write)
-    try:
-        assert os.read(read, 1) == b"."
-    finally:
-        os.close(read)
+    """rnn-cli imports typer, rich and numpy for ~0.1 s (seconds on a busy machine) once
+    entry.main has begun importing rnn_cli.cli: every delay lands in them or, later, in the run."""
+    proc = start_told([*LONG, "--save", "run.npz"], tmp_path, "rnn_cli.cli")
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=600)
     assert (proc.returncode, err, out) == (130, INTERRUPTED, b"")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_sigint_during_a_long_forward_is_one_line_130_and_no_file(tmp_path: Path) -> None:
     (tmp_path / "run.npz").write_bytes(b"old")
-    proc = start([*LONG, "--save", "run.npz"], tmp_path)
-    time.sleep(1.5)
+    proc = start_told([*LONG, "--save", "run.npz"], tmp_path, "rnn_cli.manual")
+    time.sleep(1.5)  # into the forward (3e6 steps: several seconds on any machine), or still importing
     assert proc.poll() is None, "the run ended before the signal"
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=600)
     assert (proc.returncode, err, out) == (130, INTERRUPTED, b"")
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
     assert (tmp_path / "run.npz").read_bytes() == b"old"
@@ -76,7 +96,7 @@ def test_out_of_memory_under_ulimit_v_is_one_line_and_exit_2(tmp_path: Path) -> 
     proc = subprocess.run(
         ["prlimit", "--as=1500000000", sys.executable, "-m", "rnn_cli",
          "manual", "--no-values", "--seq-len", "20000", "--batch", "64", "--hidden-size", "1024"],
-        cwd=tmp_path, env=ENV, capture_output=True, timeout=120,
+        cwd=tmp_path, env=ENV, capture_output=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stdout == b""
     assert proc.stderr.startswith(b"rnn-cli: error: ") and proc.stderr.count(b"\n") == 1, proc.stderr
@@ -125,5 +145,5 @@ def test_huge_tolerances_do_not_warn() -> None:
 
 def test_compare_with_huge_tolerances_prints_no_warning() -> None:
     proc = subprocess.run([sys.executable, "-m", "rnn_cli", "compare", "--atol", "1e308", "--rtol", "1e308", "--json"],
-                          env=ENV, capture_output=True, timeout=120)  # fmt: skip
+                          env=ENV, capture_output=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0 and proc.stderr == b""

@@ -57,7 +57,7 @@ def test_a_fifo_is_written_as_a_stream_and_stays_a_fifo(tmp_path: Path) -> None:
     thread = threading.Thread(target=reader, daemon=True)  # never holds pytest up
     thread.start()
     save_npz(fifo, ARRAYS, {"cell": "rnn"})  # a zip written to a stream that cannot seek
-    thread.join(timeout=10)
+    thread.join(timeout=600)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert os.listdir(tmp_path) == ["pipe"]  # no temporary beside it
     np.testing.assert_array_equal(load(got[0])["output"], ARRAYS["output"])
@@ -75,7 +75,7 @@ def test_a_fifo_whose_reader_leaves_is_one_error_line(tmp_path: Path) -> None:
     thread.start()
     with pytest.raises(RnnCliError, match=r"^--save .*pipe: could not write \(Broken pipe\)$"):
         write_atomic(fifo, b"x" * (1 << 22))
-    thread.join(timeout=10)
+    thread.join(timeout=600)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
@@ -101,33 +101,43 @@ def test_save_to_a_null_device_node_leaves_it_a_device(tmp_path: Path) -> None:
     except OSError as e:
         pytest.skip(f"mknod refused here: {e}")
     proc = subprocess.run([sys.executable, "-m", "rnn_cli", "manual", "--json", "--save", str(null)],
-                          capture_output=True, env=ENV, timeout=60)  # fmt: skip
+                          capture_output=True, env=ENV, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     st = os.lstat(null)
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
     assert sorted(os.listdir(tmp_path)) == ["null"]
 
 
+def stdout_link(tmp_path: Path) -> str:
+    """What /dev/stdout is on Linux (a link to /proc/self/fd/1), made in the test's own
+    directory: the test writes through it to its own pipe, never through the real /dev."""
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    return str(link)
+
+
 def test_save_to_dev_stdout_on_a_pipe_writes_the_npz_to_the_reader(tmp_path: Path) -> None:
     """/dev/stdout -> /proc/self/fd/1 -> pipe:[...]: not a path to rename onto, a stream to write."""
     code = (
-        "import numpy as np; from rnn_cli.save import save_npz, writes_to_stdout\n"
-        "assert writes_to_stdout('/dev/stdout')\n"
-        "save_npz('/dev/stdout', {'output': np.arange(6, dtype=np.float32).reshape(3, 1, 2)}, {'cell': 'rnn'})\n"
+        "import sys; import numpy as np; from rnn_cli.save import save_npz, writes_to_stdout\n"
+        "assert writes_to_stdout(sys.argv[1])\n"
+        "save_npz(sys.argv[1], {'output': np.arange(6, dtype=np.float32).reshape(3, 1, 2)}, {'cell': 'rnn'})\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code, stdout_link(tmp_path)], capture_output=True, env=ENV, timeout=600)
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(load(proc.stdout)["output"], ARRAYS["output"])
+    assert os.path.islink(tmp_path / "stdout")  # written through, not replaced
 
 
-def test_cli_save_to_dev_stdout_piped_is_a_loadable_npz() -> None:
-    proc = subprocess.run([sys.executable, "-m", "rnn_cli", "manual", "--no-values", "--save", "/dev/stdout"],
-                          capture_output=True, env=ENV, timeout=60)  # fmt: skip
+def test_cli_save_to_dev_stdout_piped_is_a_loadable_npz(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "rnn_cli", "manual", "--no-values", "--save", stdout_link(tmp_path)],
+                          capture_output=True, env=ENV, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert {"output", "h_n", "config"} <= set(load(proc.stdout))
     # stdout is the .npz and nothing else: it ends with the zip's end record (np.load alone
     # would also read a zip followed by the human output)
     assert proc.stdout[-22:-18] == b"PK\x05\x06"
+    assert sorted(os.listdir(tmp_path)) == ["stdout"]  # no temporary beside the link
 
 
 def test_writes_to_stdout_knows_the_file_stdout_goes_to(tmp_path: Path) -> None:
@@ -136,7 +146,7 @@ def test_writes_to_stdout_knows_the_file_stdout_goes_to(tmp_path: Path) -> None:
     code = "import sys; from rnn_cli.save import writes_to_stdout as w; sys.stderr.write(' '.join(str(w(p)) for p in sys.argv[1:]))"
     with open(out, "wb") as f:
         proc = subprocess.run([sys.executable, "-c", code, str(out), str(other), str(tmp_path / "new")],
-                              stdout=f, stderr=subprocess.PIPE, env=ENV, timeout=60)  # fmt: skip
+                              stdout=f, stderr=subprocess.PIPE, env=ENV, timeout=600)  # fmt: skip
     assert proc.stderr.decode() == "True False False"
 
 

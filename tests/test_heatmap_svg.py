@@ -277,7 +277,7 @@ def script_svg(tmp_path_factory) -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     env.update(NO_COLOR="1", COLUMNS="200", PYTHON=sys.executable)
     script = ROOT / "docs" / "make-svg.sh"
-    proc = subprocess.run(["bash", str(script), str(out)], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(["bash", str(script), str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return out
 

@@ -90,6 +90,29 @@ def test_cgroup_v2_limit_of_an_ancestor_applies(tmp_path: Path) -> None:
     assert memory_limit(*roots) == (GiB - 300 * MiB, "cgroup memory.max")
 
 
+def test_nested_cgroups_the_tightest_limit_wins_wherever_it_sits(tmp_path: Path) -> None:
+    """Bug caught: the loosest limit was taken; every other fixture has one finite limit."""
+    roots = fake(
+        tmp_path,
+        cgroup_lines="0::/outer/middle/inner\n",
+        cgroup_files={
+            "outer/memory.max": f"{8 * GiB}\n", "outer/memory.current": f"{2 * GiB}\n",  # 6 GiB left
+            "outer/middle/memory.max": f"{GiB}\n", "outer/middle/memory.current": f"{700 * MiB}\n",  # 324 MiB
+            "outer/middle/inner/memory.max": f"{3 * GiB}\n", "outer/middle/inner/memory.current": f"{600 * MiB}\n",
+            "memory.max": "max\n",
+        },
+    )
+    assert memory_limit(*roots) == (GiB - 700 * MiB, "cgroup memory.max")
+
+
+def test_a_limit_on_the_root_cgroup_counts(tmp_path: Path) -> None:
+    """`0::/` with memory.max at the root, as a container's cgroup namespace shows it.
+    Bug caught: the walk stopped below the root."""
+    roots = fake(tmp_path, cgroup_lines="0::/\n",
+                 cgroup_files={"memory.max": f"{2 * GiB}\n", "memory.current": f"{512 * MiB}\n"})  # fmt: skip
+    assert memory_limit(*roots) == (2 * GiB - 512 * MiB, "cgroup memory.max")
+
+
 def test_cgroup_v2_on_a_hybrid_host_lives_under_unified(tmp_path: Path) -> None:
     roots = fake(
         tmp_path,
@@ -132,7 +155,7 @@ def test_real_prlimit_as_is_seen() -> None:
         "print(n, source.replace(' ', '_'), size)\n"
     )
     proc = subprocess.run(["prlimit", "--as=2000000000", sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     n, source, size = proc.stdout.split()
     assert source == "ulimit_-v"

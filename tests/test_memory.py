@@ -58,8 +58,11 @@ def _tiny(args: list[str]) -> list[str]:
         # before streaming, json.dumps of the whole document held ~90 bytes per number: 5x this estimate
         ("manual", RunConfig(seq_len=8000, batch=8, hidden_size=16), True, True),
         ("torch", RunConfig(cell="lstm", seq_len=200, batch=512, hidden_size=32), True, True),
+        # compare's float64 reference is most of its peak: counted at float32's 4 bytes, the
+        # estimate fell below what this run holds
+        ("compare", RunConfig(cell="rnn", seq_len=250, batch=512, hidden_size=32, input_size=8), True, True),
     ],
-    ids=["manual-json-long", "torch-lstm-json"],
+    ids=["manual-json-long", "torch-lstm-json", "compare-rnn-json"],
 )
 def test_estimate_is_not_below_the_measured_peak(command, cfg, as_json, values, tmp_path):
     args = [command, "--cell", cfg.cell, "--seq-len", str(cfg.seq_len), "--batch", str(cfg.N),
@@ -144,7 +147,7 @@ def test_address_space_limit_ends_in_one_line_not_a_traceback(tmp_path):
 
     done = subprocess.run(
         [sys.executable, "-m", "rnn_cli", "manual", "--seq-len", "2000", "--batch", "64", "--hidden-size", "4096", "--no-values"],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, preexec_fn=cap, timeout=60,
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, preexec_fn=cap, timeout=600,
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("rnn-cli: error: ") and done.stderr.count("\n") == 1, done.stderr
@@ -156,7 +159,8 @@ def _under_address_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
 
     return subprocess.run(
         [sys.executable, "-m", "rnn_cli", *args],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, preexec_fn=cap, timeout=120,
+        capture_output=True, text=True, cwd=ROOT, preexec_fn=cap, timeout=600,
+        env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
     )  # fmt: skip
 
 
@@ -170,12 +174,18 @@ def test_the_guard_reads_ulimit_v_and_refuses_before_importing_torch():
 
 # The issue's other case, `manual --json --seq-len 400000 --batch 8 --hidden-size 16`, behaves
 # the same (it finishes in about a minute: 400,000 steps of Python), too slow for the suite.
+# The issue's runs under 2.5 GB (`--seq-len 2000 --batch 64 --hidden-size 1024`, peak 1.74 GB
+# of address space; `--json --seq-len 40000 --batch 8 --hidden-size 16`) took 28 s and 12 s idle,
+# over 100 s on a busy machine: here each holds a quarter of the numbers (the run's peak above
+# the interpreter's ~0.16 GB: 0.43 GB instead of 1.58 GB) under a limit cut in proportion, 1 GB,
+# so the guard and the allocations meet the limit as they did. One BLAS/OpenMP thread keeps the
+# interpreter's own address space the same on a machine with many cores.
 @pytest.mark.parametrize("args", [
-    ("manual", "--seq-len", "2000", "--batch", "64", "--hidden-size", "1024", "--no-values"),
-    ("manual", "--json", "--seq-len", "40000", "--batch", "8", "--hidden-size", "16"),
+    ("manual", "--seq-len", "500", "--batch", "64", "--hidden-size", "1024", "--no-values"),
+    ("manual", "--json", "--seq-len", "2500", "--batch", "32", "--hidden-size", "16"),
 ])  # fmt: skip
-def test_under_a_2_5_gb_address_limit_a_run_finishes_or_is_refused_in_one_line(args):
-    done = _under_address_limit(2_500_000_000, *args)
+def test_under_an_address_limit_a_run_finishes_or_is_refused_in_one_line(args):
+    done = _under_address_limit(1_000_000_000, *args)
     assert "Traceback" not in done.stderr
     if done.returncode == 0:
         assert done.stderr == ""

@@ -55,14 +55,6 @@ def test_readme_has_no_internal_vocabulary():
     assert not re.search(r"\b(issue|target) \d", README, re.I)
 
 
-def test_readme_outputs_are_what_the_commands_print_now():
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "update-readme.py"), "--check"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-
-
 def _update_readme():
     import importlib.util
 
@@ -70,6 +62,26 @@ def _update_readme():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# One test per output block (what `docs/update-readme.py --check` does for all of them), so
+# that the blocks' commands spread over the test workers and a stale one is named.
+BLOCKS = [m.group(0) for m in _update_readme().BLOCK.finditer(README)]
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"{i}-{_update_readme().BLOCK.match(b).group('cmd')[:50]}" for i, b in enumerate(BLOCKS)])
+def test_readme_outputs_are_what_the_commands_print_now(block):
+    update = _update_readme()
+    now = update.refresh(block, check=True)
+    assert update.masked(now) == update.masked(block), f"README.md is stale: run python docs/update-readme.py; now:\n{now}"
+
+
+def test_readme_blocks_all_parse_and_includes_are_their_files():
+    update = _update_readme()
+    assert len(BLOCKS) == README.count("<!-- output") > 10
+    includes = list(update.INCLUDE.finditer(README))
+    for m in includes:
+        assert m.group("body") == (ROOT / m.group("path")).read_text(), f"stale include {m.group('path')}"
 
 
 def test_an_excerpt_keeps_each_range_whole_and_marks_every_cut():
@@ -137,3 +149,33 @@ def test_safetensors_files_are_read_without_the_safetensors_package(tmp_path, mo
     assert got.keys() == arrays.keys()
     for k, a in arrays.items():
         assert got[k].dtype == a.dtype and np.array_equal(got[k], a)
+
+
+BENCH_BLOCK = """<!-- output machine: rnn-cli bench -->
+```console
+$ rnn-cli bench
+implementation  device  dtype    median ms  min ms  max ms  GFLOP/s  speed
+--------------------------------------------------------------------------
+manual          cpu     float32       2.24    2.09    2.42      6.3  1.00x
+torch           cpu     float32      {torch_ms}   0.324   0.345     41.5  {speed}
+3 timed run(s) after 3 warm-up run(s), forward only, inference mode; speed
+= first row's median / this row's median.
+{bar}
+```
+<!-- /output -->
+"""
+
+
+def test_a_machine_block_is_compared_without_the_widths_its_numbers_cause():
+    """Bug caught: --check masked numbers but not widths, so on a busy machine bench's speed
+    column went from 6.59x to 12.92x, its rule got one character longer and the README's own
+    test failed. Timing numbers, the rules and bars they size and the spaces they move are masked;
+    the words are not."""
+    update = _update_readme()
+    calm = BENCH_BLOCK.format(torch_ms="0.340", speed="6.59x", bar="t=0 ####   1.0e-03")
+    busy = BENCH_BLOCK.format(torch_ms="0.1735", speed="12.92x", bar="t=0 ##### 1.25e-03").replace(
+        "-" * 74, "-" * 75).replace("  speed\n", "   speed\n")
+    assert update.masked(busy) == update.masked(calm)
+    # what is not a timing still counts: a word, a line, a plain block's digits
+    assert update.masked(busy.replace("inference mode", "training mode")) != update.masked(calm)
+    assert update.masked(calm.replace("machine: ", ": ")) != update.masked(calm.replace("machine: ", ": ").replace("6.59x", "6.60x"))

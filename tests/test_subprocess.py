@@ -21,7 +21,7 @@ def test_console_script_runs_the_first_example():
     exe = os.path.join(os.path.dirname(sys.executable), "rnn-cli")
     assert os.path.exists(exe), f"rnn-cli is not installed next to {sys.executable}"
     proc = subprocess.run(
-        [exe, "torch", "--layers", "2", "--bidirectional"], capture_output=True, text=True, env=ENV, timeout=120
+        [exe, "torch", "--layers", "2", "--bidirectional"], capture_output=True, text=True, env=ENV, timeout=600
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
@@ -35,7 +35,7 @@ def test_console_script_runs_the_first_example():
 
 def test_python_dash_m_manual_json():
     proc = subprocess.run(
-        [sys.executable, "-m", "rnn_cli", "manual", "--json"], capture_output=True, text=True, env=ENV, timeout=120
+        [sys.executable, "-m", "rnn_cli", "manual", "--json"], capture_output=True, text=True, env=ENV, timeout=600
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
@@ -65,7 +65,7 @@ _IMPORT_PROBE = textwrap.dedent(
 
 
 def test_help_and_manual_never_import_torch_but_torch_does():
-    proc = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, env=ENV, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, env=ENV, timeout=600)
     assert proc.returncode == 0, proc.stderr
     # Nothing on stderr from successful runs: in particular no warning from inside torch (an LSTM
     # with proj_size makes oneDNN warn once per process; users cannot act on it).
