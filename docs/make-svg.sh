@@ -15,5 +15,5 @@ case "$out" in /*) ;; *) out="$PWD/$out" ;; esac  # relative to where it was run
 
 cd "$root"  # python -m rnn_cli runs this checkout's code
 env -u NO_COLOR -u FORCE_COLOR COLUMNS=80 TTY_COMPATIBLE=1 COLORTERM=truecolor TERM=xterm-256color \
-    "${PYTHON:-python3}" -m rnn_cli torch --layers 2 --bidirectional --export-svg "$out" >/dev/null
+    "${PYTHON:-python3}" -m rnn_cli torch --layers 2 --bidirectional --export-svg "$out" >"$(mktemp)"  # only the SVG is wanted; no write to a system path
 echo "wrote $out"
