@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where a permutation runs: config imports this module, and -h needs no numpy
+    import numpy as np
 
 CELLS = ("rnn", "lstm", "gru")
 TORCH_CLASS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -86,6 +88,8 @@ def _regate(a: np.ndarray, order: tuple[int, ...], axis: int) -> np.ndarray:
     if n % G:
         raise ValueError(f"axis {axis} has {n} rows, not a multiple of {G} gates")
     H = n // G
+    import numpy as np
+
     blocks = [np.take(a, np.arange(k * H, (k + 1) * H), axis=axis) for k in order]
     return np.concatenate(blocks, axis=axis)
 

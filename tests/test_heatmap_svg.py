@@ -284,7 +284,7 @@ def script_svg(tmp_path_factory) -> Path:
 
 def test_docs_script_makes_the_readme_svg_at_80_columns_in_colour(script_svg):
     text = svg_text(script_svg)
-    assert "rnn-cli torch: torch.nn.RNN" in text
+    assert "rnn-cli torch: nn.RNN" in text
     assert "(10, 1, 16)" in text and "h_n[3]" in text and "→ forward" in text
     ends = {hex_colour(HEAT_POSITIVE), hex_colour(HEAT_NEGATIVE)}
     assert ends & set(re.findall(r"#[0-9a-f]{6}", script_svg.read_text()))

@@ -26,7 +26,7 @@ def test_console_script_runs_the_first_example():
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     out = proc.stdout
-    assert "torch.nn.RNN" in out
+    assert "nn.RNN, cpu" in out
     assert "(10, 1, 16)" in out and "(4, 1, 8)" in out  # output (L, N, D*H_out), h_n (D*num_layers, N, H_out)
     assert "Where h_n comes from" in out
     assert "\x1b[" not in out  # piped: plain text
