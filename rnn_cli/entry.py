@@ -16,15 +16,10 @@ boxes on their own (rnn_cli.cli.emit tells rich the real encoding).
 import signal
 import sys
 
-_STOPPED_BY: list[int] = []  # the signal that stopped the run, if one did
+from rnn_cli.stops import STOPPED_BY as _STOPPED_BY
+from rnn_cli.stops import handler as _stop
+
 _WORDS = {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
-
-
-def _stop(signum, frame) -> None:
-    """SIGTERM / SIGHUP: unwind like Ctrl-C, so every temporary file is removed on the way out."""
-    if not _STOPPED_BY:
-        _STOPPED_BY.append(signum)
-        raise KeyboardInterrupt
 
 
 def _safe_streams() -> bool:
@@ -41,6 +36,8 @@ def _safe_streams() -> bool:
 def main() -> None:
     for signum in _WORDS:
         signal.signal(signum, _stop)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell ignores it (a `&` job)
+        signal.signal(signal.SIGINT, _stop)  # Ctrl-C as before, but held back while a file is made and recorded
     if not _safe_streams():
         if sys.stderr is not None:
             sys.stderr.write("rnn-cli: error: stdout is closed; redirect it to a file instead (> out.txt)\n")

@@ -37,6 +37,7 @@ from typing import BinaryIO, Callable, Optional, Union
 import numpy as np
 
 from rnn_cli.errors import RnnCliError
+from rnn_cli.stops import held
 
 PathArg = Union[str, "os.PathLike[str]"]
 EXAMPLE = {"--save": "run.npz", "--export-svg": "run.svg"}
@@ -247,11 +248,14 @@ def _write_stream(target: Target, flag: str, writer: Callable[[BinaryIO], None])
         f.flush()
 
 
-def _write_temp(target: Target, writer: Callable[[BinaryIO], None]) -> str:
-    """The whole file, written and synced to a temporary beside the target; its path."""
+def _write_temp(target: Target, writer: Callable[[BinaryIO], None], made: list[str]) -> str:
+    """The whole file, written and synced to a temporary beside the target; its path, which is
+    also recorded in `made` as it is created (for write_all's cleanup)."""
     import tempfile  # here: manual's start-up budget is tight and most runs save nothing
 
-    fd, tmp = tempfile.mkstemp(prefix=".rnn-cli.", suffix=".tmp", dir=os.path.dirname(target.real))
+    with held():
+        fd, tmp = tempfile.mkstemp(prefix=".rnn-cli.", suffix=".tmp", dir=os.path.dirname(target.real))
+        made.append(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             writer(f)
@@ -272,24 +276,26 @@ def write_all(items: list[tuple[PathArg, str, Callable[[BinaryIO], None]]]) -> N
     taken back: they are written last, after every file is in place."""
     targets = [(resolve(path, flag), flag, writer) for path, flag, writer in items]
     staged: list[tuple[Target, str, str]] = []  # (target, flag, temporary)
+    made: list[str] = []  # every temporary created; those not renamed are removed on failure
     installed: list[tuple[Target, Optional[str]]] = []  # (target, backup of the old file or None)
     current = targets[0] if targets else None
     try:
         for current in targets:
             target, flag, writer = current
             if not target.stream:
-                staged.append((target, flag, _write_temp(target, writer)))
+                staged.append((target, flag, _write_temp(target, writer, made)))
         for target, flag, tmp in staged:
             current = (target, flag, None)
-            backup = _backup(target)
-            try:
-                os.replace(tmp, target.real)
-            except BaseException:
-                if backup is not None:
-                    with suppress(OSError):
-                        os.unlink(backup)
-                raise
-            installed.append((target, backup))
+            with held():  # the backup link, the rename and their record: all or none
+                backup = _backup(target)
+                try:
+                    os.replace(tmp, target.real)
+                except BaseException:
+                    if backup is not None:
+                        with suppress(OSError):
+                            os.unlink(backup)
+                    raise
+                installed.append((target, backup))
         for directory in {os.path.dirname(t.real) for t, _, _ in staged}:
             _fsync_directory(directory)
         for current in targets:
@@ -297,10 +303,12 @@ def write_all(items: list[tuple[PathArg, str, Callable[[BinaryIO], None]]]) -> N
             if target.stream:
                 _write_stream(target, flag, writer)
     except BaseException as e:
+        renamed = {tmp for _t, _f, tmp in staged[: len(installed)]}  # gone: their names are the targets now
         _restore(installed)
-        for _target, _flag, tmp in staged:
-            with suppress(OSError):
-                os.unlink(tmp)
+        for tmp in made:
+            if tmp not in renamed:
+                with suppress(OSError):
+                    os.unlink(tmp)
         if isinstance(e, OSError) and current is not None:
             raise _fail(current[1], current[0].path, f"could not write ({e.strerror or e})") from None
         raise
