@@ -90,8 +90,12 @@ def _has_onnx_extra() -> bool:
     return all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime", "onnxscript"))
 
 
+# Commands whose output depends on the optional onnx extra (bench: its onnxruntime rows).
+ONNX_COMMANDS = ("rnn-cli onnx", "rnn-cli bench")
+
+
 def refresh(text: str, check: bool = False) -> str:
-    """Every block re-run. With `check`, `rnn-cli onnx` blocks stay as they are where the
+    """Every block re-run. With `check`, the blocks of ONNX_COMMANDS stay as they are where the
     optional onnx extra is not installed (the quick start's test command runs without it)."""
     opened, matched = text.count("<!-- output"), len(BLOCK.findall(text))
     if opened != matched:  # a mistyped block would otherwise stay empty and pass --check
@@ -99,7 +103,7 @@ def refresh(text: str, check: bool = False) -> str:
     skip_onnx = check and not _has_onnx_extra()
 
     def block(m: re.Match) -> str:
-        if skip_onnx and m.group("cmd").startswith("rnn-cli onnx"):
+        if skip_onnx and m.group("cmd").startswith(ONNX_COMMANDS):
             return m.group(0)
         return m.group("open") + run(m.group("cmd"), KEEP.findall(m.group("keep")), bool(m.group("piped"))) + m.group("close")
 
