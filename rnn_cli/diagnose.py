@@ -14,16 +14,16 @@ outvoted on the hidden size are reported one problem each (`hidden_mismatch`).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-GATES = {1: "RNN", 3: "GRU", 4: "LSTM"}  # G -> kind
+from rnn_cli import layout
+
+GATES = {layout.num_gates(c): layout.TORCH_CLASS[c] for c in layout.CELLS}  # G -> kind
 Slot = tuple[int, bool]  # (layer, backward direction)
-_SLOT = re.compile(r"_l(\d+)(_reverse)?$")
 
 # A machine-readable `code` per problem, from the wording of checkpoint.py's messages (a
 # problem made here carries its own code). Checked in order; "shape" where none matches.
@@ -69,8 +69,8 @@ class Reading:
 
 
 def slot_of(name: str) -> Slot:
-    m = _SLOT.search(name)
-    return int(m.group(1)), bool(m.group(2))
+    p = layout.parse_name(name)
+    return p.layer, p.reverse
 
 
 def infer_gates(weight_hh: tuple[int, ...], weight_hr: tuple[int, ...] | None) -> tuple[int | None, int]:

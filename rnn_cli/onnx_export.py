@@ -208,11 +208,7 @@ def _w_shape(model, node) -> str:
     if not shape or any(not isinstance(d, int) for d in shape):
         value = constant_values(model).get(w.name)
         shape = tuple(value.shape) if value is not None else ()
-    return f" and W {_shape_text(shape)}" if shape else " and W of a shape the graph does not state"
-
-
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+    return f" and W {layout.shape_str(shape)}" if shape else " and W of a shape the graph does not state"
 
 
 def opset_range(exporter: str) -> tuple[int, int]:
@@ -434,7 +430,7 @@ def describe(model) -> Graph:
                 value = nxt.output[0]
                 shape = infos[value].shape if value in infos else ()
                 text = nxt.op_type + (f" perm={tuple(perm)}" if perm is not None else "")
-                chain.append(text + (f" -> {_shape_text(shape)}" if shape else ""))
+                chain.append(text + (f" -> {layout.shape_str(shape)}" if shape else ""))
             recurrent.append(
                 RecurrentNode(len(recurrent), node.name, node.op_type, attributes, inputs, outputs, tuple(chain))
             )
