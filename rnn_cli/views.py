@@ -331,8 +331,10 @@ def value_table(
         if len(f"{title} ({short})") <= console.width:  # the short screen: the cut beside the title
             title, cut = f"{title} ({short})", ""
     notes: list[str | Text] = [caption] if caption else []
-    if heat and view.compact:  # the short default screen: the scale beside the title, not a line of its own
-        title = Text.assemble(title, "   ", heat_legend(vmax, view.precision, console.color_system))
+    if heat and view.compact:  # the short default screen: the scale beside the title, not a line of its own;
+        legend = heat_legend(vmax, view.precision, console.color_system)  # where that does not fit, the cells'
+        if len(title) + 3 + legend.cell_len <= console.width:  # own numbers say what each colour means
+            title = Text.assemble(title, "   ", legend)
     elif heat:
         notes.append(heat_legend(vmax, view.precision, console.color_system))
     if cut:

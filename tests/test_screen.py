@@ -61,10 +61,12 @@ def test_first_example_fits_50_lines_at_80_columns_and_answers_shapes_sources_va
     assert "import torch" not in out and "Parameters" not in out
 
 
-def test_first_example_fits_50_lines_on_a_colour_terminal_too():
+@pytest.mark.parametrize("columns", [60, 80])
+def test_first_example_fits_50_lines_on_a_colour_terminal_too(columns):
     """Bug caught: the heatmap's colour-scale legends, drawn only on a colour terminal, added
-    two lines under the value tables, so the answer's first lines scrolled away."""
-    out = ok(invoke(*FIRST_EXAMPLE, env=COLOUR_ENV))
+    two lines under the value tables (at 60 columns: wrapped under their titles), so the
+    answer's first lines scrolled away."""
+    out = ok(invoke(*FIRST_EXAMPLE, columns=columns, env=COLOUR_ENV))
     assert ";48;2;" in out  # really the heatmap (truecolor backgrounds)
     assert len(ANSI.sub("", out).splitlines()) <= 50
 
