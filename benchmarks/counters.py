@@ -3,7 +3,7 @@
 Runs every peer that imports here (torchinfo, ptflops, thop, fvcore, torchprofile and torch's
 own FlopCounterMode, on the CPU and on the meta device) on a fixed set of layers and writes
 benchmarks/COUNTERS.md: what each reports as multiply-accumulates, rnn-cli's `macs`
-(rnn_cli.cost, checked against FlopCounterMode on an unrolled loop in tests/test_cost.py),
+(rnn_cli.core.cost, checked against FlopCounterMode on an unrolled loop in tests/test_cost.py),
 and the ratio. A peer that does not import is skipped and listed as such.
 
 The peers are not dependencies of rnn-cli; install them apart, for example:
@@ -35,8 +35,8 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rnn_cli.config import RunConfig  # noqa: E402  (pure: no numpy, no rich)
-from rnn_cli.cost import cost  # noqa: E402
+from rnn_cli.core.config import RunConfig  # noqa: E402  (pure: no numpy, no rich)
+from rnn_cli.core.cost import cost  # noqa: E402
 
 L, N, H_IN, H = 7, 6, 16, 32
 LENGTHS = (7, 5, 5, 2, 1, 1)

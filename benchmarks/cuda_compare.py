@@ -16,8 +16,8 @@ import sys
 
 import torch
 
-from rnn_cli import compare
-from rnn_cli.config import RunConfig
+from rnn_cli.core import compare
+from rnn_cli.core.config import RunConfig
 
 SHAPES = [  # (N, L, H_in, H, layers, bidirectional)
     (4, 10, 5, 8, 1, False),

@@ -7,9 +7,9 @@ numbers. For every gradient tensor the script reports how many forward tolerance
 
     need = max over elements of |g32 - g64| / (atol + rtol * |g64|),
 
-next to the scale compare now grants it (rnn_cli.compare.grad_tolerance: sqrt(terms)) and
+next to the scale compare now grants it (rnn_cli.core.compare.grad_tolerance: sqrt(terms)) and
 to what a real bug needs: the float64 numpy reference with a wrong tanh derivative
-(1 - y instead of 1 - y^2, planted in rnn_cli.backward.tanh_grad) against torch float32.
+(1 - y instead of 1 - y^2, planted in rnn_cli.core.backward.tanh_grad) against torch float32.
 Goal: granted >= 3 x need everywhere, and the planted bug fails at every size.
 
     PYTHONPATH=$PWD python benchmarks/grad_tolerance.py [--quick] [--out benchmarks/GRAD_TOLERANCE.md]
@@ -28,11 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnn_cli import backward, compare, runs
-from rnn_cli.config import RunConfig
-from rnn_cli.grad_export import user_layout_gradients
-from rnn_cli.result import default_tolerance
-from rnn_cli.sample import draw
+from rnn_cli.core import backward
+from rnn_cli.core import compare
+from rnn_cli.core import runs
+from rnn_cli.core.config import RunConfig
+from rnn_cli.formats.grad_export import user_layout_gradients
+from rnn_cli.core.result import default_tolerance
+from rnn_cli.core.sample import draw
 
 CELLS = ("rnn", "lstm", "gru")
 LENGTHS = (10, 50, 200)
@@ -106,7 +108,7 @@ def main() -> None:
         "",
         "Units: forward tolerances (atol = rtol = 1e-5, float32 on the CPU). `need`: what torch's float32",
         "gradient needs against torch's float64 one (its worst element); `granted`: compare's default",
-        "(x sqrt(terms), rnn_cli.compare.grad_tolerance); `headroom` = granted / need (goal >= 3);",
+        "(x sqrt(terms), rnn_cli.core.compare.grad_tolerance); `headroom` = granted / need (goal >= 3);",
         "`planted`: what the float64 reference with a wrong tanh derivative (1 - y for 1 - y^2) needs",
         "against torch float32, and `bug/granted` how far past the tolerance it lands (> 1 fails).",
         "Per size, the parameter gradient and the input/state gradient with the least headroom.",

@@ -1,4 +1,4 @@
-"""Peak RSS of real runs against the memory guard's estimate (rnn_cli.config.estimate_bytes).
+"""Peak RSS of real runs against the memory guard's estimate (rnn_cli.core.config.estimate_bytes).
 
 Each case runs `python -m rnn_cli COMMAND ...` in a subprocess with stdout drained through a
 pipe; its peak RSS (os.wait4's ru_maxrss) minus the peak of the same command, cell and
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rnn_cli.config import RunConfig, estimate_bytes
+from rnn_cli.core.config import RunConfig, estimate_bytes
 
 MiB = 2**20
 TINY = dict(seq_len=1, batch=1, hidden_size=2, input_size=1, num_layers=1, proj_size=0, lengths=None)
@@ -163,7 +163,7 @@ def report(rows: list[Row], command_line: str) -> str:
         f"Produced by `{command_line}` (benchmarks/memory.py). Each run's peak RSS (ru_maxrss of",
         "the `python -m rnn_cli` subprocess, stdout drained through a pipe) minus the peak of the",
         "same command, cell, dtype and output at the smallest size (interpreter and imports) is",
-        "*held*; *estimate* is `rnn_cli.config.estimate_bytes(cfg, command, json, values)`.",
+        "*held*; *estimate* is `rnn_cli.core.config.estimate_bytes(cfg, command, json, values)`.",
         "check_memory adds the torch import (TORCH_IMPORT) for commands that need it.",
         "",
         f"**estimate / held: {min(ratios):.2f} to {max(ratios):.2f}** over {len(rows)} runs "

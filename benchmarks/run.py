@@ -14,7 +14,7 @@ Measures, on this machine:
       onnx_reference.py; its output is checked against manual's before it is timed), float32,
       same thread count for all: 15 cases (3 cells x 4 sizes, 1 layer, and a 2-layer
       bidirectional stack) and issue 26's three LSTM cases. It times exactly what
-      `rnn-cli bench` times (rnn_cli.bench.implementations), but interleaves the
+      `rnn-cli bench` times (rnn_cli.core.bench.implementations), but interleaves the
       implementations run by run so that load from elsewhere hits all alike, and sizes
       the number of runs to the case (--budget seconds per case, 3 to 200 runs);
 and writes a markdown report with the machine and every target marked met or missed.
@@ -275,8 +275,8 @@ def manual_before():
     import linecache
     import types
 
-    source = subprocess.check_output(["git", "-C", str(HERE.parent), "show", f"{BEFORE}:rnn_cli/manual.py"], text=True)
-    name = f"{BEFORE}:rnn_cli/manual.py"
+    source = subprocess.check_output(["git", "-C", str(HERE.parent), "show", f"{BEFORE}:rnn_cli/core/manual.py"], text=True)
+    name = f"{BEFORE}:rnn_cli/core/manual.py"
     linecache.cache[name] = (len(source), None, source.splitlines(True), name)  # inspect.getsource finds it
     module = sys.modules["manual_before"] = types.ModuleType("manual_before")  # dataclasses look it up
     exec(compile(source, name, "exec"), module.__dict__)
@@ -290,8 +290,8 @@ def onnx_peer(cfg, sample, impl):
 
     from onnx_reference import Peer
 
-    from rnn_cli import manual
-    from rnn_cli.compare import default_tolerance
+    from rnn_cli.core import manual
+    from rnn_cli.core.compare import default_tolerance
 
     peer = Peer(cfg, sample)
     fwd = manual.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)
@@ -307,9 +307,9 @@ def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int,
     the number of runs to the budget, then timed runs in rounds: manual, before, torch, onnx, [cuda], ..."""
     from contextlib import ExitStack
 
-    from rnn_cli import bench
-    from rnn_cli.config import RunConfig
-    from rnn_cli.sample import draw
+    from rnn_cli.core import bench
+    from rnn_cli.core.config import RunConfig
+    from rnn_cli.core.sample import draw
 
     N, L, H_in, H = case.size
     cfg = RunConfig(
@@ -348,7 +348,7 @@ def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int,
 
 
 def _ms(seconds: float) -> str:
-    from rnn_cli.views import format_ms
+    from rnn_cli.views.screen import format_ms
 
     return format_ms(seconds * 1e3)
 
@@ -375,7 +375,7 @@ def _forward_report(cases: list[Case], verdicts: list[str]) -> list[str]:
         "onnx_reference.py); `max diff` is its largest difference from manual's output, h_n (c_n), checked "
         "within compare's tolerances before it was timed. `before` is manual.py at commit "
         f"{BEFORE} (before issue 26), timed in the same rounds. GFLOP/s counts the matrix products only "
-        "(`rnn_cli.bench.forward_flops`).",
+        "(`rnn_cli.core.bench.forward_flops`).",
     ]
     matrix = [c for c in cases if c.group == "matrix"]
     if matrix:
@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.cuda:
         if not torch.cuda.is_available():
             raise SystemExit("--cuda: CUDA is not available here")
-        from rnn_cli.bench import _cudnn_version
+        from rnn_cli.core.bench import _cudnn_version
 
         cuda = (f"{torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}, cuDNN {_cudnn_version(torch)}, "
                 f"TF32 {'off' if args.no_tf32 else 'on (torch default)'}")

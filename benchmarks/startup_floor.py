@@ -2,7 +2,7 @@
 screen must pay beyond `python -c "import numpy, typer, rich.table"` (run.py's baseline),
 with none of rnn-cli's own code.
 
-- numpy.random: the seeded draw of weights and inputs (default_rng, as rnn_cli.sample).
+- numpy.random: the seeded draw of weights and inputs (default_rng, as rnn_cli.core.sample).
 - rich.console: rich.table alone does not import it, and nothing is printed without it.
 - the screen: a bold header and four tables of four-decimal numbers with a background
   colour per cell, about the size of `rnn-cli manual`'s default screen at 80 columns.

@@ -2,7 +2,7 @@
 
     PYTHONPATH=$PWD python benchmarks/timers.py [--rounds 3] [--min-run-time 0.5] [--imports 7]
 
-For each configuration and each CPU implementation (rnn_cli.bench.implementations: the numpy
+For each configuration and each CPU implementation (rnn_cli.core.bench.implementations: the numpy
 forward, torch on the CPU), three ways of timing the same forward, interleaved round by round
 (the order rotates each round) inside the implementation's own context (inference mode, ...):
 
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch.utils.benchmark import Measurement, Timer
 
-from rnn_cli import bench
-from rnn_cli.config import RunConfig
-from rnn_cli.sample import draw
+from rnn_cli.core import bench
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.sample import draw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import OthersShare  # noqa: E402 - benchmarks/run.py: other processes' share of the CPUs

@@ -5,7 +5,7 @@
     python benchmarks/wavefront.py --only sigmoid  # one part: check, wavefront, lstm or sigmoid
     python benchmarks/wavefront.py --only wavefront --size 1 --threads 1  # SIZES[1] only, 1 thread
 
-An experiment, not product code: rnn_cli/manual.py is unchanged by it. It runs on manual.py
+An experiment, not product code: rnn_cli/core/manual.py is unchanged by it. It runs on manual.py
 as it was at commit run.BEFORE (597b1e3, before issue 26 rewrote the step loop). Four parts:
 
 check      the variants below against manual.forward / manual.lstm_cell in float64
@@ -55,8 +55,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from rnn_cli.config import RunConfig  # noqa: E402
-from rnn_cli.sample import draw, step_mask  # noqa: E402
+from rnn_cli.core.config import RunConfig  # noqa: E402
+from rnn_cli.core.sample import draw, step_mask  # noqa: E402
 from run import OthersShare, load_average, manual_before  # noqa: E402
 
 # The experiment was written against manual.py as it was before issue 26 (directions
@@ -321,7 +321,7 @@ def sigmoid_accuracy() -> None:
 
 
 def lines_of(*fns) -> int:
-    """Non-blank source lines of the functions: what they would add to rnn_cli/manual.py."""
+    """Non-blank source lines of the functions: what they would add to rnn_cli/core/manual.py."""
     return sum(1 for fn in fns for line in inspect.getsource(fn).splitlines() if line.strip())
 
 
@@ -340,7 +340,7 @@ def main() -> None:
     for name, part in parts.items():
         if ARGS.only in (None, name):
             part()
-    print("### Lines each variant would add to rnn_cli/manual.py (non-blank, with docstrings)\n")
+    print("### Lines each variant would add to rnn_cli/core/manual.py (non-blank, with docstrings)\n")
     print(f"- wavefront_forward: {lines_of(wavefront_forward)} (plus a branch in manual.forward to choose it)")
     for n, fn in LSTM_VARIANTS.items():
         print(f"- lstm_cell {n}: {lines_of(fn) - lines_of(lstm_cell):+d} against lstm_cell's {lines_of(lstm_cell)}")

@@ -1,3 +1,3 @@
-from rnn_cli.entry import main
+from rnn_cli.cli.entry import main
 
 main()

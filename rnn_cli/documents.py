@@ -17,9 +17,9 @@ import sys
 import numpy as np
 
 from rnn_cli import __version__
-from rnn_cli.config import RunConfig
-from rnn_cli.diagnose import code_of
-from rnn_cli.result import RunResult
+from rnn_cli.core.config import RunConfig
+from rnn_cli.formats.diagnose import code_of
+from rnn_cli.core.result import RunResult
 
 
 def finite(x: float | None) -> float | None:
@@ -141,9 +141,9 @@ def run_document(result: RunResult, command: str, with_values: bool) -> dict:
 
 
 def cost_document(result: RunResult) -> dict:
-    """--show cost as JSON (rnn_cli.cost), always in manual, torch and compare: per layer and
+    """--show cost as JSON (rnn_cli.core.cost), always in manual, torch and compare: per layer and
     direction and in total; with --grad, the bytes the backward really kept, measured."""
-    from rnn_cli.cost import cost, saved_bytes_source
+    from rnn_cli.core.cost import cost, saved_bytes_source
 
     c = cost(result.cfg)
     keys = ("params", "param_bytes", "macs", "flops", "activation_bytes")
@@ -206,7 +206,7 @@ def _torch_device(bench) -> str:
 
 def bench_document(bench) -> dict:
     """bench --json: the same numbers as the table, milliseconds and GFLOP/s."""
-    from rnn_cli.bench import FLOP_FORMULA, SPREAD_LIMIT
+    from rnn_cli.core.bench import FLOP_FORMULA, SPREAD_LIMIT
 
     return {
         "command": "bench",
@@ -285,7 +285,7 @@ def grad_document(cfg: RunConfig, grads, with_values: bool) -> dict:
     grad_norm_per_step is [] when the gradients come without per-step norms (torch).
     """
     gradients = {}
-    from rnn_cli.grad_export import user_layout_gradients
+    from rnn_cli.formats.grad_export import user_layout_gradients
 
     for name, a in user_layout_gradients(cfg, grads).items():
         entry: dict = {"shape": list(a.shape)}

@@ -1,5 +1,5 @@
 """How a run is stopped: SIGINT, SIGTERM and SIGHUP end it by raising KeyboardInterrupt in the
-main thread (rnn_cli.entry installs `handler`), so every `except BaseException`/`finally` on the
+main thread (rnn_cli.cli.entry installs `handler`), so every `except BaseException`/`finally` on the
 way out removes what it was writing. Inside `held()` (the few lines that create a file and
 record it, or rename one and record that) a signal is kept and raised when the block ends: one
 raised between the two steps left a temporary that no cleanup knew of. Blocking the signal with

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from rnn_cli.config import RunConfig
+from rnn_cli.core.config import RunConfig
 
 
 @st.composite

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rnn_cli.manual import sigmoid
+from rnn_cli.core.manual import sigmoid
 
 POINTS = [-100.0, -80.0, -20.0, -5.0, -1e-7, 0.0, 1e-7, 0.5, 5.0, 20.0, 100.0]
 

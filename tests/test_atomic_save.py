@@ -1,7 +1,7 @@
 """--save is all or nothing: a failing or killed run never leaves a partial file behind and
 never clobbers an existing one; a run that succeeds replaces the file whole.
 
-(a) Failures simulated in-process at each step of rnn_cli.save.write_with (the write, the
+(a) Failures simulated in-process at each step of rnn_cli.formats.save.write_with (the write, the
     fsync, the rename; Ctrl-C): the old file must be intact byte for byte and nothing else
     may be in the directory (the temporary is removed).
 (b) Real processes killed with SIGKILL: the CLI in a process that announces each fsync and
@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 
 OLD = b"the previous run's file, which a failed save must leave exactly as it was\n"
 SMALL = ["manual", "--seq-len", "3", "--hidden-size", "4", "--json", "--no-values"]
@@ -156,7 +156,7 @@ def test_a_failing_write_leaves_the_old_file_and_nothing_else(
 
 
 def test_ctrl_c_while_writing_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C goes on, past the CLI, to rnn_cli.entry (exit 130, tested in test_entry.py)."""
+    """Ctrl-C goes on, past the CLI, to rnn_cli.cli.entry (exit 130, tested in test_entry.py)."""
     (tmp_path / "run.npz").write_bytes(OLD)
     half_written(monkeypatch, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
@@ -199,7 +199,7 @@ FSYNC_HOOK = (
     "    _fsync(fd)\n"
     "os.fsync = fsync\n"
     "sys.argv[0] = 'rnn-cli'\n"
-    "from rnn_cli.entry import main\n"
+    "from rnn_cli.cli.entry import main\n"
     "main()\n"
 )
 

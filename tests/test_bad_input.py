@@ -20,11 +20,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import rnn_cli.compare
-import rnn_cli.config
-import rnn_cli.manual
-import rnn_cli.torch_run
-from rnn_cli.cli import app
+import rnn_cli.core.compare
+import rnn_cli.core.config
+import rnn_cli.core.manual
+import rnn_cli.core.torch_run
+from rnn_cli.cli.app import app
 
 GiB = 1024**3
 LONG = "a" * 300  # longer than any file name the filesystem allows (255 bytes)
@@ -165,7 +165,7 @@ NO_CUDA_CASES = [
 @pytest.fixture(autouse=True)
 def in_tmp_with_16_gib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: (16 * GiB, "MemAvailable"))
+    monkeypatch.setattr(rnn_cli.core.config, "available_memory", lambda: (16 * GiB, "MemAvailable"))
     return tmp_path
 
 
@@ -205,7 +205,7 @@ def test_memory_is_refused_before_anything_is_allocated(
     def must_not_run(*args, **kwargs):
         raise AssertionError("ran a configuration that should have been refused")
 
-    for module in (rnn_cli.manual, rnn_cli.torch_run, rnn_cli.compare):
+    for module in (rnn_cli.core.manual, rnn_cli.core.torch_run, rnn_cli.core.compare):
         monkeypatch.setattr(module, "run", must_not_run)
     tracemalloc.start()
     try:

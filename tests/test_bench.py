@@ -21,10 +21,12 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from rnn_cli import bench, documents, views
-from rnn_cli.cli import app
-from rnn_cli.config import RunConfig
-from rnn_cli.cost import cost
+from rnn_cli.core import bench
+from rnn_cli import documents
+from rnn_cli.views import screen as views
+from rnn_cli.cli.app import app
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.cost import cost
 
 TINY = dict(input_size=3, hidden_size=4, seq_len=5, batch=2)
 # onnxruntime rows come with the onnx extra (onnx, onnxruntime, onnxscript)
@@ -69,7 +71,7 @@ def cfg_of(**kw) -> RunConfig:
     ],
 )
 def test_forward_flops_hand_count(scenario, cfg, expected):
-    """The matrix products' share of the work: 2 FLOPs per multiply-add (rnn_cli.cost)."""
+    """The matrix products' share of the work: 2 FLOPs per multiply-add (rnn_cli.core.cost)."""
     assert 2 * cost(cfg).total.macs == expected
 
 
@@ -124,7 +126,7 @@ def test_real_cpu_timers_run_the_forward_exactly_warmup_plus_repeat_times():
     fake: torch.utils.benchmark's Timer.timeit(1) would run 3 forwards per time (two
     warm-ups of its own) and blocked_autorange as many as its time budget allows
     (benchmarks/TIMERS.md)."""
-    from rnn_cli.sample import draw
+    from rnn_cli.core.sample import draw
 
     cfg = cfg_of(**TINY)
     impls = bench.implementations(cfg, draw(cfg))
@@ -430,8 +432,8 @@ def test_onnxruntime_row_matches_torch(cell, layers, bidirectional):
     """Bug caught: a row timed on a graph that computes something else (wrong weights, wrong
     initial state, outputs in another order). Checked here against nn.LSTM/GRU/RNN built in
     the test, on what the timed forward returns."""
-    from rnn_cli import bench_onnx
-    from rnn_cli.sample import draw
+    from rnn_cli.formats import bench_onnx
+    from rnn_cli.core.sample import draw
 
     cfg = cfg_of(cell=cell, num_layers=layers, bidirectional=bidirectional, h0="random", **TINY)
     sample = draw(cfg)
@@ -452,7 +454,7 @@ def test_onnxruntime_row_matches_torch(cell, layers, bidirectional):
 def test_onnxruntime_row_that_disagrees_with_torch_is_not_timed(monkeypatch):
     """Bug caught: the check before timing compares nothing (or ignores its verdict): here
     torch's reference outputs are shifted by 1e-3, far beyond float32's 1e-5 tolerance."""
-    from rnn_cli import onnx_export
+    from rnn_cli.formats import onnx_export
 
     real = onnx_export.torch_cpu_outputs
     monkeypatch.setattr(onnx_export, "torch_cpu_outputs",

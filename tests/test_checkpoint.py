@@ -18,9 +18,9 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from rnn_cli import checkpoint as ck
-from rnn_cli import manual
-from rnn_cli.checkpoint_view import inspect_renderables
+from rnn_cli.formats import checkpoint as ck
+from rnn_cli.core import manual
+from rnn_cli.views.inspect import inspect_renderables
 from rnn_cli.documents import inspect_document
 from rnn_cli.errors import RnnCliError
 
@@ -180,7 +180,7 @@ def test_manual_forward_on_checkpoint_and_input_reproduces_module_of_x(tmp_path,
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 def test_torch_run_on_checkpoint_with_user_h0_c0_reproduces_module_of_x(tmp_path):
-    from rnn_cli import torch_run
+    from rnn_cli.core import torch_run
 
     torch.manual_seed(1)
     m = nn.LSTM(4, 6, num_layers=2, proj_size=2).eval()

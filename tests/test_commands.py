@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 
 runner = CliRunner()
 
@@ -267,7 +267,7 @@ def test_h0_of_the_wrong_shape_says_what_the_module_wants(ckpt):
 _NPZ_PROBE = textwrap.dedent(
     """
     import contextlib, io, json, sys
-    from rnn_cli.cli import app
+    from rnn_cli.cli.app import app
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from rnn_cli import compare, torch_run, views
-from rnn_cli.compare import Tolerance, check_tensor, default_tolerance
-from rnn_cli.config import RunConfig
+from rnn_cli.core import compare
+from rnn_cli.core import torch_run
+from rnn_cli.views import screen as views
+from rnn_cli.core.compare import Tolerance, check_tensor, default_tolerance
+from rnn_cli.core.config import RunConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rnn_cli import compare
-from rnn_cli.cli import app
-from rnn_cli.config import RunConfig
+from rnn_cli.core import compare
+from rnn_cli.cli.app import app
+from rnn_cli.core.config import RunConfig
 
 pytestmark = [
     pytest.mark.cuda,

@@ -1,5 +1,5 @@
 """inspect's diagnoses blame the broken key: sizes come from what most keys agree on
-(rnn_cli/diagnose.py), a matrix stored transposed is called transposed, a layer of another
+(rnn_cli/formats/diagnose.py), a matrix stored transposed is called transposed, a layer of another
 size is the one blamed, and a tie says that both readings are possible. Damaged files are
 made here from real torch modules; the truth is the module the test built.
 """
@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from rnn_cli import checkpoint as ck
-from rnn_cli.cli import app
-from rnn_cli.diagnose import code_of
+from rnn_cli.formats import checkpoint as ck
+from rnn_cli.cli.app import app
+from rnn_cli.formats.diagnose import code_of
 
 
 def inspect(sd: dict, tmp_path) -> ck.RecurrentModule:

@@ -20,9 +20,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
-from rnn_cli.config import RunConfig
-from rnn_cli.diagram import flow_diagram
+from rnn_cli.cli.app import app
+from rnn_cli.core.config import RunConfig
+from rnn_cli.views.diagram import flow_diagram
 
 H_IN, H_CELL, PROJ, L, N = 5, 7, 4, 11, 3  # all different, so no shape can pass for another
 

@@ -15,8 +15,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from typer.testing import CliRunner
 
-from rnn_cli import checkpoint as ck
-from rnn_cli.cli import app
+from rnn_cli.formats import checkpoint as ck
+from rnn_cli.cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -167,9 +167,9 @@ def test_compare_json_differences_are_the_ones_computed_here(tmp_path):
 def test_onnx_json_expected_shape_is_the_references():
     """Bug caught: onnx's JSON expected_shape held the ONNX output's shape; they differ only
     when a check fails, so a made-up failing check is what shows it."""
-    from rnn_cli.compare import TensorCheck
+    from rnn_cli.core.compare import TensorCheck
     from rnn_cli.documents import _check
-    from rnn_cli.result import Tolerance
+    from rnn_cli.core.result import Tolerance
 
     failing = TensorCheck("output", (10, 1, 16), (10, 1, 8), None, None, False, Tolerance(1e-5, 1e-5, "test"))
     doc = _check(failing, "torch")

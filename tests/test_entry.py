@@ -1,4 +1,4 @@
-"""rnn_cli.entry.main: Ctrl-C at any moment (imports included) is exit 130 with the one line
+"""rnn_cli.cli.entry.main: Ctrl-C at any moment (imports included) is exit 130 with the one line
 `rnn-cli: interrupted` and no partial file; a MemoryError is exit 2 with one line. Real
 processes (`python -m rnn_cli`, which goes through entry.main like the console script), real
 signals. Also: compare's margin arithmetic never warns, however large the tolerances.
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_cli import entry
-from rnn_cli.compare import Tolerance, check_tensor
+from rnn_cli.cli import entry
+from rnn_cli.core.compare import Tolerance, check_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
@@ -30,7 +30,7 @@ LONG = ["manual", "--seq-len", "3000000", "--hidden-size", "1", "--input-size", 
 
 # `python -m rnn_cli`, telling the test (a byte on inherited fd FD) when MODULE starts to be
 # imported. Before entry.main's `try` (Python's start-up: site, .pth files; runpy; importing
-# rnn_cli.entry) no code of ours can catch a Ctrl-C: on a busy machine that takes anything from
+# rnn_cli.cli.entry) no code of ours can catch a Ctrl-C: on a busy machine that takes anything from
 # milliseconds to seconds, so the test waits for this event, not for a time.
 WHEN_IMPORTED = (
     "import os, sys\n"
@@ -68,8 +68,8 @@ def start_told(args: list[str], cwd: Path, module: str) -> subprocess.Popen:
 @pytest.mark.parametrize("delay", [0.02, 0.05, 0.12], ids=["20ms", "50ms", "120ms"])
 def test_sigint_during_imports_is_one_line_and_130(tmp_path: Path, delay: float) -> None:
     """rnn-cli imports typer, rich and numpy for ~0.1 s (seconds on a busy machine) once
-    entry.main has begun importing rnn_cli.cli: every delay lands in them or, later, in the run."""
-    proc = start_told([*LONG, "--save", "run.npz"], tmp_path, "rnn_cli.cli")
+    entry.main has begun importing rnn_cli.cli.app: every delay lands in them or, later, in the run."""
+    proc = start_told([*LONG, "--save", "run.npz"], tmp_path, "rnn_cli.cli.app")
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=600)
@@ -79,7 +79,7 @@ def test_sigint_during_imports_is_one_line_and_130(tmp_path: Path, delay: float)
 
 def test_sigint_during_a_long_forward_is_one_line_130_and_no_file(tmp_path: Path) -> None:
     (tmp_path / "run.npz").write_bytes(b"old")
-    proc = start_told([*LONG, "--save", "run.npz"], tmp_path, "rnn_cli.manual")
+    proc = start_told([*LONG, "--save", "run.npz"], tmp_path, "rnn_cli.core.manual")
     time.sleep(1.5)  # into the forward (3e6 steps: several seconds on any machine), or still importing
     assert proc.poll() is None, "the run ended before the signal"
     proc.send_signal(signal.SIGINT)
@@ -103,12 +103,12 @@ def test_out_of_memory_under_ulimit_v_is_one_line_and_exit_2(tmp_path: Path) -> 
 
 
 def test_memory_error_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    import rnn_cli.cli
+    import rnn_cli.cli.app
 
     def boom() -> None:
         raise MemoryError
 
-    monkeypatch.setattr(rnn_cli.cli, "main", boom)
+    monkeypatch.setattr(rnn_cli.cli.app, "main", boom)
     with pytest.raises(SystemExit) as e:
         entry.main()
     assert e.value.code == 2
@@ -118,12 +118,12 @@ def test_memory_error_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch, caps
 
 def test_keyboard_interrupt_from_a_command_reaches_entry(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """typer turns KeyboardInterrupt into a silent exit 130; the CLI must let it through."""
-    import rnn_cli.manual
+    import rnn_cli.core.manual
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rnn_cli.manual, "run", interrupted)
+    monkeypatch.setattr(rnn_cli.core.manual, "run", interrupted)
     monkeypatch.setattr(sys, "argv", ["rnn-cli", "manual", "--json"])
     with pytest.raises(SystemExit) as e:
         entry.main()

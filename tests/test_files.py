@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 from rnn_cli.errors import RnnCliError
-from rnn_cli.save import check_paths, check_writable, save_npz, write_atomic, write_with
+from rnn_cli.formats.save import check_paths, check_writable, save_npz, write_atomic, write_with
 
 OLD = b"the old file\n"
 ARRAYS = {"output": np.arange(6, dtype=np.float32).reshape(3, 1, 2)}
@@ -119,7 +119,7 @@ def stdout_link(tmp_path: Path) -> str:
 def test_save_to_dev_stdout_on_a_pipe_writes_the_npz_to_the_reader(tmp_path: Path) -> None:
     """/dev/stdout -> /proc/self/fd/1 -> pipe:[...]: not a path to rename onto, a stream to write."""
     code = (
-        "import sys; import numpy as np; from rnn_cli.save import save_npz, writes_to_stdout\n"
+        "import sys; import numpy as np; from rnn_cli.formats.save import save_npz, writes_to_stdout\n"
         "assert writes_to_stdout(sys.argv[1])\n"
         "save_npz(sys.argv[1], {'output': np.arange(6, dtype=np.float32).reshape(3, 1, 2)}, {'cell': 'rnn'})\n"
     )
@@ -143,7 +143,7 @@ def test_cli_save_to_dev_stdout_piped_is_a_loadable_npz(tmp_path: Path) -> None:
 def test_writes_to_stdout_knows_the_file_stdout_goes_to(tmp_path: Path) -> None:
     out, other = tmp_path / "out.npz", tmp_path / "other.npz"
     other.write_bytes(b"")
-    code = "import sys; from rnn_cli.save import writes_to_stdout as w; sys.stderr.write(' '.join(str(w(p)) for p in sys.argv[1:]))"
+    code = "import sys; from rnn_cli.formats.save import writes_to_stdout as w; sys.stderr.write(' '.join(str(w(p)) for p in sys.argv[1:]))"
     with open(out, "wb") as f:
         proc = subprocess.run([sys.executable, "-c", code, str(out), str(other), str(tmp_path / "new")],
                               stdout=f, stderr=subprocess.PIPE, env=ENV, timeout=600)  # fmt: skip

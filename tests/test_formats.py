@@ -19,7 +19,8 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from rnn_cli import renamed, torchscript  # noqa: E402
+from rnn_cli.formats import renamed  # noqa: E402
+from rnn_cli.formats import torchscript
 from rnn_cli.errors import RnnCliError  # noqa: E402
 from rnn_cli.printable import printable  # noqa: E402
 
@@ -227,7 +228,7 @@ def test_a_zip_that_is_no_torchscript_archive_is_refused_as_jit(tmp_path):
     with zipfile.ZipFile(p, "w") as z:
         z.writestr("x/data.pkl", b"")
     with pytest.raises(RnnCliError, match="not a TorchScript archive"):
-        from rnn_cli.checkpoint import load_tensors
+        from rnn_cli.formats.checkpoint import load_tensors
 
         load_tensors(p)
 

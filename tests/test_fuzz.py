@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 
 EXAMPLES = settings.default.max_examples // 2  # per command: 4 x 50 = 200 per CI run
 OLD_BYTES = b"an existing file that a failed run must not touch\n"

@@ -31,7 +31,7 @@ CHILD = r"""
 import io, json, os, signal, sys, time, warnings
 warnings.simplefilter("always")
 warnings.filterwarnings("ignore", category=ResourceWarning)  # the harness's own; every warning shows: a second stderr line is caught each time
-from rnn_cli import entry
+from rnn_cli.cli import entry
 
 class Hung(BaseException):
     pass

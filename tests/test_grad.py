@@ -1,6 +1,6 @@
-"""--grad's numeric core: the numpy BPTT (rnn_cli.backward) against independent oracles.
+"""--grad's numeric core: the numpy BPTT (rnn_cli.core.backward) against independent oracles.
 
-* torch autograd (rnn_cli.torch_grad) over named scenarios, float64, 1e-10;
+* torch autograd (rnn_cli.core.torch_grad) over named scenarios, float64, 1e-10;
 * central finite differences of manual.forward (not backward.py's own forward), float64,
   for every parameter element, the input and h_0 (c_0);
 * one step per cell worked out by hand from the documented equations;
@@ -24,16 +24,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from rnn_cli import backward, manual
-from rnn_cli.backward import Upstream, draw_upstream, gradients, record_forward
-from rnn_cli.config import RunConfig
+from rnn_cli.core import backward
+from rnn_cli.core import manual
+from rnn_cli.core.backward import Upstream, draw_upstream, gradients, record_forward
+from rnn_cli.core.config import RunConfig
 from strategies import run_configs
 from rnn_cli.errors import RnnCliError
 from rnn_cli.documents import grad_document
-from rnn_cli.grad_export import grad_arrays
-from rnn_cli.grad_view import BAR_WIDTH, DECADES, bar, grad_renderables
-from rnn_cli.sample import draw, from_user_layout, step_mask
-from rnn_cli.torch_grad import torch_gradients
+from rnn_cli.formats.grad_export import grad_arrays
+from rnn_cli.views.grad import BAR_WIDTH, DECADES, bar, grad_renderables
+from rnn_cli.core.sample import draw, from_user_layout, step_mask
+from rnn_cli.core.torch_grad import torch_gradients
 
 CPU = torch.device("cpu")
 ATOL = 1e-10
@@ -311,7 +312,7 @@ def test_first_last_ratio_and_gradient_norms() -> None:
 
 def test_loss_last_backward_direction_says_no_gradient_enters_instead_of_a_ratio_of_zero() -> None:
     """--loss last feeds the backward direction only at t=L-1, its first step: nothing enters at t=0."""
-    from rnn_cli import grad_view
+    from rnn_cli.views import grad as grad_view
 
     cfg = RunConfig(bidirectional=True, seq_len=4, dtype="float64")
     sample = draw(cfg)

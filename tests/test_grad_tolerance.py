@@ -12,9 +12,11 @@ import math
 import numpy as np
 import pytest
 
-from rnn_cli import backward, compare, documents
-from rnn_cli.config import RunConfig
-from rnn_cli.result import Tolerance
+from rnn_cli.core import backward
+from rnn_cli.core import compare
+from rnn_cli import documents
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.result import Tolerance
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rnn_cli import compare, documents, manual, torch_run
-from rnn_cli.cli import app
-from rnn_cli.config import RunConfig
-from rnn_cli.sample import Sample, draw
+from rnn_cli.core import compare
+from rnn_cli import documents
+from rnn_cli.core import manual
+from rnn_cli.core import torch_run
+from rnn_cli.cli.app import app
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.sample import Sample, draw
 
 
 def run_json(*args: str) -> dict:

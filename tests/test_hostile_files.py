@@ -23,7 +23,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 
 ESC_PREFIX = "\x1b]0;pwned\x07\x1b[2J"
 
@@ -127,7 +127,7 @@ def test_out_of_memory_while_reading_speaks_of_the_file(monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("rnn_cli.safe_read.np.empty", refuse)
+    monkeypatch.setattr("rnn_cli.formats.safe_read.np.empty", refuse)
     line = one_line(*cli("manual", "--input", str(tmp_path / "x.npy"))[::2], "x.npy", "reading")
     assert "--hidden-size" not in line
 
@@ -327,5 +327,5 @@ def test_contents_nested_beyond_the_recursion_limit_are_one_line(tmp_path, monke
     for _ in range(5000):
         deep = {"a": deep}
     torch.save(lstm_state(), tmp_path / "m.pt")
-    monkeypatch.setattr("rnn_cli.checkpoint._read_torch", lambda src, notes: deep)
+    monkeypatch.setattr("rnn_cli.formats.checkpoint._read_torch", lambda src, notes: deep)
     one_line(*cli("inspect", str(tmp_path / "m.pt"))[::2], "nests its contents too deeply")

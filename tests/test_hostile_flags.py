@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnn_cli.compare import check_tensor
-from rnn_cli.result import Tolerance
+from rnn_cli.core.compare import check_tensor
+from rnn_cli.core.result import Tolerance
 from test_hostile_files import cli, lstm_state, one_line
 
 

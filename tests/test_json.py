@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 
 runner = CliRunner()
 ENV = {"COLUMNS": "80", "FORCE_COLOR": None, "TTY_COMPATIBLE": None}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnn_cli import layout
+from rnn_cli.core import layout
 
 DOCUMENTED = {
     ("torch", "lstm"): ("i", "f", "g", "o"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rnn_cli.limits import memory_limit
+from rnn_cli.core.limits import memory_limit
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 HEADER = "Limit                     Soft Limit           Hard Limit           Units     \n"
@@ -149,7 +149,7 @@ def test_nothing_readable_is_a_generous_guess(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
 def test_real_prlimit_as_is_seen() -> None:
     code = (
-        "from rnn_cli.limits import memory_limit\n"
+        "from rnn_cli.core.limits import memory_limit\n"
         "n, source = memory_limit()\n"
         "size = int([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmSize:')][0]) * 1024\n"
         "print(n, source.replace(' ', '_'), size)\n"

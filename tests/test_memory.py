@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import rnn_cli.config
+import rnn_cli.core.config
 from rnn_cli import documents
-from rnn_cli.cli import app
-from rnn_cli.config import RunConfig, estimate_bytes
+from rnn_cli.cli.app import app
+from rnn_cli.core.config import RunConfig, estimate_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GiB = 2**30
@@ -33,7 +33,7 @@ def peak():
             sys.stderr.write('PEAK ' + line.split()[1] + '\\n')
 atexit.register(peak)
 sys.argv = ['rnn-cli'] + sys.argv[1:]
-from rnn_cli.cli import main
+from rnn_cli.cli.app import main
 main()
 """
 
@@ -103,7 +103,7 @@ def test_streamed_document_is_byte_identical_to_json_dumps(monkeypatch):
 
 
 def test_torch_with_a_huge_sequence_is_refused_before_allocating(monkeypatch):
-    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: (24 * GiB, "MemAvailable"))
+    monkeypatch.setattr(rnn_cli.core.config, "available_memory", lambda: (24 * GiB, "MemAvailable"))
     result = CliRunner().invoke(app, ["torch", "--seq-len", "100000000"])
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -112,7 +112,7 @@ def test_torch_with_a_huge_sequence_is_refused_before_allocating(monkeypatch):
 
 
 def test_refusal_names_what_is_needed_and_what_is_available(monkeypatch):
-    monkeypatch.setattr(rnn_cli.config, "available_memory", lambda: (GiB, "MemAvailable"))
+    monkeypatch.setattr(rnn_cli.core.config, "available_memory", lambda: (GiB, "MemAvailable"))
     # the input alone: 1e6 * 64 * 64 float32 = 15.3 GiB (by hand)
     result = CliRunner().invoke(app, ["manual", "--seq-len", "1000000", "--batch", "64", "--input-size", "64", "--no-values"])
     assert result.exit_code == 2
@@ -123,7 +123,7 @@ def test_refusal_names_what_is_needed_and_what_is_available(monkeypatch):
 
 
 def test_memory_error_in_a_run_is_one_line_and_exit_2(monkeypatch):
-    from rnn_cli import manual
+    from rnn_cli.core import manual
 
     def run(*args, **kwargs):
         raise MemoryError("Unable to allocate 1.49 GiB for an array with shape (100, 4000000) and data type float32")

@@ -22,10 +22,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rnn_cli import compare, manual, torch_run
-from rnn_cli.config import RunConfig
-from rnn_cli.result import RunResult, h_n_sources
-from rnn_cli.sample import Sample, draw
+from rnn_cli.core import compare
+from rnn_cli.core import manual
+from rnn_cli.core import torch_run
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.result import RunResult, h_n_sources
+from rnn_cli.core.sample import Sample, draw
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 

@@ -22,11 +22,12 @@ torch = pytest.importorskip("torch")
 
 from rich.console import Console  # noqa: E402
 
-from rnn_cli import onnx_export as ox  # noqa: E402
-from rnn_cli import documents, onnx_view  # noqa: E402
-from rnn_cli.config import RunConfig  # noqa: E402
+from rnn_cli.formats import onnx_export as ox  # noqa: E402
+from rnn_cli import documents  # noqa: E402
+from rnn_cli.views import onnx as onnx_view
+from rnn_cli.core.config import RunConfig  # noqa: E402
 from rnn_cli.errors import RnnCliError  # noqa: E402
-from rnn_cli.sample import draw  # noqa: E402
+from rnn_cli.core.sample import draw  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -61,7 +62,7 @@ def _initializer(model, name: str) -> np.ndarray:
 
 def _torch_outputs(cfg: RunConfig) -> list[np.ndarray]:
     """torch itself, run here without onnx_export: (output, h_n[, c_n]) in the user's layout."""
-    from rnn_cli import torch_run
+    from rnn_cli.core import torch_run
 
     sample = draw(cfg)
     module, x, hx = torch_run.prepare(cfg, sample, torch.device("cpu"))
@@ -197,7 +198,7 @@ def test_each_nodes_y_is_the_references_layer_output_in_onnx_layout(lstm_2_bi):
 
 def test_onnx_states_rebuilds_y_by_the_spec():
     """Y[t, d, n, :] is direction d's h_t of sequence n: columns d*H:(d+1)*H of output[t, n]."""
-    from rnn_cli.manual import Forward
+    from rnn_cli.core.manual import Forward
 
     L, N, D, H = 3, 2, 2, 4
     cfg = RunConfig(cell="gru", hidden_size=H, bidirectional=True, batch=N, seq_len=L)
@@ -326,8 +327,8 @@ def test_rest_of_rnn_cli_never_imports_onnx():
     code = (
         "import sys\n"
         "from rnn_cli import manual, compare, views, documents, cli\n"
-        "from rnn_cli.config import RunConfig\n"
-        "from rnn_cli.sample import draw\n"
+        "from rnn_cli.core.config import RunConfig\n"
+        "from rnn_cli.core.sample import draw\n"
         "cfg = RunConfig(cell='lstm'); s = draw(cfg)\n"
         "manual.forward(cfg, s.params, s.x, s.h_0, s.c_0)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime', 'onnxscript')))\n"

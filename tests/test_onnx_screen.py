@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 
 runner = CliRunner()
 ENV = {"COLUMNS": "80", "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None, "NO_COLOR": None}
@@ -94,10 +94,10 @@ def test_top_level_help_lists_whole_descriptions_at_80_columns():
 def test_proj_size_refusal_states_w_as_the_graph_has_it(layers, bidirectional):
     """Bug: the refusal said `W (), not 3` where the graph gives W no shape information."""
     pytest.importorskip("onnxruntime")
-    from rnn_cli import onnx_export
-    from rnn_cli.config import RunConfig
+    from rnn_cli.formats import onnx_export
+    from rnn_cli.core.config import RunConfig
     from rnn_cli.errors import RnnCliError
-    from rnn_cli.sample import draw
+    from rnn_cli.core.sample import draw
 
     cfg = RunConfig(cell="lstm", proj_size=3, num_layers=layers, bidirectional=bidirectional)
     with pytest.raises(RnnCliError) as err:

@@ -14,19 +14,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import rnn_cli.save
-from rnn_cli import runs
-from rnn_cli.cli import app
-from rnn_cli.config import RunConfig
+import rnn_cli.formats.save
+from rnn_cli.core import runs
+from rnn_cli.cli.app import app
+from rnn_cli.core.config import RunConfig
 
 
 def _disk_full_at_replace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """os.replace inside rnn_cli.save fails as a full disk would, after the data was written."""
+    """os.replace inside rnn_cli.formats.save fails as a full disk would, after the data was written."""
 
     def full(src, dst, *a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(rnn_cli.save.os, "replace", full)
+    monkeypatch.setattr(rnn_cli.formats.save.os, "replace", full)
 
 
 @pytest.mark.parametrize("flag, name", [("--export-svg", "view.svg"), ("--save", "run.npz")])

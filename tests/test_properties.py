@@ -22,9 +22,11 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from rnn_cli import compare, manual, torch_run
-from rnn_cli.config import RunConfig
-from rnn_cli.sample import draw
+from rnn_cli.core import compare
+from rnn_cli.core import manual
+from rnn_cli.core import torch_run
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.sample import draw
 from docs_shapes import documented_parameter_shapes, documented_shapes
 from strategies import run_configs
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -138,7 +138,7 @@ def test_safetensors_files_are_read_without_the_safetensors_package(tmp_path, mo
     import numpy as np
     from safetensors.numpy import save_file
 
-    from rnn_cli.checkpoint import load_tensors
+    from rnn_cli.formats.checkpoint import load_tensors
 
     arrays = {"weight_ih_l0": np.arange(12, dtype=np.float32).reshape(4, 3), "bias": np.arange(4, dtype=np.int64)}
     path = tmp_path / "model.safetensors"

@@ -1,6 +1,6 @@
 """The recipes section and --no-pack (issue 15), core and views.
 
-The truth here never comes from rnn_cli.recipes: each sequence is run alone through a
+The truth here never comes from rnn_cli.core.recipes: each sequence is run alone through a
 one-sequence torch module for exactly its own number of steps, unpadded and unpacked, and
 that module's h_n is the final state by definition (forward: after step lengths[n] - 1;
 backward: after step 0, having started at lengths[n] - 1).
@@ -20,9 +20,13 @@ import pytest
 import torch
 from rich.console import Console
 
-from rnn_cli import documents, manual, recipes, recipes_view, torch_run
-from rnn_cli.config import RunConfig
-from rnn_cli.sample import draw
+from rnn_cli import documents
+from rnn_cli.core import manual
+from rnn_cli.core import recipes
+from rnn_cli.views import recipes as recipes_view
+from rnn_cli.core import torch_run
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.sample import draw
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -239,7 +243,7 @@ def test_recipes_of_a_configuration_without_a_trap_are_in_json_and_under_show_on
     # (the JSON document is always complete; --show draws what it names).
     from typer.testing import CliRunner
 
-    from rnn_cli.cli import app
+    from rnn_cli.cli.app import app
 
     run = lambda *a: CliRunner().invoke(app, [command, *a], env={"COLUMNS": "80"})  # noqa: E731
     doc = __import__("json").loads(run("--json").stdout)
@@ -377,7 +381,7 @@ def test_documents_have_the_issue_keys_and_no_non_finite_numbers():
 
 
 def test_recipes_imports_neither_torch_nor_rich():
-    code = "import sys, rnn_cli.recipes; print(sorted(m for m in ('torch', 'rich', 'typer') if m in sys.modules))"
+    code = "import sys, rnn_cli.core.recipes; print(sorted(m for m in ('torch', 'rich', 'typer') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -420,7 +424,7 @@ def by_hand(output: np.ndarray, h_n: np.ndarray, N: int, H: int) -> dict:
 
 @pytest.mark.parametrize("batch", [1, 3], ids=["N=1", "N=3"])
 def test_every_recipe_judged_right_only_where_right_in_general(batch):
-    from rnn_cli import runs
+    from rnn_cli.core import runs
 
     cfg = RunConfig(num_layers=2, bidirectional=True, batch=batch, cell="lstm")
     sample = draw(cfg)
@@ -467,7 +471,7 @@ def test_no_pack_recipes_are_judged_on_the_unpacked_run_the_user_sees():
     """The issue's example: h_n[-2] of the printed (unpacked) run is 0.14 off the definition."""
     from typer.testing import CliRunner
 
-    from rnn_cli.cli import app
+    from rnn_cli.cli.app import app
 
     args = ["torch", "--cell", "gru", "--input-size", "8", "--hidden-size", "2", "--seq-len", "5", "--seed", "6449",
             "--bidirectional", "--batch", "2", "--batch-first", "--lengths", "5,3", "--no-pack", "--show", "recipes"]
@@ -493,7 +497,7 @@ def test_no_pack_recipes_are_judged_on_the_unpacked_run_the_user_sees():
 def test_lengths_without_seq_len_give_L_of_the_longest_sequence(seq_len, L):
     from typer.testing import CliRunner
 
-    from rnn_cli.cli import app
+    from rnn_cli.cli.app import app
 
     args = ["compare", "--lengths", "5,3,2", "--cell", "lstm", "--bidirectional"]
     args += [] if seq_len is None else ["--seq-len", str(seq_len)]
@@ -507,7 +511,7 @@ def test_manual_judges_its_recipes_and_control_draw_without_torch():
     code = (
         "import sys\n"
         "from rnn_cli import runs\n"
-        "from rnn_cli.config import RunConfig\n"
+        "from rnn_cli.core.config import RunConfig\n"
         "cfg = RunConfig(cell='lstm', bidirectional=True, num_layers=2, lengths=(4, 4), batch=2, seq_len=4, pack=False)\n"
         "rows = runs.run('manual', cfg, extras=runs.Extras(recipes=True)).recipes\n"
         "print('torch' in sys.modules, sum(r.coincidence for r in rows) > 0)\n"
@@ -525,7 +529,7 @@ def test_manual_judges_its_recipes_and_control_draw_without_torch():
     (RunConfig(bidirectional=True, batch=1), "h_n[-2:].reshape(N, 2 * H_out)", "N=1"),
 ])  # fmt: skip
 def test_a_coincidence_says_what_made_this_run_special(cfg, expression, because):
-    from rnn_cli import runs
+    from rnn_cli.core import runs
 
     row = by_expression(runs.run("torch", cfg, extras=runs.Extras(recipes=True)).recipes)[expression]
     assert row.coincidence and not row.correct

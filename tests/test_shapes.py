@@ -13,8 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from rnn_cli import manual, torch_run
-from rnn_cli.config import RunConfig
+from rnn_cli.core import manual
+from rnn_cli.core import torch_run
+from rnn_cli.core.config import RunConfig
 from docs_shapes import documented_shapes
 
 CELL_VARIANTS = {  # id -> (cell, proj_size)
@@ -41,7 +42,7 @@ def make_cfg(cell: str, proj_size: int = 0, **kwargs) -> RunConfig:
 
 
 def fresh_module(cfg: RunConfig) -> nn.Module:
-    """A torch module built here from the config's fields, not through rnn_cli.torch_run."""
+    """A torch module built here from the config's fields, not through rnn_cli.core.torch_run."""
     kwargs = dict(
         num_layers=cfg.num_layers, bias=cfg.bias, batch_first=cfg.batch_first, bidirectional=cfg.bidirectional
     )

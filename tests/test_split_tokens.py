@@ -17,7 +17,7 @@ from functools import lru_cache
 import pytest
 from typer.testing import CliRunner
 
-from rnn_cli.cli import app
+from rnn_cli.cli.app import app
 
 runner = CliRunner()
 PLAIN_ENV = {"LINES": "50", "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None, "NO_COLOR": None}
@@ -74,7 +74,7 @@ def split_tokens(text: str, tokens: list[str]) -> list[str]:
 
 @lru_cache(maxsize=None)
 def _onnx_report(*args):
-    from rnn_cli import onnx_export
+    from rnn_cli.formats import onnx_export
 
     return onnx_export.__dict__["_real_report"](*args)
 
@@ -82,7 +82,7 @@ def _onnx_report(*args):
 @pytest.fixture
 def cached_onnx(monkeypatch):
     """onnx exports once per process (seconds); each width only draws it again."""
-    from rnn_cli import onnx_export
+    from rnn_cli.formats import onnx_export
 
     onnx_export.__dict__.setdefault("_real_report", onnx_export.report)
     monkeypatch.setattr(onnx_export, "report", lambda *a, **progress: _onnx_report(*a))

@@ -11,7 +11,8 @@ import signal
 
 import pytest
 
-from rnn_cli import save, stops
+from rnn_cli.formats import save
+from rnn_cli import stops
 
 
 @pytest.fixture(autouse=True)

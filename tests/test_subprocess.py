@@ -49,7 +49,7 @@ def test_python_dash_m_manual_json():
 _IMPORT_PROBE = textwrap.dedent(
     """
     import contextlib, io, json, sys
-    from rnn_cli.cli import app
+    from rnn_cli.cli.app import app
 
     seen = {}
     for args in (["manual", "--json", "--cell", "lstm"], ["--help"], ["manual", "--help"], ["manual"],

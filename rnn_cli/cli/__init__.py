@@ -1,0 +1,1 @@
+"""The edge: typer commands, the console entry, -h formatting."""

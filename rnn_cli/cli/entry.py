@@ -1,0 +1,61 @@
+"""The console script's entry: imports nothing heavy at module level, so that Ctrl-C or a
+MemoryError at any moment (the imports of typer, numpy and torch included) ends as one line.
+
+KeyboardInterrupt -> `rnn-cli: interrupted`, exit 130 (what a shell reports for SIGINT);
+SIGTERM / SIGHUP -> the same path (a KeyboardInterrupt raised by their handler), one line
+`rnn-cli: terminated (SIGTERM)` / `rnn-cli: hung up (SIGHUP)`, exit 128 + the signal's number;
+MemoryError -> `rnn-cli: error: out of memory ...`, exit 2. Files being written are cleaned
+up on the way out by their own `finally`/`except BaseException` blocks (rnn_cli.formats.save).
+
+stdout closed (`rnn-cli manual >&-`) is one line and exit 2 before anything runs. A stdout or
+stderr whose encoding cannot show every character (PYTHONIOENCODING=ascii, LANG=C) gets the
+others as backslash escapes (`\\u2502`) instead of a UnicodeEncodeError; tables switch to ASCII
+boxes on their own (rnn_cli.cli.app.emit tells rich the real encoding).
+"""
+
+import signal
+import sys
+
+from rnn_cli.stops import STOPPED_BY as _STOPPED_BY
+from rnn_cli.stops import handler as _stop
+
+_WORDS = {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+
+
+def _safe_streams() -> bool:
+    """False when stdout is closed. Unencodable characters become escapes, never a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a detached stream
+                pass
+    return sys.stdout is not None
+
+
+def main() -> None:
+    for signum in _WORDS:
+        signal.signal(signum, _stop)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell ignores it (a `&` job)
+        signal.signal(signal.SIGINT, _stop)  # Ctrl-C as before, but held back while a file is made and recorded
+    if not _safe_streams():
+        if sys.stderr is not None:
+            sys.stderr.write("rnn-cli: error: stdout is closed; redirect it to a file instead (> out.txt)\n")
+        sys.exit(2)
+    try:
+        from rnn_cli.cli.app import main as cli_main
+
+        cli_main()
+    except KeyboardInterrupt:
+        if _STOPPED_BY:
+            signum = _STOPPED_BY[0]
+            sys.stderr.write(f"rnn-cli: {_WORDS[signum]} ({signal.Signals(signum).name})\n")
+            sys.exit(128 + signum)
+        sys.stderr.write("rnn-cli: interrupted\n")
+        sys.exit(130)
+    except MemoryError:
+        sys.stderr.write(
+            "rnn-cli: error: out of memory (the system or a ulimit/cgroup limit refused an allocation); "
+            "reduce --hidden-size, --seq-len, --batch or --layers\n"
+        )
+        sys.exit(2)

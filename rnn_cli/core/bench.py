@@ -1,0 +1,421 @@
+"""bench: how fast is this configuration here? Times the forward of every implementation
+that can run it: the numpy memory cell on the CPU, torch on the CPU, torch on CUDA, and
+onnxruntime on the layer as `rnn-cli onnx` exports it (bench_onnx.py; CPU, and CUDA with
+torch's CUDA row) when the onnx extra is installed.
+
+Every implementation gets the same seeded sample (the draw of `manual` and `torch`),
+`warmup` untimed runs, then `repeat` timed runs of the forward alone: no import, no
+module construction, no copy of the results. CPU runs are timed with time.perf_counter;
+CUDA runs with a pair of CUDA events around the forward, after synchronising the device,
+so each timing is one whole forward on an idle GPU. torch runs in inference mode, with
+TF32 in cuDNN as asked (--no-tf32). With --lengths, torch packs, runs and pads (as
+`rnn-cli torch` does) and the numpy cell masks.
+
+Threads: torch uses torch.get_num_threads(); numpy's BLAS is held to the same number
+when threadpoolctl is installed (it is not a dependency); otherwise the BLAS runs on its
+own count (OPENBLAS_NUM_THREADS or OMP_NUM_THREADS, else one per CPU for OpenBLAS), and the
+view says which library it is (numpy's build configuration) and what sets its count.
+onnxruntime gets torch's count as its intra-op threads.
+
+Sizes: without size flags bench times DEFAULT_SIZES (H_in 64, H 128, N 32, L 100), where
+one forward is milliseconds for every cell, not the other commands' 10-step toy, whose
+microseconds are mostly timer and call overhead. A row whose slowest timed run is more
+than SPREAD_LIMIT times its fastest says so: something else was running; rerun.
+
+Speed is measured here and in benchmarks/, never asserted by a unit test.
+torch is imported only inside the functions that need it; the table and the JSON
+document are drawn by views.py and documents.py.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Iterator, Optional
+
+from rnn_cli.core.config import RunConfig
+
+FLOP_FORMULA = "2 * macs + element-wise operations, per layer, direction and real step (rnn_cli.core.cost)"
+# bench's sizes where the flags leave them unset: about 0.2 (rnn) to 0.6 (lstm) GFLOP a forward
+DEFAULT_SIZES = {"input_size": 64, "hidden_size": 128, "seq_len": 100, "batch": 32}
+SPREAD_LIMIT = 1.5  # max / min of a row's timed runs above this: the machine was busy
+
+
+def forward_flops(cfg: RunConfig) -> int:
+    """Floating-point operations of one forward, as `--show cost` counts them (rnn_cli.core.cost):
+    FLOPs = 2 * macs + element-wise operations, over the steps actually computed (padding
+    is not work when packed). One definition of work for every command."""
+    from rnn_cli.core.cost import forward_flops as cost_flops
+
+    return cost_flops(cfg)
+
+
+# ---- threads --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threads:
+    torch: Optional[int]  # torch.get_num_threads(), None without torch
+    numpy: Optional[int]  # threads of numpy's BLAS during the run, None when unknown
+    numpy_source: str  # how numpy's count is known
+    blas: Optional[str]  # numpy's BLAS library, as threadpoolctl names it, else from numpy's build configuration
+    blas_env: tuple[str, ...] = ()  # OPENBLAS_NUM_THREADS=1 ...: the variables that set its count, without threadpoolctl
+    cpus: Optional[int] = None  # CPUs this process may use (OpenBLAS's default count)
+
+
+def _numpy_blas() -> tuple[Optional[int], Optional[str]]:
+    """(threads, library) of numpy's BLAS via threadpoolctl, or (None, None) without it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None, None
+    import numpy  # noqa: F401 - its BLAS must be loaded to be seen
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            return int(info["num_threads"]), str(info.get("internal_api"))
+    return None, None
+
+
+def _numpy_build_blas() -> Optional[str]:
+    """The BLAS numpy was built with ('scipy-openblas 0.3.31'), from its build configuration."""
+    import numpy as np
+
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas.get('version', '')}".strip()
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _numpy_backend() -> str:
+    """numpy and the BLAS it was built with, from numpy's build configuration."""
+    import numpy as np
+
+    blas = _numpy_build_blas()
+    return f"numpy {np.__version__}" + (f", {blas}" if blas else "")
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _cpus() -> Optional[int]:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count()
+
+
+@contextmanager
+def _blas_threads(n: Optional[int]) -> Iterator[None]:
+    """Hold numpy's BLAS to n threads for the block, when threadpoolctl can."""
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+# ---- implementations and timing -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One way to run the forward, ready to be timed."""
+
+    name: str  # "manual" or "torch"
+    device: str  # "cpu", "cuda:0", ...
+    backend: str  # what does the work, for people: "numpy 2.4.6, scipy-openblas ...", "aten", "cuDNN 9.19.0 on ..."
+    forward: Callable[[], Any]  # one forward pass; its result is dropped
+    context: Callable[[], ContextManager]  # entered once around warm-up and timed runs
+    time_once: Callable[[Callable[[], Any]], float]  # seconds of one call
+    tf32: Optional[bool] = None  # cuDNN TF32 allowed (CUDA float32 only)
+
+
+def _cpu_time(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _cuda_timer(torch, device) -> Callable[[Callable[[], Any]], float]:
+    """Time one call with CUDA events on an idle device: synchronise, record, run, record,
+    wait for the end event. The events sit on the device's current stream, where the
+    forward's kernels go, so the time covers its kernels and any gaps between them."""
+
+    def time_once(fn: Callable[[], Any]) -> float:
+        torch.cuda.synchronize(device)
+        stream = torch.cuda.current_stream(device)
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record(stream)
+        fn()
+        end.record(stream)
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3  # elapsed_time is in ms
+
+    return time_once
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _cudnn_version(torch) -> Optional[str]:
+    """torch.backends.cudnn.version() (91900) as 9.19.0; None without cuDNN."""
+    if not torch.backends.cudnn.is_available():
+        return None
+    v = torch.backends.cudnn.version()
+    base = 10000 if v >= 90000 else 1000  # cuDNN 9 packs major*10000, cuDNN 8 major*1000
+    return f"{v // base}.{v % base // 100}.{v % 100}"
+
+
+def implementations(cfg: RunConfig, sample, tf32: bool = True, grad: Optional[str] = None) -> list[Implementation]:
+    """The forwards bench times for cfg, first the numpy cell, then torch on the CPU, then
+    torch on CUDA when cfg.device is cuda[:N] (an RnnCliError when there is none) or auto
+    (when there is one). With `grad` (a loss), each one is a forward and a backward pass
+    (rnn_cli.core.backward for numpy, autograd for torch). Builds modules and moves inputs here,
+    outside any timing."""
+    from rnn_cli.core import manual
+
+    upstream = None
+    if grad is not None:
+        from rnn_cli.core import backward
+
+        upstream = backward.draw_upstream(cfg, grad, sample)
+
+    numpy_threads: Optional[int] = None
+    torch = _import_torch()
+    if torch is not None:
+        numpy_threads = torch.get_num_threads()  # numpy's BLAS is held to torch's count
+
+    def manual_forward():
+        if upstream is not None:
+            return backward.gradients(cfg, sample.params, sample.x, sample.h_0, sample.c_0, upstream)
+        return manual.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)
+
+    impls = [
+        Implementation(
+            name="manual",
+            device="cpu",
+            backend=_numpy_backend(),
+            forward=manual_forward,
+            context=lambda: _blas_threads(numpy_threads),
+            time_once=_cpu_time,
+        )
+    ]
+    if torch is None:
+        return impls
+
+    from rnn_cli.core import torch_run
+
+    devices = [torch.device("cpu")]
+    if cfg.device != "cpu":
+        resolved = torch_run.resolve_device(cfg.device)
+        if resolved.type == "cuda":
+            devices.append(resolved)
+    for device in devices:
+        module, x, hx = torch_run.prepare(cfg, sample, device)
+        on_cuda = device.type == "cuda"
+
+        if upstream is None:
+
+            def torch_forward(module=module, x=x, hx=hx):
+                return torch_run.forward(cfg, module, x, hx)
+
+        else:
+            from rnn_cli.core import torch_grad
+
+            for t in (x, *(hx if isinstance(hx, tuple) else (hx,))):
+                t.requires_grad_(True)
+            G = torch_grad.upstream_tensors(cfg, upstream, device)
+
+            def torch_forward(module=module, x=x, hx=hx, G=G):  # forward and backward
+                module.zero_grad(set_to_none=True)
+                return torch_grad.forward_backward(cfg, module, x, hx, G)
+
+        def context(device=device) -> ContextManager:
+            stack = ExitStack()
+            stack.enter_context(torch.enable_grad() if upstream is not None else torch.inference_mode())
+            stack.enter_context(torch_run.quiet_onednn())
+            if device.type == "cuda":
+                stack.enter_context(torch.cuda.device(device))
+                stack.enter_context(torch_run.cudnn_tf32(tf32))
+            return stack
+
+        if on_cuda:
+            cudnn = _cudnn_version(torch)
+            backend = (f"cuDNN {cudnn}" if cudnn else "CUDA") + f" on {torch.cuda.get_device_name(device)}"
+        else:
+            backend = f"torch {torch.__version__} (ATen)"
+        impls.append(
+            Implementation(
+                name="torch",
+                device=torch_run.device_name(device),
+                backend=backend,
+                forward=torch_forward,
+                context=context,
+                time_once=_cuda_timer(torch, device) if on_cuda else _cpu_time,
+                tf32=tf32 if on_cuda and cfg.dtype == "float32" else None,
+            )
+        )
+    return impls
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    device: str
+    dtype: str
+    backend: str
+    tf32: Optional[bool]
+    times_s: tuple[float, ...]  # each timed run, in order
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def min_s(self) -> float:
+        return min(self.times_s)
+
+    @property
+    def max_s(self) -> float:
+        return max(self.times_s)
+
+    @property
+    def spread(self) -> Optional[float]:
+        """Slowest / fastest timed run (None if the clock read zero)."""
+        return self.max_s / self.min_s if self.min_s > 0 else None
+
+    @property
+    def busy(self) -> bool:
+        """The runs spread more than SPREAD_LIMIT: something else took the machine."""
+        return self.spread is None or self.spread > SPREAD_LIMIT
+
+    def gflops(self, flops: int) -> Optional[float]:
+        """GFLOP/s at the median time (None if the clock read zero)."""
+        return flops / self.median_s / 1e9 if self.median_s > 0 else None
+
+
+def measure(
+    impl: Implementation,
+    dtype: str,
+    repeat: int,
+    warmup: int,
+    on_run: Callable[[], None] = lambda: None,
+) -> Timing:
+    """`warmup` untimed then `repeat` timed forwards of impl; on_run() after each."""
+    times = []
+    with impl.context():
+        for _ in range(warmup):
+            impl.time_once(impl.forward)
+            on_run()
+        for _ in range(repeat):
+            times.append(impl.time_once(impl.forward))
+            on_run()
+    return Timing(impl.name, impl.device, dtype, impl.backend, impl.tf32, tuple(times))
+
+
+@dataclass
+class Bench:
+    cfg: RunConfig
+    repeat: int
+    warmup: int
+    flops: int
+    threads: Threads
+    timings: list[Timing] = field(default_factory=list)
+    versions: dict[str, Optional[str]] = field(default_factory=dict)
+    grad: Optional[str] = None  # the loss when forward and backward were timed
+    not_timed: list = field(default_factory=list)  # bench_onnx.NotTimed: rows that could not be timed, and why
+    notes: list[str] = field(default_factory=list)  # one line each, under the table: how to add the onnx extra
+
+    @property
+    def busy(self) -> list[Timing]:
+        """The rows whose runs spread more than SPREAD_LIMIT."""
+        return [t for t in self.timings if t.busy]
+
+    def gflops(self, t: Timing) -> Optional[float]:
+        """The forward's GFLOP/s; None with --grad (the backward's work is not counted)."""
+        return None if self.grad else t.gflops(self.flops)
+
+    def relative_speed(self, t: Timing) -> Optional[float]:
+        """Speed relative to the first row: its median / this median (2.0 = twice as fast)."""
+        first = self.timings[0].median_s
+        return first / t.median_s if t.median_s > 0 else None
+
+
+def _threads(torch_threads: Optional[int]) -> Threads:
+    """What is known of each library's thread count while timing."""
+    import os
+
+    numpy_threads, blas = _numpy_blas()
+    if numpy_threads is not None:
+        if torch_threads is not None:
+            numpy_threads = torch_threads  # what _blas_threads holds numpy's BLAS to while timing
+        return Threads(torch_threads, numpy_threads, "threadpoolctl", blas)
+    env = tuple(f"{k}={os.environ[k]}" for k in BLAS_THREAD_VARIABLES if k in os.environ)
+    return Threads(torch_threads, None, "numpy's build configuration", _numpy_build_blas(), env, _cpus())
+
+
+# on_run(label, runs done, runs in all): called after every warm-up and timed run.
+OnRun = Callable[[str, int, int], None]
+
+
+def run(
+    cfg: RunConfig,
+    repeat: int = 20,
+    warmup: int = 3,
+    tf32: bool = True,
+    on_run: Optional[OnRun] = None,
+    sample=None,
+    grad: Optional[str] = None,
+) -> Bench:
+    """Time every implementation that can run cfg here (on `sample`, else the seeded draw);
+    with `grad`, forward and backward. Progress is reported through on_run; this module
+    shows nothing."""
+    import numpy as np
+
+    from rnn_cli.core.sample import draw
+
+    sample = sample if sample is not None else draw(cfg)
+    impls = implementations(cfg, sample, tf32, grad)  # imports torch: not timed
+    torch = _import_torch() if len(impls) > 1 else None
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    threads = _threads(torch_threads)
+    versions = {"numpy": np.__version__, "torch": torch.__version__ if torch is not None else None}
+    bench = Bench(cfg, repeat, warmup, forward_flops(cfg), threads, versions=versions, grad=grad)
+    if grad is None and torch is not None:
+        from rnn_cli.formats import bench_onnx
+
+        extra, bench.not_timed, bench.notes = bench_onnx.implementations(
+            cfg, sample, torch_threads, [i.device for i in impls if i.name == "torch"]
+        )
+        impls += extra
+    elif grad is not None:
+        bench.notes.append("onnxruntime: not timed with --grad (forward only: it has no backward)")
+    total, done = len(impls) * (warmup + repeat), 0
+    for impl in impls:
+        label = f"{impl.name} {impl.device}"
+
+        def advance(label: str = label) -> None:
+            nonlocal done
+            done += 1
+            if on_run is not None:
+                on_run(label, done, total)
+
+        bench.timings.append(measure(impl, cfg.dtype, repeat, warmup, advance))
+    return bench

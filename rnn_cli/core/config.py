@@ -1,0 +1,499 @@
+"""RunConfig: every flag resolved and validated, plus the shapes it implies.
+
+Shape symbols follow torch/nn/modules/rnn.py:
+    N      batch size                     L      sequence length
+    D      2 if bidirectional else 1      H_in   input_size
+    H_cell hidden_size                    H_out  proj_size if proj_size > 0 else hidden_size
+
+This module imports nothing heavy: `--help` and `manual` must start fast.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from rnn_cli.core import layout
+from rnn_cli.errors import RnnCliError
+from rnn_cli.core.layout import TORCH_CLASS, num_gates, shape_str  # noqa: F401 (re-exported)
+
+CELLS = ("rnn", "lstm", "gru")
+NONLINEARITIES = ("tanh", "relu")
+DTYPES = ("float32", "float64")
+H0_CHOICES = ("zeros", "random", "file")  # file: --h0 PATH.npy, given by the user
+ITEMSIZE = {"float32": 4, "float64": 8}
+
+# Gates stacked inside each weight, in PyTorch's order (layout.py spells them).
+GATE_NAMES: dict[str, tuple[str, ...]] = {cell: layout.gate_names(cell) for cell in CELLS}
+_DEVICE = re.compile(r"cpu|auto|cuda(:[0-9]{1,4})?")
+
+
+def _positive(flag: str, value: int) -> None:
+    if value < 1:
+        raise RnnCliError(f"{flag} must be a positive integer, got {value}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    cell: str = "rnn"
+    input_size: int = 5  # H_in
+    hidden_size: int = 8  # H_cell
+    num_layers: int = 1
+    bidirectional: bool = False
+    batch_first: bool = False
+    nonlinearity: str | None = "tanh"  # rnn only; normalised to None for lstm/gru
+    bias: bool = True
+    proj_size: int = 0  # lstm only
+    seq_len: int = 10  # L
+    batch: int | None = 1  # N; None means unbatched input
+    lengths: tuple[int, ...] | None = None  # one per batch element: packed sequences
+    pack: bool = True  # False (--no-pack): the padded batch goes straight through the module
+    h0: str = "zeros"
+    input: str = "seed"  # seed: drawn from --seed; file: --input PATH.npy, given by the user
+    weights: str = "seed"  # seed: drawn from --seed; else --params PATH[:PREFIX], a checkpoint's
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"  # as asked: cpu, cuda, cuda:N, auto
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise RnnCliError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        _positive("--input-size", self.input_size)
+        _positive("--hidden-size", self.hidden_size)
+        _positive("--layers", self.num_layers)
+        _positive("--seq-len", self.seq_len)
+        if self.batch is not None:
+            _positive("--batch", self.batch)
+        # Gated cells have fixed activations: their nonlinearity is None whatever was passed
+        # (the CLI refuses an explicit --nonlinearity with them); an RNN's defaults to tanh.
+        if self.cell != "rnn":
+            object.__setattr__(self, "nonlinearity", None)
+        elif self.nonlinearity is None:
+            object.__setattr__(self, "nonlinearity", "tanh")
+        elif self.nonlinearity not in NONLINEARITIES:
+            raise RnnCliError(f"--nonlinearity must be one of {', '.join(NONLINEARITIES)}, got {self.nonlinearity!r}")
+        if self.proj_size < 0:
+            raise RnnCliError(f"--proj-size must be 0 or positive, got {self.proj_size}")
+        if self.proj_size > 0 and self.cell != "lstm":
+            raise RnnCliError(f"--proj-size applies to --cell lstm only, not {self.cell}")
+        if self.proj_size >= self.hidden_size and self.proj_size > 0:
+            raise RnnCliError(
+                f"--proj-size must be smaller than --hidden-size ({self.hidden_size}), got {self.proj_size}"
+            )
+        if self.input not in ("seed", "file"):
+            raise RnnCliError(f"input must be seed or file, got {self.input!r}")
+        if self.h0 not in H0_CHOICES:
+            raise RnnCliError(f"--h0 must be one of {', '.join(H0_CHOICES)}, got {self.h0!r}")
+        if self.dtype not in DTYPES:
+            raise RnnCliError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.seed < 0 or self.seed >= 2**63:
+            raise RnnCliError(f"--seed must be between 0 and 2**63-1, got {self.seed}")
+        if not _DEVICE.fullmatch(self.device):
+            raise RnnCliError(f"--device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if self.lengths is not None:
+            self._check_lengths(self.lengths)
+        elif not self.pack:
+            raise RnnCliError("--no-pack needs --lengths: without lengths there is no padding to run through")
+
+    def _check_lengths(self, lengths: tuple[int, ...]) -> None:
+        if self.batch is None:
+            raise RnnCliError("--lengths needs batched input; it cannot be combined with --unbatched")
+        if len(lengths) != self.batch:
+            raise RnnCliError(f"--lengths has {len(lengths)} value(s) but --batch is {self.batch}; give one per sequence")
+        bad = [n for n in lengths if not 1 <= n <= self.seq_len]
+        if bad:
+            raise RnnCliError(f"--lengths values must be between 1 and --seq-len ({self.seq_len}), got {bad[0]}")
+
+    # ---- the shape symbols -------------------------------------------------
+    @property
+    def D(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def H_out(self) -> int:
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    @property
+    def unbatched(self) -> bool:
+        return self.batch is None
+
+    @property
+    def N(self) -> int:
+        """Batch size the core works with (1 for unbatched input)."""
+        return 1 if self.batch is None else self.batch
+
+    @property
+    def packed(self) -> bool:
+        """Sequences packed by length (pack_padded_sequence); False with --no-pack."""
+        return self.lengths is not None and self.pack
+
+    @property
+    def has_trap(self) -> bool:
+        """A configuration where the obvious final-state recipe can be wrong (h_n[-1] with two
+        directions, output[-1] with padding, ...): the recipes are shown by default."""
+        return self.bidirectional or self.num_layers > 1 or self.lengths is not None or self.batch_first
+
+    @property
+    def has_c(self) -> bool:
+        return self.cell == "lstm"
+
+    @property
+    def gates(self) -> int:
+        return num_gates(self.cell)
+
+    def layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.D * self.H_out
+
+    # ---- concrete shapes, in the user's layout -----------------------------
+    def _seq_shape(self, features: int) -> tuple[int, ...]:
+        L = self.seq_len
+        if self.unbatched:
+            return (L, features)
+        return (self.N, L, features) if self.batch_first else (L, self.N, features)
+
+    def _state_shape(self, features: int) -> tuple[int, ...]:
+        if self.unbatched:
+            return (self.D * self.num_layers, features)
+        return (self.D * self.num_layers, self.N, features)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor the run produces, name -> shape (in the user's layout)."""
+        out = {"input": self._seq_shape(self.input_size), "h_0": self._state_shape(self.H_out)}
+        if self.has_c:
+            out["c_0"] = self._state_shape(self.hidden_size)
+        out["output"] = self._seq_shape(self.D * self.H_out)
+        out["h_n"] = self._state_shape(self.H_out)
+        if self.has_c:
+            out["c_n"] = self._state_shape(self.hidden_size)
+        if self.packed:
+            out["packed_data"] = (sum(self.lengths), self.D * self.H_out)
+            out["batch_sizes"] = (max(self.lengths),)
+        return out
+
+    def layouts(self) -> dict[str, str]:
+        """Every tensor's layout in the PyTorch docs' symbols."""
+        if self.unbatched:
+            seq, state = "(L, {})", "(D*num_layers, {})"
+        else:
+            seq = "(N, L, {})" if self.batch_first else "(L, N, {})"
+            state = "(D*num_layers, N, {})"
+        out = {"input": seq.format("H_in"), "h_0": state.format("H_out")}
+        if self.has_c:
+            out["c_0"] = state.format("H_cell")
+        out["output"] = seq.format("D*H_out")
+        out["h_n"] = state.format("H_out")
+        if self.has_c:
+            out["c_n"] = state.format("H_cell")
+        if self.packed:
+            out["packed_data"] = "(sum(lengths), D*H_out)"
+            out["batch_sizes"] = "(max(lengths),)"
+        return out
+
+    def batch_sizes(self) -> list[int]:
+        """PackedSequence.batch_sizes: how many sequences are still running at each step."""
+        assert self.lengths is not None
+        return [sum(1 for n in self.lengths if n > t) for t in range(max(self.lengths))]
+
+    # ---- parameters ----------------------------------------------------------
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """torch's parameter names and shapes, in torch's own order (_flat_weights_names)."""
+        G, H = self.gates, self.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in range(self.num_layers):
+            for direction in range(self.D):
+                sfx = layout.suffix(layer, direction)
+                shapes[f"weight_ih_{sfx}"] = (G * H, self.layer_input_size(layer))
+                shapes[f"weight_hh_{sfx}"] = (G * H, self.H_out)
+                if self.bias:
+                    shapes[f"bias_ih_{sfx}"] = (G * H,)
+                    shapes[f"bias_hh_{sfx}"] = (G * H,)
+                if self.proj_size > 0:
+                    shapes[f"weight_hr_{sfx}"] = (self.proj_size, H)
+        return shapes
+
+    def num_parameters(self) -> int:
+        """Same total as sum(parameter_shapes()), by formula: safe for absurd --layers."""
+        G, H, D = self.gates, self.hidden_size, self.D
+        inputs = self.input_size + (self.num_layers - 1) * D * self.H_out  # summed over layers
+        per_layer = G * H * self.H_out + (2 * G * H if self.bias else 0) + self.proj_size * H
+        return D * (G * H * inputs + self.num_layers * per_layer)
+
+    def constructor_kwargs(self) -> dict:
+        """The arguments of nn.RNN / LSTM / GRU that differ from their defaults, in the
+        order the constructor lists them: what the code view prints and torch builds."""
+        kwargs: dict = {"input_size": self.input_size, "hidden_size": self.hidden_size}
+        if self.num_layers != 1:
+            kwargs["num_layers"] = self.num_layers
+        if self.cell == "rnn" and self.nonlinearity != "tanh":
+            kwargs["nonlinearity"] = self.nonlinearity
+        if not self.bias:
+            kwargs["bias"] = False
+        if self.batch_first:
+            kwargs["batch_first"] = True
+        if self.bidirectional:
+            kwargs["bidirectional"] = True
+        if self.proj_size:
+            kwargs["proj_size"] = self.proj_size
+        return kwargs
+
+    def to_dict(self) -> dict:
+        """Every option resolved, for --json and --save (device is replaced by the one used)."""
+        d = asdict(self)
+        d["lengths"] = list(self.lengths) if self.lengths is not None else None
+        return d
+
+
+# The human view's --show sections, in the order views.SECTIONS draws them, and those drawn
+# when --show is not given. Of these, recipes, padding and grad are computed (runs.Extras.shown)
+# and drawn only where they apply (a configuration with a trap, --no-pack, --grad) unless
+# --show names them or --json asks for everything.
+SECTION_NAMES = ("diagram", "shapes", "sources", "values", "recipes", "padding", "grad", "params", "cost", "code")
+DEFAULT_SHOW = frozenset({"diagram", "shapes", "sources", "values", "recipes", "padding", "grad"})
+COMPARE_SHOW = frozenset({"diagram"})  # compare's answer is its table; the rest on request
+
+
+def default_show(command: str) -> frozenset[str]:
+    return COMPARE_SHOW if command == "compare" else DEFAULT_SHOW
+
+
+def parse_show(text: str) -> frozenset[str]:
+    """--show's value: comma-separated section names, or `all`. Case-insensitive."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return frozenset(SECTION_NAMES)
+    if not names or any(n not in SECTION_NAMES for n in names):
+        raise RnnCliError(f"--show takes a comma-separated list of {', '.join(SECTION_NAMES)} (or all), got {text!r}")
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class View:
+    """What the human view draws: the sections named in `show`, in views.SECTIONS' order."""
+
+    show: frozenset[str] | None = None  # None: the default screen (DEFAULT_SHOW)
+    precision: int = 4
+    batch_index: int = 0
+    heatmap: bool = True
+    compact: bool = True  # the default screen (no --show, no --json): output cut to a few time steps, the cut stated
+    brief: bool = False  # one line per tensor, nothing else
+
+    def shows(self, section: str) -> bool:
+        return section in (DEFAULT_SHOW if self.show is None else self.show)
+
+    @property
+    def asked(self) -> bool:
+        """--show or --json: every section named is drawn, whether or not it applies by default."""
+        return not self.compact
+
+    @property
+    def values(self) -> bool:
+        return self.shows("values")
+
+    @property
+    def diagram(self) -> bool:
+        return self.shows("diagram")
+
+    @property
+    def keep_layers(self) -> bool:
+        """Keep lower layers' outputs: the h_n checks of layers below the last need them."""
+        return self.shows("values") or self.shows("sources")
+
+
+# ---- memory: refuse before allocating -----------------------------------------
+
+
+def _format_bytes(n: int) -> str:
+    """1023 B, 1.5 KiB, ..., 999.9 PiB, then 3.55e+31 PiB: exact for any int, even past float range."""
+    if n < 1024:
+        return f"{int(n)} B"
+    for power, unit in enumerate(("KiB", "MiB", "GiB", "TiB", "PiB"), start=1):
+        if n < 1024 ** (power + 1) or unit == "PiB":
+            from decimal import Decimal  # exact past float's range; imported only for this message
+
+            scaled = Decimal(n) / 1024**power
+            return f"{scaled:.1f} {unit}" if scaled < 10_000 else f"{scaled:.2e} {unit}"
+    raise AssertionError  # pragma: no cover
+
+
+def available_memory() -> tuple[int, str]:
+    """(bytes this process may still allocate, what limits it): the smallest of MemAvailable,
+    ulimit -v / -d and the cgroup's memory.max (rnn_cli.core.limits)."""
+    from rnn_cli.core.limits import memory_limit
+
+    return memory_limit()
+
+
+# What importing torch adds to the process (peak RSS of `torch` at the smallest size minus
+# `manual`'s, ~195 MiB with torch 2.x on the CPU), counted by check_memory, not the estimate.
+TORCH_IMPORT = 256 * 1024**2
+# Address space that importing a library maps (VmSize growth), which is what `ulimit -v` /
+# `prlimit --as` counts: measured 121 MiB for numpy 2.4 and 483 MiB for torch 2.13 (CPU) on
+# Linux x86-64, with margin; tests/test_import_cost.py measures them on the machine it runs on
+# and fails when a constant is below the measurement or more than 1.5x it.
+IMPORT_ADDRESS_SPACE = {"numpy": 128 * 1024**2, "torch": 512 * 1024**2}
+COMMANDS = ("manual", "torch", "compare", "bench")
+# Peak RSS the measured runs reach beyond their arrays: BLAS and allocator buffers, the JSON
+# writer's chunk (documents.CHUNK), small per-step arrays (benchmarks/MEMORY.md).
+OVERHEAD = 32 * 1024**2
+# Bytes per time step the human view of the values spends beyond the arrays: a label
+# f"t={t}" per row (a str and its list slot) for the output table.
+LABEL_BYTES = 72
+
+
+def _seq(cfg: RunConfig, features: int) -> int:
+    """Elements of one (L, N, features) array."""
+    return cfg.seq_len * cfg.N * features
+
+
+def _sample_elements(cfg: RunConfig) -> int:
+    """The seeded draw: parameters, input (L, N, H_in), h_0 and c_0 (D*num_layers, N, .)."""
+    states = cfg.D * cfg.num_layers * cfg.N * (cfg.H_out + (cfg.hidden_size if cfg.has_c else 0))
+    return cfg.num_parameters() + _seq(cfg, cfg.input_size) + states
+
+
+def _manual_forward_elements(cfg: RunConfig, keep_layers: bool) -> int:
+    """manual.forward at its peak, the last layer's run_layer (its arrays, not the sample's):
+    x_proj (D, L, N, G*H_cell), out (D, L, N, H_out) and the concatenated output
+    (L, N, D*H_out), beside the layer's input (the lower output) and the lower outputs kept.
+    The per-step arrays are (D, N, G*H_cell) each, up to ~3 at a time (measured: GRU)."""
+    D, G, Hc, layers = cfg.D, cfg.gates, cfg.hidden_size, cfg.num_layers
+    out = _seq(cfg, D * cfg.H_out)  # (L, N, D*H_out)
+    lower = (layers - 1) if keep_layers else min(1, layers - 1)
+    step = 4 * D * cfg.N * G * Hc
+    return D * _seq(cfg, G * Hc) + 2 * out + lower * out + step + D * G * Hc * (cfg.input_size + cfg.H_out)
+
+
+def _torch_layer_elements(cfg: RunConfig, input_size: int) -> int:
+    """One layer of torch's CPU forward (ATen): per direction, the input projection
+    (rows, G*H_cell), the step outputs and their stack (rows, H_out) each (an LSTM with
+    projection also keeps its unprojected states, H_cell); the backward direction also
+    reverses its input; then the directions' concatenation. rows is L*N, or sum(lengths)
+    for packed input. A float32 LSTM without projection runs in oneDNN instead: about 2x
+    its output. Plus allocator slack, measured up to ~1x the output under CPU contention (more malloc arenas)."""
+    D, G, Hc, Ho = cfg.D, cfg.gates, cfg.hidden_size, cfg.H_out
+    rows = sum(cfg.lengths) if cfg.lengths is not None else cfg.seq_len * cfg.N
+    S = rows * Ho  # one direction's output
+    if cfg.cell == "lstm" and cfg.dtype == "float32" and cfg.proj_size == 0:
+        per_direction = 2 * S
+    else:
+        per_direction = rows * (G * Hc + (Hc if cfg.proj_size else 0) + 2 * Ho) + S
+    if D == 1:
+        return per_direction
+    return per_direction + S + rows * input_size + 3 * S + S  # fw output, reversed input, bw, cat
+
+
+def _torch_forward_elements(cfg: RunConfig, keep_layers: bool) -> int:
+    """torch_run.run at its peak, beyond the sample: the module's parameters, then the
+    largest of the full forward (layer k reads layer k-1's output) and, with keep_layers,
+    the single-layer reruns (the full output, the lower outputs kept so far, one layer)."""
+    out = _seq(cfg, cfg.D * cfg.H_out)
+    top = cfg.num_layers - 1
+    forward = _torch_layer_elements(cfg, cfg.layer_input_size(top)) + (out if top else 0)
+    if cfg.packed:  # packed input and packed output (the padded output is counted as `out` above
+        # for a lower layer; alone, measured 383-467 MiB held against 505 estimated: rnn L=500 N=1024 H=64)
+        forward += sum(cfg.lengths) * (cfg.input_size + cfg.D * cfg.H_out)
+    phases = [forward]
+    if keep_layers and top:
+        last_rerun = top - 1
+        phases.append(out + last_rerun * out + _torch_layer_elements(cfg, cfg.layer_input_size(last_rerun)))
+    return cfg.num_parameters() + max(phases)
+
+
+def _human_values_bytes(cfg: RunConfig, itemsize: int) -> int:
+    """The value tables: row labels, and finite/abs copies of one batch element's (L, D*H_out)."""
+    return cfg.seq_len * (LABEL_BYTES + cfg.D * cfg.H_out * (1 + 2 * itemsize))
+
+
+def _grad_elements(cfg: RunConfig) -> int:
+    """--grad: what backpropagation through time keeps, per layer, direction and step: the
+    cell's inputs and gates (x_t, h_{t-1}, c_{t-1}, the G*H_cell gates, tanh(c_t)); autograd's
+    saved tensors are of that order. The gradients flowing back are one step's at a time.
+    Measured: lstm H=256 L=400 N=64 manual --json, 262 MiB above the import floor, 328 estimated."""
+    per_step = cfg.layer_input_size(0) + 2 * cfg.H_out + (cfg.gates + 3) * cfg.hidden_size
+    return cfg.num_layers * cfg.D * cfg.seq_len * cfg.N * per_step + 2 * cfg.num_parameters()
+
+
+def estimate_bytes(cfg: RunConfig, command: str = "manual", json: bool = False, values: bool = True,
+                   grad: bool = False) -> int:
+    """Peak bytes the command holds beyond the interpreter and its imports, for the output
+    chosen: every array alive at the worst moment (see the helpers above), the rendering
+    of the values for people, and a fixed OVERHEAD. --json adds only OVERHEAD: the document
+    is streamed array by array (documents.write_document). Measured against peak RSS in
+    benchmarks/memory.py."""
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}")
+    item = ITEMSIZE[cfg.dtype]
+    sample = _sample_elements(cfg)
+    render = _human_values_bytes(cfg, item) if values and not json and command != "bench" else 0
+    if command == "manual":
+        kept = _seq(cfg, cfg.D * cfg.H_out) * (1 + ((cfg.num_layers - 1) if values else 0))
+        need = item * sample + max(item * _manual_forward_elements(cfg, values), item * kept + render)
+    elif command == "torch":
+        need = item * (sample + _torch_forward_elements(cfg, values)) + render
+    elif command == "compare":
+        # torch's forward; then its result beside the float64 reference run (keep_layers off),
+        # then check_tensor on the output (compare.check_tensor works in place)
+        out = _seq(cfg, cfg.D * cfg.H_out)
+        torch_phase = item * (sample + _torch_forward_elements(cfg, False))
+        torch_kept = item * (sample + cfg.num_parameters() + out)
+        # the float64 reference: its forward's buffers (and one more output, measured on a GRU),
+        # or its output beside check_tensor's in-place arrays (|ref|, |diff|, rel, a mask)
+        reference = 8 * sample + max(8 * (_manual_forward_elements(cfg, False) + out), 8 * out + (3 * 8 + 1) * out)
+        need = max(torch_phase, torch_kept + reference)
+    else:  # bench: the sample, torch's module; one forward at a time, results dropped
+        need = item * (sample + cfg.num_parameters() + max(_manual_forward_elements(cfg, False), _torch_forward_elements(cfg, False)))
+        # onnxruntime's row (onnx extra): the exported weights three times (the ModelProto, its
+        # bytes, the session's copy) and torch's output kept for the check beside one run's
+        need += item * (3 * cfg.num_parameters() + 2 * _seq(cfg, cfg.D * cfg.H_out))
+    if grad:  # the backward's caches, once per implementation that runs it at the same time
+        # torch's autograd keeps more per step than the cell's inputs and gates (its LSTM cell
+        # saves the workspace and the forward's outputs once more): measured 1.4x for an LSTM
+        # (L=200, N=256, H=64: held 219-225 MiB against 171 estimated at 1x; now 1.15x, GRU 1.34x;
+        # checked by tests/test_import_cost.py)
+        factor = (1.7 if cfg.cell == "lstm" else 1.5) if command == "torch" else 1.0  # held: LSTM 0.99-1.04x of 1.5x
+        need += int(_grad_elements(cfg) * factor) * item + _grad_elements(cfg) * (8 if command == "compare" else 0)
+    return need + OVERHEAD
+
+
+def check_memory(
+    cfg: RunConfig,
+    command: str = "manual",
+    json: bool = False,
+    values: bool = True,
+    available: int | None = None,
+    grad: bool = False,
+) -> None:
+    """Refuse, before anything is allocated, a run whose estimate exceeds what is available."""
+    need = estimate_bytes(cfg, command, json, values, grad)
+    if command != "manual":
+        need += TORCH_IMPORT  # the check runs before torch is imported
+    have, source = available_memory() if available is None else (available, "given")
+    if need > have:
+        where = "" if source in ("MemAvailable", "given") else f" under {source}"
+        raise RnnCliError(
+            f"this configuration needs about {_format_bytes(need)} of memory, more than the "
+            f"{_format_bytes(have)} available{where}; reduce --hidden-size, --seq-len, --batch or --layers"
+        )
+    if available is None:
+        _check_address_space(estimate_bytes(cfg, command, json, values, grad), command)
+
+
+def _check_address_space(need: int, command: str) -> None:
+    """Under `ulimit -v` the imports still to come count by the address space they map (torch's
+    is about twice what it touches): refuse before `import torch` rather than fail inside it."""
+    import sys
+
+    from rnn_cli.core.limits import address_space_headroom
+
+    headroom = address_space_headroom()
+    if headroom is None:
+        return
+    missing = [m for m in ["numpy"] + ([] if command == "manual" else ["torch"]) if m not in sys.modules]
+    imports = sum(IMPORT_ADDRESS_SPACE[m] for m in missing)
+    if need + imports > headroom:
+        loading = f" ({_format_bytes(imports)} of it to load {' and '.join(missing)})" if missing else ""
+        raise RnnCliError(
+            f"this configuration needs about {_format_bytes(need + imports)} of address space{loading}, "
+            f"more than the {_format_bytes(headroom)} left under ulimit -v; raise the limit or "
+            "reduce --hidden-size, --seq-len, --batch or --layers"
+        )

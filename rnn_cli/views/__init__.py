@@ -1,0 +1,1 @@
+"""What a person sees: rich renderings of results. They compute nothing."""

@@ -1,0 +1,107 @@
+"""Views of `inspect`: rich renderables for people (the JSON: documents.py). Computes nothing:
+every number comes from the checkpoint.Inspection it is given."""
+
+from __future__ import annotations
+
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from rnn_cli.formats.checkpoint import Inspection, ModuleReport
+from rnn_cli.core.config import shape_str
+from rnn_cli.printable import printable
+from rnn_cli.views.screen import Verbatim, add_row, is_plain, make_table
+
+
+def _text(text: str, **kwargs) -> Text:
+    """A line that may hold strings from the file (keys, prefixes, its path): control characters escaped."""
+    return Text(printable(text), **kwargs)
+
+
+def _file_lines(report: Inspection) -> list[RenderableType]:
+    loaded = report.loaded
+    where = f" (under {loaded.nesting})" if loaded.nesting else ""
+    lines: list[RenderableType] = [_text(f"{loaded.path}: {loaded.format} file{where}, "
+                                        f"{len(report.modules)} recurrent module(s)", style="bold")]
+    if loaded.format == "torchscript":
+        lines.append(_text("note: a TorchScript archive, read as data: none of its code was run"))
+    lines += [_text(f"note: {n}") for n in loaded.notes]
+    o = report.other
+    if o.count:
+        biggest = ", ".join(f"{p} ({n:,})" for p, n in o.largest)
+        lines.append(_text(f"other tensors: {o.count:,} ({o.elements:,} elements); largest: {biggest}"))
+    return lines
+
+
+def _fitted_call(line: str, width: int) -> str:
+    """`nn.LSTM(a=1, b=2)` on one line where it fits, else one argument per line: still Python
+    to paste, and no argument broken by the terminal."""
+    from rnn_cli.views.screen import _call
+
+    head, _, inner = line.partition("(")
+    return _call(head, inner[:-1].split(", "), width) if line.startswith("nn.") and line.endswith(")") else line
+
+
+def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableType]:
+    m = r.module
+    out: list[RenderableType] = [_text(""), _text(f"{m.name}:", style="bold")]
+    out += [_text(line) for line in source_lines(m)]
+    out += [Verbatim(Text(_fitted_call(printable(r.constructor), console.width))), _text("")]  # escaped, then laid out
+    table = make_table(console, "Parameters", caption=f"{m.num_parameters:,} parameters, {m.dtype}")
+    table.add_column("name", style="bold")
+    table.add_column("shape", no_wrap=True)
+    table.add_column("dtype", no_wrap=True)
+    for name, shape, dtype in r.parameters:
+        add_row(table, printable(name), shape_str(shape), dtype)
+    out += [table, _text("")]
+    if r.cfg is not None:
+        from rnn_cli.views.diagram import flow_diagram
+
+        out += [flow_diagram(r.cfg, is_plain(console), console.width), _text("")]
+    if r.shapes:
+        shapes = make_table(console, "Shapes")
+        shapes.add_column("tensor", style="bold", no_wrap=True)
+        shapes.add_column("shape", no_wrap=True)
+        shapes.add_column("layout", no_wrap=True)
+        for name, shape in r.shapes.items():
+            add_row(shapes, name, shape_str(shape), r.layouts[name])
+        out.append(shapes)
+    for what, why in m.unknowns.items():
+        out.append(_text(f"not in the file: {what}: {why}"))
+    for p in m.problems:
+        out.append(_text(f"problem: {p.message}", style="red"))
+    return out
+
+
+def source_lines(m) -> list[str]:
+    """Where a module's description comes from, when it is not a plain state_dict: the
+    archive's declared class, or the renamed keys and the torch names they were given."""
+    if m.candidate:
+        from rnn_cli.core import layout
+
+        cell = layout.CELL_OF.get(m.kind or "")
+        gates = f" ({', '.join(layout.gate_names(cell))})" if cell and cell != "rnn" else ""
+        lines = [f"candidate by shapes: renamed weights in torch's gate order{gates}:"]
+        return lines + [f"  {printable(key)} -> {name}" for name, key in m.source_names.items()]
+    if m.source == "torchscript":
+        said = ", ".join(f"{k}={v!r}" for k, v in m.declared.items())
+        return [f"TorchScript: the archive states {said}" if said
+                else "TorchScript: the archive states nothing beyond the shapes"]
+    return []
+
+
+def inspect_renderables(console: Console, report: Inspection) -> list[RenderableType]:
+    """Per module: the constructor line, the parameter table, the shape-flow diagram (RNN/LSTM/GRU
+    without problems), the shapes, what a state_dict cannot tell, the problems."""
+    out = _file_lines(report)
+    for r in report.modules:
+        out += _module_renderables(console, r)
+    return out
+
+
+def differences_renderables(console: Console, a, b, differences: list[str]) -> list[RenderableType]:
+    """--against: one line per difference, as load_state_dict would fail on it, with the fix."""
+    out: list[RenderableType] = [_text(""), _text(f"A = {a}, B = {b}", style="bold")]
+    if not differences:
+        return out + [_text("The recurrent modules of A and B are built alike: load_state_dict would accept either.", style="green")]
+    out.append(_text(f"{len(differences)} difference(s) that load_state_dict would fail on:", style="bold red"))
+    return out + [_text(f"- {d}") for d in differences]
