@@ -433,7 +433,7 @@ def test_against_names_a_key_one_file_lacks(tmp_path):
 def test_npz_and_safetensors_are_read_without_importing_torch(tmp_path):
     sd = nn.GRU(3, 4).state_dict()
     paths = [save(sd, tmp_path / "m", "npz"), save(sd, tmp_path / "m", "safetensors")]
-    code = ("import sys; from rnn_cli import checkpoint as ck; "
+    code = ("import sys; from rnn_cli.formats import checkpoint as ck; "
             f"kinds = [ck.inspect_file(p).modules[0].module.kind for p in {paths!r}]; "
             "assert kinds == ['GRU', 'GRU'], kinds; assert 'torch' not in sys.modules, 'torch imported'")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}

@@ -510,7 +510,7 @@ def test_lengths_without_seq_len_give_L_of_the_longest_sequence(seq_len, L):
 def test_manual_judges_its_recipes_and_control_draw_without_torch():
     code = (
         "import sys\n"
-        "from rnn_cli import runs\n"
+        "from rnn_cli.core import runs\n"
         "from rnn_cli.core.config import RunConfig\n"
         "cfg = RunConfig(cell='lstm', bidirectional=True, num_layers=2, lengths=(4, 4), batch=2, seq_len=4, pack=False)\n"
         "rows = runs.run('manual', cfg, extras=runs.Extras(recipes=True)).recipes\n"
