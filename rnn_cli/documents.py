@@ -349,6 +349,9 @@ def _module_document(r) -> dict:
         "source_names": dict(m.source_names),
         "candidate": m.candidate,
         "declared": dict(m.declared),
+        "expressible": m.expressible,
+        "not_expressible": [dict(r) for r in m.not_expressible],
+        **({"node": m.node, "path": m.path, "states": [dict(s) for s in m.states]} if m.source == "onnx" else {}),
     }
 
 

@@ -376,8 +376,8 @@ def test_no_recurrent_module_lists_the_largest_tensors(tmp_path):
 
 
 def test_unknown_format_and_missing_file(tmp_path):
-    with pytest.raises(RnnCliError, match=r"unknown checkpoint format '\.h5'"):
-        ck.load_tensors(tmp_path / "m.h5")
+    with pytest.raises(RnnCliError, match=r"unknown checkpoint format '\.tflite'"):
+        ck.load_tensors(tmp_path / "m.tflite")
     with pytest.raises(RnnCliError, match=r"no such file"):
         ck.load_tensors(tmp_path / "m.pt")
 

@@ -36,7 +36,12 @@ from rnn_cli.formats.torch_read import read_torch as _read_torch
 from rnn_cli.core.sample import Sample, draw
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-FORMATS = {**{s: "torch" for s in TORCH_SUFFIXES}, ".safetensors": "safetensors", ".npz": "npz", ".jit": "torchscript"}
+FORMATS = {**{s: "torch" for s in TORCH_SUFFIXES}, ".safetensors": "safetensors", ".npz": "npz", ".jit": "torchscript",
+           ".onnx": "onnx", ".keras": "keras", ".h5": "keras"}
+# Formats whose reader finds the recurrent modules itself (graph nodes, Keras layers) and hands
+# them over in torch's layout: format -> (module, the extra it needs). Each module has
+# `read_modules(src: safe_read.Source) -> tuple[Loaded, list[RecurrentModule]]`.
+MODULE_READERS = {"onnx": ("rnn_cli.formats.onnx_read", "onnx"), "keras": ("rnn_cli.formats.keras_read", "keras")}
 # Keys a training script nests its weights under, tried in this order.
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
 GATES = diagnose.GATES  # G -> kind
@@ -194,6 +199,16 @@ class RecurrentModule:
     source_names: dict[str, str] = field(default_factory=dict)  # torch name -> the file's own key
     declared: dict = field(default_factory=dict)  # arguments the file states beyond shapes (TorchScript)
     candidate: bool = False  # renamed weights, read by their shapes alone (renamed.py)
+    # False when no nn module computes exactly this layer (ONNX GRU linear_before_reset=0, Keras
+    # GRU reset_after=False, peepholes, clip, other activations...): each reason {code, detail}.
+    not_expressible: list[dict] = field(default_factory=list)
+    node: str | None = None  # ONNX: the node's name
+    path: str | None = None  # ONNX: the graph path to the node (subgraphs of If/Loop/Scan included)
+    states: list[dict] = field(default_factory=list)  # ONNX: [{"role": "initial_h", "from": "state[0]" or None}, ...]
+
+    @property
+    def expressible(self) -> bool:
+        return not self.not_expressible
 
     @property
     def num_parameters(self) -> int:
@@ -508,10 +523,14 @@ def inspect_file(path: str | os.PathLike, batch: int | None = 1, seq_len: int = 
                  nonlinearity: str | None = None) -> Inspection:
     """Read and describe a checkpoint. RnnCliError when unreadable or without a recurrent module
     (the message lists the largest tensor prefixes seen). Problems are in the result: exit 1."""
-    loaded = load_tensors(path)
-    modules = find_modules(loaded.tensors)
-    modules += _renamed_modules(loaded.tensors, modules)
-    _add_file_facts(loaded, modules)
+    reader = _module_reader(path)
+    if reader is not None:  # ONNX, Keras: the reader finds the modules and maps them to torch's layout
+        loaded, modules = reader.read_modules(safe_read.source(Path(path)))
+    else:
+        loaded = load_tensors(path)
+        modules = find_modules(loaded.tensors)
+        modules += _renamed_modules(loaded.tensors, modules)
+        _add_file_facts(loaded, modules)
     other = other_tensors(loaded.tensors, modules)
     if not modules:
         seen = ", ".join(f"{p} ({n:,} elements)" for p, n in other.largest) or "no numeric tensors at all"
@@ -533,6 +552,22 @@ def inspect_file(path: str | os.PathLike, batch: int | None = 1, seq_len: int = 
         params = [(n, tuple(a.shape), str(a.dtype)) for n, a in m.params.items()]
         reports.append(ModuleReport(m, constructor_line(m), params, cfg, shapes, layouts))
     return Inspection(loaded, reports, other)
+
+
+def _module_reader(path: str | os.PathLike):
+    """The reader module of a format that finds modules itself, imported; None for the others.
+    Without the extra the format needs: one line saying which."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt not in MODULE_READERS:
+        return None
+    name, extra = MODULE_READERS[fmt]
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise RnnCliError(f"{printable(str(path))}: reading {fmt} files needs the {extra} extra "
+                          f"(pip install 'rnn-cli[{extra}]'; missing: {printable(e.name or str(e))})") from None
 
 
 def _renamed_modules(tensors: dict[str, np.ndarray], modules: list[RecurrentModule]) -> list[RecurrentModule]:
@@ -644,6 +679,9 @@ def to_run_config(module: RecurrentModule, flags: Flags = Flags(), path: str = "
     if module.kind is None or blocking:
         first = blocking[0].message if blocking else "unrecognised"
         raise RnnCliError(f"--params {path}: {module.name} cannot be run: {first} (rnn-cli inspect {path} lists all)")
+    if not module.expressible:  # torch has no module that computes this layer
+        why = "; ".join(r["detail"] for r in module.not_expressible)
+        raise RnnCliError(f"--params {path}: {printable(module.name)} is not an nn module torch can run: {why}")
     inferred = {
         "cell": CELL_OF[module.kind], "input_size": module.input_size, "hidden_size": module.hidden_size,
         "num_layers": module.num_layers, "bidirectional": module.bidirectional, "bias": module.bias,
