@@ -3,7 +3,7 @@
 `model(cfg, params)` builds the ONNX graph of a torch RNN/LSTM/GRU stack with onnx.helper:
 one recurrent node per layer (direction "forward" or "bidirectional", GRU with
 linear_before_reset=1 as torch computes it), its W, R, B mapped
-from the same torch parameters rnn-cli runs (rnn_cli.formats.onnx_export.onnx_weights: the gate
+from the same torch parameters rnn-cli runs (rnn_cli.formats.onnx_describe.onnx_weights: the gate
 blocks reordered into ONNX's order) and stored as initializers, and between layers the
 Transpose(0, 2, 1, 3) + Reshape that turns Y [L, D, N, H] into torch's (L, N, D*H).
 Inputs X [L, N, H_in] and initial_h (initial_c) [D*num_layers, N, H]; outputs output
@@ -25,7 +25,7 @@ OPS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 def model(cfg, params: dict[str, np.ndarray]):
     from onnx import TensorProto, helper, numpy_helper
 
-    from rnn_cli.formats.onnx_export import onnx_weights
+    from rnn_cli.formats.onnx_describe import onnx_weights
 
     if cfg.proj_size or cfg.packed or (cfg.cell == "rnn" and cfg.nonlinearity != "tanh"):
         raise ValueError("the ONNX reference peer covers neither proj_size, --lengths nor relu")

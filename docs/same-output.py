@@ -1,6 +1,6 @@
 """Is the CLI's output byte-identical before and after a change? (issue 20's check)
 
-Runs about 80 commands covering every command and its major flags: every -h text (the
+Runs about 100 commands covering every command and its major flags: every -h text (the
 root's and each command's), the --json documents of manual, torch, compare, bench, inspect
 (the docs/examples files) and onnx, the default screens piped at COLUMNS=80 and a few at
 COLUMNS=60 and with no COLUMNS, a few in colour (the heat maps' colour math), --show all,
@@ -127,6 +127,11 @@ CASES: list[tuple[str, str]] = [
     ("80", "compare --params docs/examples/encoder.jit:encoder.rnn --seq-len 4 --batch 2"),
     ("80", "torch --params docs/examples/port.npz:enc --seq-len 3 --show shapes"),
     ("80", "manual --save out.npz --export-svg out.svg"),
+    ("80", "compare --brief --cell gru --lengths 4,2"),
+    ("80", "torch --brief --grad --cell lstm"),
+    ("80", "torch --show code --h0 random --cell lstm --lengths 5,3 --batch-first --dtype float64"),
+    ("80", "manual --show code,params --cell gru --bidirectional --unbatched"),
+    ("80", "compare --show values --layers 2 --bidirectional --hidden-size 20 --seq-len 15"),
     # ---- narrow, unsized and colour terminals -----------------------------------------
     ("60", "manual"),
     ("60", "torch --layers 2 --bidirectional"),

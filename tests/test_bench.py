@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 from rnn_cli.core import bench
 from rnn_cli import documents
-from rnn_cli.views import screen as views
+from rnn_cli.views import bench as views
+from rnn_cli.views.progress import LazyProgress
 from rnn_cli.cli.app import app
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.cost import cost
@@ -204,7 +205,7 @@ def test_cuda_timer_synchronises_and_times_with_events():
     class FakeTorch:
         cuda = Cuda
 
-    time_once = bench._cuda_timer(FakeTorch, "cuda:1")
+    time_once = bench.cuda_timer(FakeTorch, "cuda:1")
     seconds = time_once(lambda: log.append("forward"))
     assert seconds == pytest.approx(0.0125)
     assert log == [
@@ -247,18 +248,18 @@ def _terminal() -> Console:
 
 
 def test_progress_only_on_a_terminal():
-    shown = views.LazyProgress(_terminal(), after_s=0.0)  # every job is "long"
+    shown = LazyProgress(_terminal(), after_s=0.0)  # every job is "long"
     shown("manual cpu", 1, 3)
     assert shown.progress is not None
     shown.close()
-    piped = views.LazyProgress(Console(file=io.StringIO(), force_terminal=False), after_s=0.0)
+    piped = LazyProgress(Console(file=io.StringIO(), force_terminal=False), after_s=0.0)
     piped("manual cpu", 1, 3)
     assert piped.progress is None
-    assert views.LazyProgress(None).console is None
+    assert LazyProgress(None).console is None
 
 
 def test_no_progress_for_short_runs():
-    p = views.LazyProgress(_terminal(), after_s=math.inf)
+    p = LazyProgress(_terminal(), after_s=math.inf)
     for done in range(1, 4):
         p("manual cpu", done, 3)
     assert p.progress is None
@@ -454,10 +455,10 @@ def test_onnxruntime_row_matches_torch(cell, layers, bidirectional):
 def test_onnxruntime_row_that_disagrees_with_torch_is_not_timed(monkeypatch):
     """Bug caught: the check before timing compares nothing (or ignores its verdict): here
     torch's reference outputs are shifted by 1e-3, far beyond float32's 1e-5 tolerance."""
-    from rnn_cli.formats import onnx_export
+    from rnn_cli.formats import onnx_check
 
-    real = onnx_export.torch_cpu_outputs
-    monkeypatch.setattr(onnx_export, "torch_cpu_outputs",
+    real = onnx_check.torch_cpu_outputs
+    monkeypatch.setattr(onnx_check, "torch_cpu_outputs",
                         lambda cfg, sample: {k: v + 1e-3 for k, v in real(cfg, sample).items()})
     result = bench.run(cfg_of(cell="lstm", **TINY), repeat=2, warmup=0)
     assert [t.name for t in result.timings] == ["manual", "torch"]

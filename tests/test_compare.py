@@ -10,7 +10,7 @@ import torch
 
 from rnn_cli.core import compare
 from rnn_cli.core import torch_run
-from rnn_cli.views import screen as views
+from rnn_cli.views import code as views
 from rnn_cli.core.compare import Tolerance, check_tensor, default_tolerance
 from rnn_cli.core.config import RunConfig
 

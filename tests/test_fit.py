@@ -1,4 +1,4 @@
-"""rnn_cli.views.fit: text broken only between items, tables narrowed before they become lists.
+"""rnn_cli.views.wrap and fit: text broken only between items, tables narrowed before they become lists.
 
 Expected lines are written by hand from the rule (break at spaces outside brackets, never at
 an NBSP, a flag with its value, a name with its bracket)."""
@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rnn_cli.views.fit import NBSP, Whole, fit, optional_columns, wrap_whole
+from rnn_cli.views.fit import fit, optional_columns
+from rnn_cli.views.wrap import NBSP, Whole, wrap_whole
 
 
 def lines_of(text: str, width: int, hang: int | None = 0) -> list[str]:

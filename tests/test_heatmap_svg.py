@@ -24,11 +24,12 @@ from rich.text import Text
 from typer.testing import CliRunner
 
 from rnn_cli.core import manual
-from rnn_cli.views import screen as views
+from rnn_cli.views import run as views
 from rnn_cli.cli.app import app
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.config import View
-from rnn_cli.views.screen import HEAT_NEGATIVE, HEAT_POSITIVE, HEAT_ZERO, heat_style, value_table
+from rnn_cli.views.heat import HEAT_NEGATIVE, HEAT_POSITIVE, HEAT_ZERO, heat_style
+from rnn_cli.views.values import value_table
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = np.array([[-0.8, -0.2, 0.0], [0.1, 0.4, 0.5], [0.25, -0.05, 0.3]])  # max |value| 0.8, on the blue side

@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 
 from rich.console import Console  # noqa: E402
 
+from rnn_cli.formats import onnx_check  # noqa: E402
 from rnn_cli.formats import onnx_export as ox  # noqa: E402
 from rnn_cli import documents  # noqa: E402
 from rnn_cli.views import onnx as onnx_view
@@ -204,7 +205,7 @@ def test_onnx_states_rebuilds_y_by_the_spec():
     cfg = RunConfig(cell="gru", hidden_size=H, bidirectional=True, batch=N, seq_len=L)
     output = np.arange(L * N * D * H, dtype=float).reshape(L, N, D * H)
     fwd = Forward(output, np.zeros((D, N, H)), None, [])
-    Y = ox.onnx_states(cfg, fwd, 0)["Y"]
+    Y = onnx_check.onnx_states(cfg, fwd, 0)["Y"]
     assert Y.shape == (L, D, N, H)
     for t, d, n in np.ndindex(L, D, N):
         np.testing.assert_array_equal(Y[t, d, n], output[t, n, d * H : (d + 1) * H])

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from rnn_cli.core import compare
 from rnn_cli.core import manual
-from rnn_cli.views import screen as views
+from rnn_cli.views import tables as views
 from rnn_cli.cli.app import app
 from rnn_cli.core.config import RunConfig, shape_str
 from rnn_cli.core.result import Tolerance
@@ -371,7 +371,7 @@ def test_fit_measures_a_table_as_wide_as_rich_draws_it(settings):
     from rich.console import Console
     from rich.table import Table
 
-    from rnn_cli.views.screen import _min_width
+    from rnn_cli.views.fit import _min_width
 
     table = Table(show_edge=False, **settings)
     headers, cells = ["implementation", "dev", "median ms"], [["manual"], ["cpu"], ["2.24"]]
@@ -392,7 +392,7 @@ def test_fit_lists_every_row_of_a_table_too_wide_for_the_console():
     from rich.console import Console
     from rich.table import Table
 
-    from rnn_cli.views.screen import fit
+    from rnn_cli.views.fit import fit
 
     table = Table()
     for h in ("node", "ONNX rows", "torch rows"):

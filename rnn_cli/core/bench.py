@@ -24,23 +24,21 @@ than SPREAD_LIMIT times its fastest says so: something else was running; rerun.
 
 Speed is measured here and in benchmarks/, never asserted by a unit test.
 torch is imported only inside the functions that need it; the table and the JSON
-document are drawn by views.py and documents.py.
+document are drawn by views/bench.py and documents.py.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Iterator, Optional
+from typing import Callable, ContextManager, Iterator, Optional
 
 from rnn_cli.core.config import RunConfig
+from rnn_cli.core.timing import SPREAD_LIMIT, Implementation, Timing, cpu_time, cuda_timer, measure  # noqa: F401 - bench.X for callers
 
 FLOP_FORMULA = "2 * macs + element-wise operations, per layer, direction and real step (rnn_cli.core.cost)"
 # bench's sizes where the flags leave them unset: about 0.2 (rnn) to 0.6 (lstm) GFLOP a forward
 DEFAULT_SIZES = {"input_size": 64, "hidden_size": 128, "seq_len": 100, "batch": 32}
-SPREAD_LIMIT = 1.5  # max / min of a row's timed runs above this: the machine was busy
 
 
 def forward_flops(cfg: RunConfig) -> int:
@@ -128,44 +126,6 @@ def _blas_threads(n: Optional[int]) -> Iterator[None]:
 # ---- implementations and timing -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Implementation:
-    """One way to run the forward, ready to be timed."""
-
-    name: str  # "manual" or "torch"
-    device: str  # "cpu", "cuda:0", ...
-    backend: str  # what does the work, for people: "numpy 2.4.6, scipy-openblas ...", "aten", "cuDNN 9.19.0 on ..."
-    forward: Callable[[], Any]  # one forward pass; its result is dropped
-    context: Callable[[], ContextManager]  # entered once around warm-up and timed runs
-    time_once: Callable[[Callable[[], Any]], float]  # seconds of one call
-    tf32: Optional[bool] = None  # cuDNN TF32 allowed (CUDA float32 only)
-
-
-def _cpu_time(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _cuda_timer(torch, device) -> Callable[[Callable[[], Any]], float]:
-    """Time one call with CUDA events on an idle device: synchronise, record, run, record,
-    wait for the end event. The events sit on the device's current stream, where the
-    forward's kernels go, so the time covers its kernels and any gaps between them."""
-
-    def time_once(fn: Callable[[], Any]) -> float:
-        torch.cuda.synchronize(device)
-        stream = torch.cuda.current_stream(device)
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record(stream)
-        fn()
-        end.record(stream)
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3  # elapsed_time is in ms
-
-    return time_once
-
-
 def _import_torch():
     try:
         import torch
@@ -183,43 +143,80 @@ def _cudnn_version(torch) -> Optional[str]:
     return f"{v // base}.{v % base // 100}.{v % 100}"
 
 
-def implementations(cfg: RunConfig, sample, tf32: bool = True, grad: Optional[str] = None) -> list[Implementation]:
-    """The forwards bench times for cfg, first the numpy cell, then torch on the CPU, then
-    torch on CUDA when cfg.device is cuda[:N] (an RnnCliError when there is none) or auto
-    (when there is one). With `grad` (a loss), each one is a forward and a backward pass
-    (rnn_cli.core.backward for numpy, autograd for torch). Builds modules and moves inputs here,
-    outside any timing."""
-    from rnn_cli.core import manual
-
-    upstream = None
-    if grad is not None:
-        from rnn_cli.core import backward
-
-        upstream = backward.draw_upstream(cfg, grad, sample)
-
-    numpy_threads: Optional[int] = None
-    torch = _import_torch()
-    if torch is not None:
-        numpy_threads = torch.get_num_threads()  # numpy's BLAS is held to torch's count
+def _manual_implementation(cfg: RunConfig, sample, upstream, numpy_threads: Optional[int]) -> Implementation:
+    """The numpy cell (with `upstream`: its forward and BPTT), numpy's BLAS held to numpy_threads."""
+    from rnn_cli.core import backward, manual
 
     def manual_forward():
         if upstream is not None:
             return backward.gradients(cfg, sample.params, sample.x, sample.h_0, sample.c_0, upstream)
         return manual.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)
 
-    impls = [
-        Implementation(
-            name="manual",
-            device="cpu",
-            backend=_numpy_backend(),
-            forward=manual_forward,
-            context=lambda: _blas_threads(numpy_threads),
-            time_once=_cpu_time,
-        )
-    ]
-    if torch is None:
-        return impls
+    return Implementation(
+        name="manual",
+        device="cpu",
+        backend=_numpy_backend(),
+        forward=manual_forward,
+        context=lambda: _blas_threads(numpy_threads),
+        time_once=cpu_time,
+    )
 
+
+def _torch_forward(cfg: RunConfig, sample, device, upstream) -> Callable[[], object]:
+    """torch's forward on `device` (with `upstream`: forward and backward through autograd),
+    its module built and its inputs moved here, outside any timing."""
+    from rnn_cli.core import torch_run
+
+    module, x, hx = torch_run.prepare(cfg, sample, device)
+    if upstream is None:
+        return lambda: torch_run.forward(cfg, module, x, hx)
+    from rnn_cli.core import torch_grad
+
+    for t in (x, *(hx if isinstance(hx, tuple) else (hx,))):
+        t.requires_grad_(True)
+    G = torch_grad.upstream_tensors(cfg, upstream, device)
+
+    def forward_backward():
+        module.zero_grad(set_to_none=True)
+        return torch_grad.forward_backward(cfg, module, x, hx, G)
+
+    return forward_backward
+
+
+def _torch_implementation(cfg: RunConfig, sample, device, upstream, tf32: bool, torch) -> Implementation:
+    """torch on one device: inference mode (or autograd with `upstream`), cuDNN's TF32 as asked."""
+    from rnn_cli.core import torch_run
+
+    on_cuda = device.type == "cuda"
+
+    def context() -> ContextManager:
+        stack = ExitStack()
+        stack.enter_context(torch.enable_grad() if upstream is not None else torch.inference_mode())
+        stack.enter_context(torch_run.quiet_onednn())
+        if on_cuda:
+            stack.enter_context(torch.cuda.device(device))
+            stack.enter_context(torch_run.cudnn_tf32(tf32))
+        return stack
+
+    if on_cuda:
+        cudnn = _cudnn_version(torch)
+        backend = (f"cuDNN {cudnn}" if cudnn else "CUDA") + f" on {torch.cuda.get_device_name(device)}"
+    else:
+        backend = f"torch {torch.__version__} (ATen)"
+    return Implementation(
+        name="torch",
+        device=torch_run.device_name(device),
+        backend=backend,
+        forward=_torch_forward(cfg, sample, device, upstream),
+        context=context,
+        time_once=cuda_timer(torch, device) if on_cuda else cpu_time,
+        tf32=tf32 if on_cuda and cfg.dtype == "float32" else None,
+    )
+
+
+def _torch_devices(cfg: RunConfig, torch) -> list:
+    """The CPU, then the CUDA device when cfg.device is cuda[:N] (an RnnCliError when there is
+    none) or auto (when there is one)."""
     from rnn_cli.core import torch_run
 
     devices = [torch.device("cpu")]
@@ -227,107 +224,26 @@ def implementations(cfg: RunConfig, sample, tf32: bool = True, grad: Optional[st
         resolved = torch_run.resolve_device(cfg.device)
         if resolved.type == "cuda":
             devices.append(resolved)
-    for device in devices:
-        module, x, hx = torch_run.prepare(cfg, sample, device)
-        on_cuda = device.type == "cuda"
-
-        if upstream is None:
-
-            def torch_forward(module=module, x=x, hx=hx):
-                return torch_run.forward(cfg, module, x, hx)
-
-        else:
-            from rnn_cli.core import torch_grad
-
-            for t in (x, *(hx if isinstance(hx, tuple) else (hx,))):
-                t.requires_grad_(True)
-            G = torch_grad.upstream_tensors(cfg, upstream, device)
-
-            def torch_forward(module=module, x=x, hx=hx, G=G):  # forward and backward
-                module.zero_grad(set_to_none=True)
-                return torch_grad.forward_backward(cfg, module, x, hx, G)
-
-        def context(device=device) -> ContextManager:
-            stack = ExitStack()
-            stack.enter_context(torch.enable_grad() if upstream is not None else torch.inference_mode())
-            stack.enter_context(torch_run.quiet_onednn())
-            if device.type == "cuda":
-                stack.enter_context(torch.cuda.device(device))
-                stack.enter_context(torch_run.cudnn_tf32(tf32))
-            return stack
-
-        if on_cuda:
-            cudnn = _cudnn_version(torch)
-            backend = (f"cuDNN {cudnn}" if cudnn else "CUDA") + f" on {torch.cuda.get_device_name(device)}"
-        else:
-            backend = f"torch {torch.__version__} (ATen)"
-        impls.append(
-            Implementation(
-                name="torch",
-                device=torch_run.device_name(device),
-                backend=backend,
-                forward=torch_forward,
-                context=context,
-                time_once=_cuda_timer(torch, device) if on_cuda else _cpu_time,
-                tf32=tf32 if on_cuda and cfg.dtype == "float32" else None,
-            )
-        )
-    return impls
+    return devices
 
 
-@dataclass(frozen=True)
-class Timing:
-    name: str
-    device: str
-    dtype: str
-    backend: str
-    tf32: Optional[bool]
-    times_s: tuple[float, ...]  # each timed run, in order
+def implementations(cfg: RunConfig, sample, tf32: bool = True, grad: Optional[str] = None) -> list[Implementation]:
+    """The forwards bench times for cfg, first the numpy cell, then torch on the CPU, then
+    torch on CUDA when cfg.device is cuda[:N] (an RnnCliError when there is none) or auto
+    (when there is one). With `grad` (a loss), each one is a forward and a backward pass
+    (rnn_cli.core.backward for numpy, autograd for torch). Builds modules and moves inputs here,
+    outside any timing."""
+    upstream = None
+    if grad is not None:
+        from rnn_cli.core import backward
 
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.times_s)
-
-    @property
-    def min_s(self) -> float:
-        return min(self.times_s)
-
-    @property
-    def max_s(self) -> float:
-        return max(self.times_s)
-
-    @property
-    def spread(self) -> Optional[float]:
-        """Slowest / fastest timed run (None if the clock read zero)."""
-        return self.max_s / self.min_s if self.min_s > 0 else None
-
-    @property
-    def busy(self) -> bool:
-        """The runs spread more than SPREAD_LIMIT: something else took the machine."""
-        return self.spread is None or self.spread > SPREAD_LIMIT
-
-    def gflops(self, flops: int) -> Optional[float]:
-        """GFLOP/s at the median time (None if the clock read zero)."""
-        return flops / self.median_s / 1e9 if self.median_s > 0 else None
-
-
-def measure(
-    impl: Implementation,
-    dtype: str,
-    repeat: int,
-    warmup: int,
-    on_run: Callable[[], None] = lambda: None,
-) -> Timing:
-    """`warmup` untimed then `repeat` timed forwards of impl; on_run() after each."""
-    times = []
-    with impl.context():
-        for _ in range(warmup):
-            impl.time_once(impl.forward)
-            on_run()
-        for _ in range(repeat):
-            times.append(impl.time_once(impl.forward))
-            on_run()
-    return Timing(impl.name, impl.device, dtype, impl.backend, impl.tf32, tuple(times))
+        upstream = backward.draw_upstream(cfg, grad, sample)
+    torch = _import_torch()
+    numpy_threads = torch.get_num_threads() if torch is not None else None  # numpy's BLAS is held to torch's count
+    impls = [_manual_implementation(cfg, sample, upstream, numpy_threads)]
+    if torch is None:
+        return impls
+    return impls + [_torch_implementation(cfg, sample, d, upstream, tf32, torch) for d in _torch_devices(cfg, torch)]
 
 
 @dataclass

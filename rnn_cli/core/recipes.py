@@ -93,67 +93,75 @@ def _output(cfg: RunConfig, t: str, feats: str = ":", n: str = ":") -> str:
     return f"output[{', '.join(idx)}]"
 
 
-def _spell(cfg: RunConfig, lib: str) -> list[tuple[str, str, str]]:
-    """(meaning, expression, why) for lib "torch" or "np"; both spellings come from here."""
-    bi, padded, layers = cfg.bidirectional, cfg.lengths is not None, cfg.num_layers
-    view = "view" if lib == "torch" else "reshape"
-    state = "H_out" if cfg.unbatched else "N, H_out"  # trailing axes of h_n
-    pad_why = "reads step L-1, padding for the shorter sequences"
-    gather = f"{lib}.arange(N)"
-    rows: list[tuple[str, str, str]] = []
+PAD_WHY = "reads step L-1, padding for the shorter sequences"
+BATCH_FIRST_WHY = "is sequence N-1: batch_first does not apply to h_n"
+Row = tuple[str, str, str]  # (meaning, expression, why it is wrong: "" when right)
 
-    def add(meaning: str, expr: str, why: str = "") -> None:
-        rows.append((meaning, expr, why))
 
-    if not bi:
-        add("final", "h_n[-1]")
-        add("final", _output(cfg, "-1"), pad_why)
-        if padded:
-            add("final", _output(cfg, "lengths - 1", n=gather))
-        if layers > 1:
-            add("final", "h_n[0]", "is the first layer's")
-        if not cfg.unbatched:
-            add("final", f"h_n.{view}(N, -1)", "mixes layers and sequences")
-        if cfg.batch_first:
-            add("final", "h_n[:, -1]", "is sequence N-1: batch_first does not apply to h_n")
-        return rows
-
-    # bidirectional: h_n[k] with k = layer * D + direction, so the last layer's are h_n[-2], h_n[-1]
-    add("forward", "h_n[-2]")
-    add("forward", "h_n[-1]", "is the backward one")
-    add("forward", _output(cfg, "-1", ":H_out"), pad_why)
-    if padded:
-        add("forward", _output(cfg, "lengths - 1", ":H_out", n=gather))
+def _one_direction(cfg: RunConfig, lib: str) -> list[Row]:
+    """The final state of a unidirectional stack, and the spellings that miss it."""
+    view, gather = "view" if lib == "torch" else "reshape", f"{lib}.arange(N)"
+    rows = [("final", "h_n[-1]", ""), ("final", _output(cfg, "-1"), PAD_WHY)]
+    if cfg.lengths is not None:
+        rows.append(("final", _output(cfg, "lengths - 1", n=gather), ""))
+    if cfg.num_layers > 1:
+        rows.append(("final", "h_n[0]", "is the first layer's"))
+    if not cfg.unbatched:
+        rows.append(("final", f"h_n.{view}(N, -1)", "mixes layers and sequences"))
     if cfg.batch_first:
-        add("forward", "h_n[:, -1]", "is sequence N-1: batch_first does not apply to h_n")
+        rows.append(("final", "h_n[:, -1]", BATCH_FIRST_WHY))
+    return rows
 
-    add("backward", f"h_n.{view}(num_layers, D, {state})[-1, 1]")
-    add("backward", _output(cfg, "0", "H_out:"))
-    add("backward", _output(cfg, "-1", "H_out:"), "is where the backward direction starts")
 
-    axis = 0 if cfg.unbatched else 1
-    if lib == "torch":
-        add("both", f"torch.cat((h_n[-2], h_n[-1]), dim={axis})")
-    else:
-        add("both", f"np.concatenate((h_n[-2], h_n[-1]), axis={axis})")
+def _each_direction(cfg: RunConfig, lib: str) -> list[Row]:
+    """The last layer's forward and backward states: h_n[k] with k = layer * D + direction,
+    so the last layer's are h_n[-2], h_n[-1]."""
+    view, gather = "view" if lib == "torch" else "reshape", f"{lib}.arange(N)"
+    state = "H_out" if cfg.unbatched else "N, H_out"  # trailing axes of h_n
+    rows = [("forward", "h_n[-2]", ""), ("forward", "h_n[-1]", "is the backward one"),
+            ("forward", _output(cfg, "-1", ":H_out"), PAD_WHY)]
+    if cfg.lengths is not None:
+        rows.append(("forward", _output(cfg, "lengths - 1", ":H_out", n=gather), ""))
+    if cfg.batch_first:
+        rows.append(("forward", "h_n[:, -1]", BATCH_FIRST_WHY))
+    return rows + [
+        ("backward", f"h_n.{view}(num_layers, D, {state})[-1, 1]", ""),
+        ("backward", _output(cfg, "0", "H_out:"), ""),
+        ("backward", _output(cfg, "-1", "H_out:"), "is where the backward direction starts"),
+    ]
+
+
+def _both_directions(cfg: RunConfig, lib: str) -> list[Row]:
+    """The two last-layer states side by side (N, 2*H_out), one per direction, and the
+    outputs at the sequences' last real steps."""
+    view = "view" if lib == "torch" else "reshape"
+    state = "H_out" if cfg.unbatched else "N, H_out"
+    padded, axis = cfg.lengths is not None, 0 if cfg.unbatched else 1
+    rows = [("both", f"torch.cat((h_n[-2], h_n[-1]), dim={axis})" if lib == "torch"
+             else f"np.concatenate((h_n[-2], h_n[-1]), axis={axis})", "")]
     if cfg.unbatched:
-        add("both", "h_n[-2:].reshape(2 * H_out)")
+        rows.append(("both", "h_n[-2:].reshape(2 * H_out)", ""))
     else:
         swap = "transpose(0, 1)" if lib == "torch" else "transpose(1, 0, 2)"
-        add("both", f"h_n[-2:].{swap}.reshape(N, 2 * H_out)")
-        add("both", "h_n[-2:].reshape(N, 2 * H_out)", "mixes sequences and directions: reshape without a transpose")
-        add("both", f"h_n.{view}(N, -1)", "mixes layers, directions and sequences")
+        rows += [("both", f"h_n[-2:].{swap}.reshape(N, 2 * H_out)", ""),
+                 ("both", "h_n[-2:].reshape(N, 2 * H_out)", "mixes sequences and directions: reshape without a transpose"),
+                 ("both", f"h_n.{view}(N, -1)", "mixes layers, directions and sequences")]
     output_why = "has step L-1 as its backward half"
-    add("both", _output(cfg, "-1"), output_why + (", and padding for shorter sequences" if padded else ""))
-
-    add("per_direction", f"h_n.{view}(num_layers, D, {state})[-1]")
-    add("per_direction", "h_n[-2:]")
-    if layers > 1:
-        add("per_direction", f"h_n.{view}(D, num_layers, {state})[:, -1]", "mixes layers and directions: h_n's first axis is layer * D + direction")
-
-    if padded:
-        add("last_output", _output(cfg, "lengths - 1", n=gather))  # output[-1] is already under "both"
+    rows.append(("both", _output(cfg, "-1"), output_why + (", and padding for shorter sequences" if padded else "")))
+    rows += [("per_direction", f"h_n.{view}(num_layers, D, {state})[-1]", ""), ("per_direction", "h_n[-2:]", "")]
+    if cfg.num_layers > 1:
+        rows.append(("per_direction", f"h_n.{view}(D, num_layers, {state})[:, -1]",
+                     "mixes layers and directions: h_n's first axis is layer * D + direction"))
+    if padded:  # output[-1] is already under "both"
+        rows.append(("last_output", _output(cfg, "lengths - 1", n=f"{lib}.arange(N)"), ""))
     return rows
+
+
+def _spell(cfg: RunConfig, lib: str) -> list[Row]:
+    """(meaning, expression, why) for lib "torch" or "np"; both spellings come from here."""
+    if not cfg.bidirectional:
+        return _one_direction(cfg, lib)
+    return _each_direction(cfg, lib) + _both_directions(cfg, lib)
 
 
 def recipes(cfg: RunConfig) -> list[Recipe]:

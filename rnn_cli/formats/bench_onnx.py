@@ -8,7 +8,7 @@ a wrong graph), loaded into one InferenceSession per execution provider (CPU, an
 torch's CUDA row runs and onnxruntime has the provider) with as many intra-op threads as
 torch uses, and run once: a row is timed only when its output, h_n (c_n) match torch's CPU
 forward within compare's tolerances; otherwise it says mismatch. Timed like every row
-(bench.measure: warm-up, then repeat); session.run returns numpy arrays, so a CUDA row
+(timing.measure: warm-up, then repeat); session.run returns numpy arrays, so a CUDA row
 includes the copies to and from the device.
 
 onnx and onnxruntime are the optional `onnx` extra: without them there are no rows, one
@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from rnn_cli.core.config import RunConfig
+from rnn_cli.core.timing import Implementation, cpu_time
 from rnn_cli.errors import RnnCliError
 
 NAME = "onnxruntime"
@@ -39,10 +40,10 @@ class NotTimed:
 
 
 def _missing_extra() -> bool:
-    from rnn_cli.formats import onnx_export
+    from rnn_cli.formats import onnx_check
 
     try:
-        onnx_export._require_extra()  # what `rnn-cli onnx` needs: onnx, onnxruntime, onnxscript
+        onnx_check._require_extra()  # what `rnn-cli onnx` needs: onnx, onnxruntime, onnxscript
     except RnnCliError:
         return True
     return False
@@ -85,8 +86,7 @@ def _mismatch(cfg: RunConfig, got: dict, want: dict, on_cuda: bool) -> Optional[
 def implementations(cfg: RunConfig, sample, threads: Optional[int], torch_devices: list[str]):
     """(implementations to time, rows not timed, notes) for onnxruntime. Everything that
     can go wrong (no extra, export, session, mismatch) becomes a note or a row, never an error."""
-    from rnn_cli.core import bench
-    from rnn_cli.formats import onnx_export
+    from rnn_cli.formats import onnx_check
 
     if _missing_extra():
         return [], [], [INSTALL]
@@ -94,18 +94,18 @@ def implementations(cfg: RunConfig, sample, threads: Optional[int], torch_device
     import onnxruntime as ort
 
     try:
-        with onnx_export.quiet():
+        with onnx_check.quiet():
             exported = _export(cfg, sample)
     except RnnCliError as e:
         return [], [NotTimed(NAME, "cpu", "failed", f"export: {e}")], []
-    feeds = onnx_export.export_inputs(cfg, sample)
+    feeds = onnx_check.export_inputs(cfg, sample)
     wanted = {name: feeds[name] for name in exported.input_names}
-    want = onnx_export.torch_cpu_outputs(cfg, sample)
+    want = onnx_check.torch_cpu_outputs(cfg, sample)
     impls, skipped = [], []
     for device, provider in _providers(cfg, torch_devices):
         try:
-            with onnx_export.quiet():
-                session = onnx_export._session(exported.model.SerializeToString(), provider, threads)
+            with onnx_check.quiet():
+                session = onnx_check._session(exported.model.SerializeToString(), provider, threads)
                 results = session.run(None, wanted)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
             reason = " ".join(str(e).split()).split("Status Message:")[-1].strip()
@@ -117,13 +117,13 @@ def implementations(cfg: RunConfig, sample, threads: Optional[int], torch_device
             skipped.append(NotTimed(NAME, device, "mismatch", problem))
             continue
         impls.append(
-            bench.Implementation(
+            Implementation(
                 name=NAME,
                 device=device,
                 backend=f"onnxruntime {ort.__version__} {provider}, {exported.exporter_used} export",
                 forward=lambda session=session: session.run(None, wanted),
                 context=nullcontext,
-                time_once=bench._cpu_time,
+                time_once=cpu_time,
             )
         )
     return impls, skipped, []

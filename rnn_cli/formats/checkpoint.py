@@ -173,12 +173,7 @@ def _to_float32_if_half(key: str, a: np.ndarray, notes: list[str]) -> np.ndarray
 # ---- recognising modules ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    keys: tuple[str, ...]  # full keys (module prefix included)
-    message: str  # one plain line
-    runnable: bool = False  # True: inspect reports it (exit 1) but the module can still run (NaN weights)
-    code: str = ""  # machine-readable kind; diagnose.code_of fills it in from the wording where empty
+Problem = diagnose.Problem  # defined beside the problem codes: diagnose.py builds problems too (no import circle)
 
 
 @dataclass

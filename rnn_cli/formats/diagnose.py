@@ -51,6 +51,17 @@ def code_of(problem) -> str:
 
 
 @dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a module: the keys at fault, one plain line, and its code. Its home
+    is here, beside the codes, so that checkpoint.py imports this module and not the reverse."""
+
+    keys: tuple[str, ...]  # full keys (module prefix included)
+    message: str  # one plain line
+    runnable: bool = False  # True: inspect reports it (exit 1) but the module can still run (NaN weights)
+    code: str = ""  # machine-readable kind; code_of fills it in from the wording where empty
+
+
+@dataclass(frozen=True)
 class Reading:
     """One way to read a module's sizes: G gates, H_cell, proj_size (0: none), input_size."""
 
@@ -97,7 +108,7 @@ def slot_readings(params: dict[str, np.ndarray]) -> dict[Slot, Reading]:
     for n, hh in params.items():
         if not n.startswith("weight_hh_") or hh.ndim != 2:
             continue
-        hr = params.get("weight_hr_" + n[len("weight_hh_"):])
+        hr = params.get(layout.param_name("weight_hr", *slot_of(n)))  # the same layer-direction's
         hr = hr if hr is not None and hr.ndim == 2 else any_hr
         for shape in (hh.shape, hh.shape[::-1]):
             G, H = infer_gates(shape, None if hr is None else hr.shape)
@@ -110,7 +121,7 @@ def slot_readings(params: dict[str, np.ndarray]) -> dict[Slot, Reading]:
 def _input_sizes(params: dict[str, np.ndarray], rows: int) -> list[int]:
     """input_size as layer 0's forward and reverse weight_ih say it, most votes first."""
     votes = []
-    for n in ("weight_ih_l0", "weight_ih_l0_reverse"):
+    for n in (layout.param_name("weight_ih", 0), layout.param_name("weight_ih", 0, reverse=True)):
         a = params.get(n)
         if a is not None and a.ndim == 2:
             r, c = (int(v) for v in a.shape)
@@ -147,8 +158,6 @@ def diagnose(module: str, candidates: list[Reading], own: dict[Slot, Reading], c
     """The shape problems: under the one most likely reading, with outvoted layer-directions
     folded into one `hidden_mismatch` problem each; under several, one `ambiguous` problem
     that names each reading and the keys it would make wrong."""
-    from rnn_cli.formats.checkpoint import Problem
-
     if len(candidates) > 1:
         found = [check(c) for c in candidates]
         common = [p for p in found[0] if all(p.message in {q.message for q in f} for f in found[1:])]

@@ -10,7 +10,7 @@ from rich.text import Text
 from rnn_cli.core.config import _format_bytes
 from rnn_cli.core.cost import Cost, Part, cost, saved_bytes_source
 from rnn_cli.core.result import RunResult
-from rnn_cli.views.screen import add_row, make_table
+from rnn_cli.views.tables import add_row, make_table
 
 
 def format_count(n: int) -> str:

@@ -140,98 +140,103 @@ def _states(f: Flow) -> list[Piece]:
     return out
 
 
-def _full(cfg: RunConfig, g: Glyphs, plain: bool, width: int) -> _Lines:
-    """One line per layer-direction, columns aligned:
+def _line_width(pieces: list[Piece]) -> int:
+    return sum(_w(t) for t, _ in pieces)
 
-    stage | direction | its output | (join into the concatenation) | final-state slots
-    """
-    f, D, st = flow_of(cfg), cfg.D, STYLE
-    packed = f.packed_in is not None
-    lines = _Lines(plain)
 
-    stages = ["input", "output", f"layer {cfg.num_layers - 1}"] + (["packed"] if packed else [])
-    stage_w = max(len(s) for s in stages)
-    directions = [(g.forward, "forward", st["forward"]), (g.backward, "backward", st["backward"])][:D]
-    dir_w = max(_w(f"{a} {n}") for a, n, _ in directions)
-    shape_w = _w(f.per_direction)
-    head_out = "each direction" if D == 2 else "layer output"
-    if packed:
-        head_out += " (.data)"
-    head_state = "final state"
-    top_join, bottom_join = f" {g.join_top}", f" {g.join_bottom} concat "
+class _Grid:
+    """The full diagram's columns: stage | direction | its output | (join into the
+    concatenation) | final-state slots, and the lines drawn on them."""
 
-    col_dir = 2 + stage_w + len(GAP)  # where a stage's content starts
-    col_shape = col_dir + dir_w + len(GAP)
-    join_end = col_shape + shape_w + (_w(bottom_join) + _w(f.concat) if D == 2 else 0)
-    col_state = max(join_end, col_shape + _w(head_out)) + len(GAP)
+    def __init__(self, cfg: RunConfig, g: Glyphs, plain: bool) -> None:
+        self.cfg, self.g, self.f, self.D = cfg, g, flow_of(cfg), cfg.D
+        self.packed = self.f.packed_in is not None
+        self.lines = _Lines(plain)
+        stages = ["input", "output", f"layer {cfg.num_layers - 1}"] + (["packed"] if self.packed else [])
+        self.stage_w = max(len(s) for s in stages)
+        self.directions = [(g.forward, "forward", STYLE["forward"]), (g.backward, "backward", STYLE["backward"])][: self.D]
+        self.dir_w = max(_w(f"{a} {n}") for a, n, _ in self.directions)
+        self.head_out = ("each direction" if self.D == 2 else "layer output") + (" (.data)" if self.packed else "")
+        self.top_join, self.bottom_join = f" {g.join_top}", f" {g.join_bottom} concat "
+        self.col_dir = 2 + self.stage_w + len(GAP)  # where a stage's content starts
+        self.col_shape = self.col_dir + self.dir_w + len(GAP)
+        join_end = self.col_shape + _w(self.f.per_direction)
+        join_end += _w(self.bottom_join) + _w(self.f.concat) if self.D == 2 else 0
+        self.col_state = max(join_end, self.col_shape + _w(self.head_out)) + len(GAP)
 
+    @staticmethod
     def at(col: int, used: int) -> Piece:
+        """Spaces from `used` to column `col` (at least one after text)."""
         return (" " * max(col - used, 1 if used else 0), "")
 
-    def stage(name: str) -> Piece:
-        return ("  " + name.ljust(stage_w) + GAP, st["stage"])
+    def stage(self, name: str) -> Piece:
+        return ("  " + name.ljust(self.stage_w) + GAP, STYLE["stage"])
 
-    def down(note: str = "") -> None:
-        lines.add(("    " + g.down, st["line"]), ((" " + note) if note else "", st["note"]))
+    def down(self, note: str = "") -> None:
+        self.lines.add(("    " + self.g.down, STYLE["line"]), ((" " + note) if note else "", STYLE["note"]))
 
-    def line_width(pieces: list[Piece]) -> int:
-        return sum(_w(t) for t, _ in pieces)
+    def packed_line(self, data: str | None) -> None:
+        self.lines.add(self.stage("packed"), ("PackedSequence.data ", STYLE["note"]), (data, STYLE["shape"]),
+                       (f", batch_sizes {self.f.batch_sizes}", STYLE["note"]))
 
-    lines.add(
-        (TITLE, st["title"]),
-        at(col_shape, len(TITLE)),
-        (head_out, st["head"]),
-        at(col_state, col_shape + _w(head_out)),
-        (head_state, st["head"]),
-    )
-
-    # input, and the packing step
-    lines.add(stage("input"), (f.input, st["shape"]))
-    if packed:
-        lengths = _brief_list(list(cfg.lengths or ()))
-        lines.add(("    " + g.down, st["line"]), (f" pack_padded_sequence(lengths={lengths})", st["note"]))
-        lines.add(
-            stage("packed"),
-            ("PackedSequence.data ", st["note"]),
-            (f.packed_in, st["shape"]),
-            (f", batch_sizes {f.batch_sizes}", st["note"]),
+    def head(self) -> None:
+        self.lines.add(
+            (TITLE, STYLE["title"]),
+            self.at(self.col_shape, len(TITLE)),
+            (self.head_out, STYLE["head"]),
+            self.at(self.col_state, self.col_shape + _w(self.head_out)),
+            ("final state", STYLE["head"]),
         )
-    down(f"{cfg.input_size} features (H_in)")
 
-    # the layers: one line per direction
+    def input(self) -> None:
+        """The input, and the packing step."""
+        self.lines.add(self.stage("input"), (self.f.input, STYLE["shape"]))
+        if self.packed:
+            lengths = _brief_list(list(self.cfg.lengths or ()))
+            self.lines.add(("    " + self.g.down, STYLE["line"]), (f" pack_padded_sequence(lengths={lengths})", STYLE["note"]))
+            self.packed_line(self.f.packed_in)
+        self.down(f"{self.cfg.input_size} features (H_in)")
+
+    def layer(self, layer: int) -> None:
+        """One line per direction: its output, the join into the concatenation, its state slots."""
+        for d, (arrow, name, style) in enumerate(self.directions):
+            pieces: list[Piece] = [self.stage(f"layer {layer}") if d == 0 else (" " * self.col_dir, "")]
+            pieces.append((f"{arrow} {name}".ljust(self.dir_w) + GAP, style))
+            pieces.append((self.f.per_direction, STYLE["shape"]))
+            if self.D == 2 and d == 0:
+                pieces.append((self.top_join, STYLE["line"]))
+            elif self.D == 2:
+                pieces += [(self.bottom_join, STYLE["line"]), (self.f.concat, STYLE["shape"])]
+            pieces.append(self.at(self.col_state, _line_width(pieces)))
+            pieces.append(("  ".join(state_slots(self.cfg, layer, d)), STYLE["state"]))
+            self.lines.add(*pieces)
+        if layer < self.cfg.num_layers - 1:
+            self.down(f"{self.D * self.cfg.H_out} features (D*H_out)")
+
+    def output(self, width: int) -> None:
+        """The output, the unpacking step, and the final states under their slots when they fit."""
+        self.down()
+        if self.packed:
+            self.packed_line(self.f.packed_out)
+            self.down(_unpack(self.cfg))
+        pieces = [self.stage("output"), (self.f.output, STYLE["shape"])]
+        states = _states(self.f)
+        if self.col_state + _line_width(states) <= width:
+            pieces.append(self.at(self.col_state, _line_width(pieces)))
+        else:
+            pieces.append((GAP, ""))
+        self.lines.add(*pieces, *states)
+
+
+def _full(cfg: RunConfig, g: Glyphs, plain: bool, width: int) -> _Lines:
+    """One line per layer-direction, columns aligned (_Grid)."""
+    grid = _Grid(cfg, g, plain)
+    grid.head()
+    grid.input()
     for layer in range(cfg.num_layers):
-        for d, (arrow, name, style) in enumerate(directions):
-            pieces: list[Piece] = [stage(f"layer {layer}") if d == 0 else (" " * col_dir, "")]
-            pieces.append((f"{arrow} {name}".ljust(dir_w) + GAP, style))
-            pieces.append((f.per_direction, st["shape"]))
-            if D == 2 and d == 0:
-                pieces.append((top_join, st["line"]))
-            elif D == 2:
-                pieces += [(bottom_join, st["line"]), (f.concat, st["shape"])]
-            pieces.append(at(col_state, line_width(pieces)))
-            pieces.append(("  ".join(state_slots(cfg, layer, d)), st["state"]))
-            lines.add(*pieces)
-        if layer < cfg.num_layers - 1:
-            down(f"{D * cfg.H_out} features (D*H_out)")
-
-    # the output, the unpacking step, and the final states under their slots when they fit
-    down()
-    if packed:
-        lines.add(
-            stage("packed"),
-            ("PackedSequence.data ", st["note"]),
-            (f.packed_out, st["shape"]),
-            (f", batch_sizes {f.batch_sizes}", st["note"]),
-        )
-        down(_unpack(cfg))
-    pieces = [stage("output"), (f.output, st["shape"])]
-    states = _states(f)
-    if col_state + line_width(states) <= width:
-        pieces.append(at(col_state, line_width(pieces)))
-    else:
-        pieces.append((GAP, ""))
-    lines.add(*pieces, *states)
-    return lines
+        grid.layer(layer)
+    grid.output(width)
+    return grid.lines
 
 
 def _compact(cfg: RunConfig, g: Glyphs, plain: bool, width: int) -> _Lines:

@@ -17,7 +17,8 @@ from rich.text import Text
 from rnn_cli.core.backward import Gradients
 from rnn_cli.core.config import RunConfig, shape_str
 from rnn_cli.formats.grad_export import user_layout_gradients
-from rnn_cli.views.screen import _shown_indices, is_plain, make_table
+from rnn_cli.views.tables import is_plain, make_table
+from rnn_cli.views.values import shown_indices
 
 BAR_WIDTH = 44  # characters of the longest bar: "t=49 " + bar + " 1.234e-05" fits 80 columns (shorter where the console is narrower)
 MAX_ROWS = 12  # value-table rows shown before eliding the middle
@@ -99,10 +100,10 @@ def _matrix_table(console: Console, title: str, row_label: str, matrix: np.ndarr
     ellipsis = "..." if is_plain(console) else "…"
     table = make_table(console, title)
     table.add_column(row_label, justify="right", no_wrap=True)
-    cols = _shown_indices(matrix.shape[1], max_cols)
+    cols = shown_indices(matrix.shape[1], max_cols)
     for j in cols:
         table.add_column(ellipsis if j is None else str(j), justify="right", no_wrap=True)
-    for i in _shown_indices(matrix.shape[0], MAX_ROWS):
+    for i in shown_indices(matrix.shape[0], MAX_ROWS):
         if i is None:
             table.add_row(*[ellipsis] * (len(cols) + 1))
             continue

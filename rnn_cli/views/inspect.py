@@ -9,7 +9,9 @@ from rich.text import Text
 from rnn_cli.formats.checkpoint import Inspection, ModuleReport
 from rnn_cli.core.config import shape_str
 from rnn_cli.printable import printable
-from rnn_cli.views.screen import Verbatim, add_row, is_plain, make_table
+from rnn_cli.views.code import call
+from rnn_cli.views.fit import Verbatim
+from rnn_cli.views.tables import add_row, is_plain, make_table
 
 
 def _text(text: str, **kwargs) -> Text:
@@ -35,10 +37,8 @@ def _file_lines(report: Inspection) -> list[RenderableType]:
 def _fitted_call(line: str, width: int) -> str:
     """`nn.LSTM(a=1, b=2)` on one line where it fits, else one argument per line: still Python
     to paste, and no argument broken by the terminal."""
-    from rnn_cli.views.screen import _call
-
     head, _, inner = line.partition("(")
-    return _call(head, inner[:-1].split(", "), width) if line.startswith("nn.") and line.endswith(")") else line
+    return call(head, inner[:-1].split(", "), width) if line.startswith("nn.") and line.endswith(")") else line
 
 
 def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableType]:

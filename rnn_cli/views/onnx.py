@@ -1,7 +1,7 @@
 """rnn-cli onnx's views: rich renderables for people, a plain dict for --json.
 
 Views compute nothing: everything shown comes from an OnnxReport (rnn_cli.formats.onnx_export).
-The tables are views.py's: ASCII when the console is not a terminal, literal text cells,
+The tables are views/tables.py's: ASCII when the console is not a terminal, literal text cells,
 fitting 80 columns. The --json document is documents.onnx_document.
 """
 
@@ -14,8 +14,10 @@ from rich.text import Text
 
 from rnn_cli.printable import printable
 from rnn_cli.core.config import TORCH_CLASS, shape_str
-from rnn_cli.views.fit import keep
-from rnn_cli.views.screen import add_row, data_line, make_table, print_parts
+from rnn_cli.views.fit import print_parts
+from rnn_cli.views.header import data_line
+from rnn_cli.views.tables import add_row, make_table
+from rnn_cli.views.wrap import keep
 
 def _shape(shape) -> str:
     return shape_str(shape) if shape else "?"
@@ -79,13 +81,13 @@ def mapping_table(console: Console, report) -> Table:
 
 
 def _gates(cell: str) -> tuple[str, ...]:
-    from rnn_cli.formats.onnx_export import ONNX_GATES  # numpy-only at import: safe without the extra
+    from rnn_cli.formats.onnx_describe import ONNX_GATES  # numpy-only at import: safe without the extra
 
     return ONNX_GATES[cell] if cell != "rnn" else ("one block",)
 
 
 def _torch_gates(cell: str) -> tuple[str, ...]:
-    from rnn_cli.formats.onnx_export import TORCH_GATES
+    from rnn_cli.formats.onnx_describe import TORCH_GATES
 
     return TORCH_GATES[cell] if cell != "rnn" else ("one block",)
 

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from rnn_cli.core.config import RunConfig, shape_str
 from rnn_cli.core.recipes import PaddingRow, RecipeRow, control_config, describe_control
-from rnn_cli.views.screen import make_table
+from rnn_cli.views.tables import make_table
 
 # A rule under the header and nothing else; the ASCII twin is for piped output.
 # (title, caption, columns) of the two tables
