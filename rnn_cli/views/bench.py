@@ -114,7 +114,7 @@ def show_bench(console: Console, bench) -> None:
     parts += [Text(note) for note in bench.notes]
     busy = bench.busy
     if busy:
-        from rnn_cli.core.bench import SPREAD_LIMIT
+        from rnn_cli.core.timing import SPREAD_LIMIT
 
         rows = ", ".join(f"{t.name} {t.device} {t.spread:.1f}x" if t.spread else f"{t.name} {t.device}" for t in busy)
         parts.append(Text(f"Warning: the slowest run took more than {SPREAD_LIMIT}x the fastest ({rows}): "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from rnn_cli.core.config import _format_bytes
 from rnn_cli.core.cost import Cost, Part, cost, saved_bytes_source
