@@ -279,6 +279,18 @@ def record_ref(out: Path, ref: str, jobs: int) -> None:
         record(out, Path(tree).resolve(), jobs)
 
 
+def _near_difference(left: str, right: str, width: int = 160) -> tuple[list[str], list[str]]:
+    """Both texts' lines, a long line (a JSON document) cut to `width` characters around the
+    first place where it differs from its counterpart."""
+    a, b = left.splitlines(), right.splitlines()
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y and max(len(x), len(y)) > width:
+            at = next((k for k, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+            start = max(0, at - width // 2)
+            a[i], b[i] = (("..." if start else "") + t[start : start + width] + "..." for t in (x, y))
+    return a, b
+
+
 def diff(a: Path, b: Path, limit: int = 60) -> int:
     """Print what differs between two recordings; 0 when they are byte-identical."""
     files = sorted({p.relative_to(a) for p in a.rglob("*") if p.is_file()} | {p.relative_to(b) for p in b.rglob("*") if p.is_file()})
@@ -291,7 +303,8 @@ def diff(a: Path, b: Path, limit: int = 60) -> int:
         if not (left.is_file() and right.is_file()):
             print(f"only in {a if left.is_file() else b}: {rel}")
             continue
-        lines = list(difflib.unified_diff(left.read_text().splitlines(), right.read_text().splitlines(), f"{a.name}/{rel}", f"{b.name}/{rel}", lineterm=""))
+        lines = list(difflib.unified_diff(*_near_difference(left.read_text(), right.read_text()), f"{a.name}/{rel}",
+                                          f"{b.name}/{rel}", lineterm=""))
         print("\n".join(lines[:limit] + ([f"... {len(lines) - limit} more diff lines"] if len(lines) > limit else [])))
     cases = len({rel.parts[0] for rel in files})
     print(f"{cases} cases, {len(files)} files: " + (f"{differing} differ" if differing else "byte-identical"), file=sys.stderr)
