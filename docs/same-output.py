@@ -13,6 +13,7 @@ of their own under DIR; two such recordings are compared file by file.
     python docs/same-output.py diff DIR_A DIR_B        # exit 1 and a diff where they differ
     python docs/same-output.py check [--ref REF]       # record REF (default main) and this
                                                        # checkout in temporary folders; diff
+    --only REGEX (record, check): only the cases whose folder name matches, e.g. 'colour_|bench'
 
 A ref is recorded from `git archive REF` unpacked into a temporary folder (no worktree, no
 checkout is touched). The tree recorded is put first on PYTHONPATH and its console script
@@ -23,10 +24,12 @@ holding a copy of the tree's docs/examples, so the paths they print are the same
 paths in every recording. `-j N` runs N commands at a time (default 2).
 
 Masked, because they are not deterministic or belong to the machine, not the code:
-- bench's timings: bench runs with time.perf_counter replaced by a clock that advances
-  1/1024 s per reading, so every timed run takes exactly that (0.977 ms); the table, its
-  widths, the spread warning (never: the runs are equal) and the JSON are then the same
-  on every run;
+- time: every command runs with time.perf_counter replaced by a clock that advances 1/1024 s
+  per reading, so every bench run takes exactly that (0.977 ms), and bench's table, its
+  widths, the spread warning (never: the runs are equal) and the JSON are the same on every
+  run; so is whether a progress bar (views/progress.py, stderr on a terminal: the colour
+  cases) thinks the work looks long enough to show, which on the real clock depends on the
+  machine's load;
 - versions (numpy, torch, onnx, onnxruntime, onnxscript, the BLAS, rnn-cli's own): the
   installed version strings are replaced by <NAME version>;
 - the memory available in the memory guard's message (MemAvailable moves);
@@ -163,7 +166,7 @@ CASES: list[tuple[str, str]] = [
 # The console script, as pip writes it; the entry point comes from the recorded tree.
 SHIM = r"""
 import os, sys
-if os.environ.get("SAME_OUTPUT_CLOCK"):  # bench: every perf_counter reading 1/1024 s after the last
+if os.environ.get("SAME_OUTPUT_CLOCK"):  # every perf_counter reading 1/1024 s after the last
     import itertools, time
     _ticks = itertools.count(1)
     time.perf_counter = lambda: next(_ticks) / 1024  # exact binary steps
@@ -231,8 +234,7 @@ def environment(how: str, tree: Path, command: str) -> dict[str, str]:
         env.update(NO_COLOR="1", TERM="dumb")
         if how != "piped":
             env["COLUMNS"] = how
-    if command.startswith("bench"):
-        env["SAME_OUTPUT_CLOCK"] = "1"
+    env["SAME_OUTPUT_CLOCK"] = "1"  # bench's timings, and whether a progress bar "looks longer than 2 s"
     return env
 
 
@@ -259,24 +261,25 @@ def record_one(how: str, command: str, tree: Path, out: Path, known: dict[str, s
     return f"{proc.returncode}  [{how}] rnn-cli {command}"
 
 
-def record(out: Path, tree: Path, jobs: int) -> None:
+def record(out: Path, tree: Path, jobs: int, only: str | None = None) -> None:
     names = [slug(h, c) for h, c in CASES]
     assert len(set(names)) == len(names), "two cases share a folder name"
+    cases = [case for case, name in zip(CASES, names) if only is None or re.search(only, name)]
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} is not empty")
     out.mkdir(parents=True, exist_ok=True)
     known = versions()
     with ThreadPoolExecutor(jobs) as pool:
-        for line in pool.map(lambda case: record_one(*case, tree, out, known), CASES):
+        for line in pool.map(lambda case: record_one(*case, tree, out, known), cases):
             print(line, file=sys.stderr)
 
 
-def record_ref(out: Path, ref: str, jobs: int) -> None:
+def record_ref(out: Path, ref: str, jobs: int, only: str | None = None) -> None:
     """Record `git archive REF` unpacked in a temporary folder."""
     with tempfile.TemporaryDirectory(prefix="same-output-tree-") as tree:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
-        record(out, Path(tree).resolve(), jobs)
+        record(out, Path(tree).resolve(), jobs, only)
 
 
 def _near_difference(left: str, right: str, width: int = 160) -> tuple[list[str], list[str]]:
@@ -324,16 +327,17 @@ def main() -> int:
     chk.add_argument("--ref", default="main")
     for p in (rec, chk):
         p.add_argument("-j", "--jobs", type=int, default=2)
+        p.add_argument("--only", help="a regular expression: only the cases whose folder name matches")
     args = parser.parse_args()
     if args.action == "diff":
         return diff(args.a, args.b)
     if args.action == "record":
-        record_ref(args.dir, args.ref, args.jobs) if args.ref else record(args.dir, ROOT, args.jobs)
+        record_ref(args.dir, args.ref, args.jobs, args.only) if args.ref else record(args.dir, ROOT, args.jobs, args.only)
         return 0
     with tempfile.TemporaryDirectory(prefix="same-output-") as tmp:
         before, after = Path(tmp) / args.ref.replace("/", "-"), Path(tmp) / "checkout"
-        record_ref(before, args.ref, args.jobs)
-        record(after, ROOT, args.jobs)
+        record_ref(before, args.ref, args.jobs, args.only)
+        record(after, ROOT, args.jobs, args.only)
         return diff(before, after)
 
 
