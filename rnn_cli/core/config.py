@@ -337,7 +337,7 @@ COMMANDS = ("manual", "torch", "compare", "bench", "onnx")
 # run's), allocator slack (torch's freed temporaries kept in the heap while the numpy
 # reference runs: ~10% of compare's peak), the JSON writer's chunk (documents.CHUNK, ~6 MiB),
 # small per-step arrays. tests/test_memory_calibration.py measures them.
-OVERHEAD = {"manual": 32 * 1024**2, "torch": 16 * 1024**2, "compare": 32 * 1024**2, "bench": 16 * 1024**2,
+OVERHEAD = {"manual": 32 * 1024**2, "torch": 16 * 1024**2, "compare": 32 * 1024**2, "bench": 24 * 1024**2,
             "onnx": 32 * 1024**2}
 # Bytes per time step the human view of the values spends beyond the arrays: a label
 # f"t={t}" per row (a str and its list slot) for the output table.
@@ -411,12 +411,12 @@ def check_memory(
     grad: bool = False,
 ) -> None:
     """Refuse, before anything is allocated, a run whose estimate exceeds what is available."""
-    # Under `ulimit -v`: what is left, and which imports are still to come, read before the
-    # estimate, whose formulas (in the runners' modules) import numpy.
+    # What is available, and under `ulimit -v` which imports are still to come, read before the
+    # estimate, whose formulas (in the runners' modules) import numpy: as the guard always has.
+    have, source = available_memory() if available is None else (available, "given")
     space = None if available is not None else _address_space(command)
     need = estimate_bytes(cfg, command, json, values, grad)
     total = need + (TORCH_IMPORT if command != "manual" else 0)  # the check runs before torch is imported
-    have, source = available_memory() if available is None else (available, "given")
     if total > have:
         where = "" if source in ("MemAvailable", "given") else f" under {source}"
         raise RnnCliError(
