@@ -61,7 +61,7 @@ def report(rows, command_line: str) -> str:
         f"Produced by `{command_line}` (benchmarks/memory.py), on the cases of",
         "tests/test_memory_calibration.py. *held*: peak RSS above the same command at the",
         "smallest size (tests/memory_peak.py: VmHWM, reset after the small run, in a child forked",
-        "from a process that imported numpy, torch and rnn-cli). *estimate*:",
+        "from a process that imported numpy, torch and rnn-cli; one BLAS thread). *estimate*:",
         "`rnn_cli.core.config.estimate_bytes(cfg, command, json, values, grad)`: the sample, the",
         "peak each runner states beside its code (manual, backward, runs, torch_peak, compare,",
         "bench, onnx_export `.peak_bytes`), the value tables and the command's OVERHEAD.",

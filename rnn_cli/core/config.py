@@ -391,9 +391,10 @@ def estimate_bytes(cfg: RunConfig, command: str = "manual", json: bool = False, 
     """Peak bytes the command holds beyond the interpreter and its imports: the sample
     (sample_bytes), then the larger of the draw's float64 input (drawn, then rounded) and the
     peak of the runners the command calls (runs, compare, bench, onnx_export .peak_bytes),
-    the rendering of the values for people, and the command's fixed OVERHEAD. --json adds only OVERHEAD:
-    the document is streamed array by array (documents.write_document). Measured against the
-    real peak by tests/test_memory_calibration.py (benchmarks/memory.py, MEMORY.md)."""
+    the rendering of the values for people, and the command's fixed OVERHEAD. --json adds
+    only OVERHEAD: the document is streamed array by array (documents.write_document).
+    Measured against the real peak by tests/test_memory_calibration.py (benchmarks/memory.py,
+    MEMORY.md)."""
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}")
     item = ITEMSIZE[cfg.dtype]
