@@ -131,25 +131,26 @@ CASES = [
     ("repeat_too_many", "bench --repeat 100001", "--repeat must be between 1 and 100000, got 100001"),
     ("warmup_negative", "bench --warmup -1", "--warmup must be between 0 and 10000, got -1"),
     # ---- memory, against 16 GiB available ------------------------------------------------
-    # NOTE (memory branch): the numbers below are the new estimate_bytes (per command, with
-    # torch's buffers and compare's float64 checks); the per-case derivations that follow are
-    # the old formula's and need re-deriving by hand.
-    # rnn, H_in 5, H 10**6, L 10, N 1, float32: parameters 5e6 + 1e12 + 2e6, input 50,
-    # output 1e7, input projection 1e7, states 4e6 -> 1,000,031,000,050 x 4 B = 3.64 TiB.
+    # By hand from the runners' stated formulas (sample + the runner's peak + the value tables).
+    # rnn, H_in 5, H 10**6, L 10, N 1, float32: parameters 5e6 + 1e12 + 2e6, input 50, h_0 1e6;
+    # manual's peak: W_hh^T copied contiguous 1e12, two (L, N, H) projections (x W^T, then + b)
+    # 2e7, one step's gates 4e6 -> 2,000,032,000,050 x 4 B = 7.28 TiB.
     ("memory_hidden_size_1e6", "manual --hidden-size 1000000",
      f"this configuration needs about 7.3 TiB of memory, more than the 16.0 GiB available; {REDUCE}"),
-    # compare holds four copies: 14.55 TiB.
+    # compare: the float32 sample (4e12 B), its float64 copy (8e12 B) and the float64
+    # reference's copy of W_hh^T (8e12 B): 20.0e12 B = 18.2 TiB.
     ("memory_hidden_size_1e6_compare", "compare --hidden-size 1000000",
-     f"this configuration needs about 21.8 TiB of memory, more than the 16.0 GiB available; {REDUCE}"),
+     f"this configuration needs about 18.2 TiB of memory, more than the 16.0 GiB available; {REDUCE}"),
     # 1000 layers of H 2000: parameters 2000*(5 + 999*2000) + 1000*(2000*2000 + 4000) = 8,000,010,000,
-    # outputs 2e7, projection 2e4, states 8e6, input 50 -> 8,028,030,050 x 4 B = 29.9 GiB.
+    # 999 lower outputs kept for the values 2e7, states 2e6, projections 4e4 -> 32.09e9 B = 29.9 GiB.
     ("memory_layers_1000", "manual --layers 1000 --hidden-size 2000",
      f"this configuration needs about 29.9 GiB of memory, more than the 16.0 GiB available; {REDUCE}"),
-    # L 10**9, H_in 5, H 8: per step 5 + 8 + 8 elements, parameters 120, states 32
-    # -> 21,000,000,152 x 4 B = 78.2 GiB.
+    # L 10**9, H_in 5, H 8: the input 5e9 elements, manual's two projections 16e9 -> 84e9 B,
+    # and the value tables' 144 B per step (a label, one row's copies) 144e9 B -> 212.4 GiB.
     ("memory_seq_len_1e9", "manual --seq-len 1000000000",
-     f"this configuration needs about 182.6 GiB of memory, more than the 16.0 GiB available; {REDUCE}"),
-    # torch holds two copies: 156.5 GiB.
+     f"this configuration needs about 212.4 GiB of memory, more than the 16.0 GiB available; {REDUCE}"),
+    # torch: the projection, the step outputs, their stack and the RNN cell's one more output
+    # (8 + 3 * 8 per step) 128e9 B instead of manual's 64e9, plus torch's import: 272.2 GiB.
     ("memory_seq_len_1e9_torch", "torch --seq-len 1000000000",
      f"this configuration needs about 272.2 GiB of memory, more than the 16.0 GiB available; {REDUCE}"),
 ]

@@ -913,7 +913,7 @@ def onnx_command(flags: OnnxFlags) -> int:
         from rnn_cli.formats.save import check_writable
 
         check_writable(flags.save_onnx, "--save-onnx")
-    check_memory(cfg, "compare", flags.json, values=False)  # torch, onnxruntime and the reference
+    check_memory(cfg, "onnx", flags.json, values=False)  # torch, onnxruntime and the reference
     from rnn_cli.formats import onnx_export
     from rnn_cli.core.sample import draw
 

@@ -482,3 +482,38 @@ def gradients(
         loss=loss_value(upstream, rec.output, rec.h_n, rec.c_n),
         loss_kind=upstream.loss,
     )
+
+
+# ---- memory: what --grad's numpy side allocates (the guard asks; tests/test_memory_calibration.py measures) ----
+
+
+def peak_bytes(cfg: RunConfig) -> int:
+    """Bytes draw_upstream() and gradients() hold at their peak beyond the sample (and beyond
+    the forward's result, which the caller keeps), for the memory guard.
+
+    - every step's cache, kept by record_forward for the backward, per layer and direction,
+      in (N, .) arrays: rnn h_t; lstm i, f, g, o, c_t, tanh(c_t), m_t (and h_t = m_t W_hr^T
+      with proj_size); gru r, z, n, h_t and h_{t-1} W_hh^T + b_hh (N, 3*H_cell), which
+      the cached view h_n keeps whole; with lengths, np.where's carried state (h, and c);
+    - every layer's output (L, N, D*H_out): the layer above's x_t are views of it;
+    - G_out, the upstream (L, N, D*H_out) (drawn in float64 first, then rounded);
+    - going down, one layer's dL/d(input) per direction (L, N, H_in of the layer) and, with
+      two directions, their sum, beside the dL/d(output) the layer above handed down;
+    - the parameter gradients, and at the end the loss's product output * G_out;
+    - the allocator's holes: each step frees its temporaries (an LSTM's pre-activation
+      (N, 4*H_cell)) between arrays it keeps, and glibc does not give back memory inside its
+      heap (measured: 33 MiB above numpy's own count for an LSTM, L=50, N=512, H=64).
+    """
+    from rnn_cli.core.config import ITEMSIZE
+
+    L, N, D, H, layers = cfg.seq_len, cfg.N, cfg.D, cfg.hidden_size, cfg.num_layers
+    per_step = {"rnn": H, "lstm": 7 * H + cfg.proj_size, "gru": 7 * H}[cfg.cell]
+    if cfg.packed:
+        per_step += cfg.H_out + (H if cfg.has_c else 0)
+    holes = 4 * H if cfg.cell == "lstm" else 2 * H  # measured: about 4.5 H (lstm), 1.4 H (gru)
+    caches = layers * D * L * N * (per_step + holes)
+    output = L * N * D * cfg.H_out
+    first = (output if layers > 1 else 0) + (2 * D - 1) * L * N * cfg.input_size  # layer 0's dL/dx
+    upper = ((output if layers > 2 else 0) + (2 * D - 1) * output) if layers > 1 else 0  # layer 1's
+    held = caches + (layers + 2) * output + max(first, upper) + 2 * cfg.num_parameters()
+    return max(ITEMSIZE[cfg.dtype] * held, (ITEMSIZE[cfg.dtype] + 8) * output)

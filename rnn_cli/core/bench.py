@@ -335,3 +335,30 @@ def run(
 
         bench.timings.append(measure(impl, cfg.dtype, repeat, warmup, advance))
     return bench
+
+
+# ---- memory: what run() holds at its peak (the guard asks; tests/test_memory_calibration.py measures) ----
+
+
+def peak_bytes(cfg: RunConfig, grad: bool = False) -> int:
+    """Bytes run() holds at its peak beyond the sample, for the memory guard: torch's module
+    (its copy of the parameters), then one timed run at a time, its result dropped before
+    the next (manual.peak_bytes against torch_peak.forward_bytes; with grad, the upstream and
+    backward.peak_bytes against torch_peak.grad_bytes); without grad, onnxruntime's row
+    (bench_onnx, the onnx extra), whose session lives through every row's runs: the exported
+    weights three times (the ModelProto, its bytes, the session's copy) and the session's
+    arena, which keeps what its run allocated (onnx_export.session_bytes)."""
+    from rnn_cli.core import backward, manual, torch_peak
+    from rnn_cli.core.config import ITEMSIZE
+
+    item, params = ITEMSIZE[cfg.dtype], cfg.num_parameters()
+    if grad:
+        return item * params + max(backward.peak_bytes(cfg), torch_peak.grad_bytes(cfg))
+    import importlib.util
+
+    from rnn_cli.formats.onnx_export import session_bytes
+
+    one = max(manual.peak_bytes(cfg), torch_peak.forward_bytes(cfg))
+    if importlib.util.find_spec("onnxruntime") is None:  # no onnx extra: no onnxruntime row
+        return item * params + one
+    return item * params + one + 3 * item * params + session_bytes(cfg)

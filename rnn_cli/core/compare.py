@@ -177,3 +177,33 @@ def run(
             for name in ours
         ]
     return CompareResult(torch=got, reference=reference, tolerance=tol, checks=checks)
+
+
+# ---- memory: what run() holds at its peak (the guard asks; tests/test_memory_calibration.py measures) ----
+
+
+def peak_bytes(cfg: RunConfig, grad: bool = False) -> int:
+    """Bytes run() holds at its peak beyond the sample, for the memory guard, phase by phase:
+    torch's run (runs.peak_bytes); its result (the output) beside the float64 upcast of the
+    sample and the float64 reference's forward (manual.peak_bytes); with grad, torch's
+    gradients (torch_peak.grad_bytes), then beside them the reference's (backward.peak_bytes,
+    with the upstream upcast); last, check_tensor on the largest tensor: |ref|, |diff|, the
+    relative error (float64 each) and a mask, beside both results."""
+    from rnn_cli.core import backward, manual, runs, torch_peak
+    from rnn_cli.core.config import ITEMSIZE, sample_bytes
+
+    item, ref = ITEMSIZE[cfg.dtype], replace(cfg, dtype="float64")
+    out = cfg.seq_len * cfg.N * cfg.D * cfg.H_out  # (L, N, D*H_out) elements
+    torch_kept = item * out
+    reference = sample_bytes(ref)  # upcast(sample), alive to the end
+    phases = [runs.peak_bytes("torch", cfg, keep_layers=False), torch_kept + reference + manual.peak_bytes(ref)]
+    checked = out
+    kept = torch_kept + reference + 8 * out  # both results
+    if grad:
+        phases.append(kept + torch_peak.grad_bytes(cfg))
+        kept += sample_bytes(cfg)  # torch's gradients: one per parameter, input and state
+        phases.append(kept + backward.peak_bytes(ref) + 8 * out)
+        kept += sample_bytes(ref)
+        checked = max(out, cfg.seq_len * cfg.N * cfg.input_size, cfg.num_parameters())
+    phases.append(kept + (3 * 8 + 1) * checked)
+    return max(phases)

@@ -331,10 +331,14 @@ TORCH_IMPORT = 256 * 1024**2
 # Linux x86-64, with margin; tests/test_import_cost.py measures them on the machine it runs on
 # and fails when a constant is below the measurement or more than 1.5x it.
 IMPORT_ADDRESS_SPACE = {"numpy": 128 * 1024**2, "torch": 512 * 1024**2}
-COMMANDS = ("manual", "torch", "compare", "bench")
-# Peak RSS the measured runs reach beyond their arrays: BLAS and allocator buffers, the JSON
-# writer's chunk (documents.CHUNK), small per-step arrays (benchmarks/MEMORY.md).
-OVERHEAD = 32 * 1024**2
+COMMANDS = ("manual", "torch", "compare", "bench", "onnx")
+# Peak RSS the measured runs reach beyond the arrays their runners count, per command: the
+# BLAS's own packing buffers (numpy's big products touched up to ~25 MiB more than the tiny
+# run's), allocator slack (torch's freed temporaries kept in the heap while the numpy
+# reference runs: ~10% of compare's peak), the JSON writer's chunk (documents.CHUNK, ~6 MiB),
+# small per-step arrays. tests/test_memory_calibration.py measures them.
+OVERHEAD = {"manual": 32 * 1024**2, "torch": 16 * 1024**2, "compare": 32 * 1024**2, "bench": 24 * 1024**2,
+            "onnx": 32 * 1024**2}
 # Bytes per time step the human view of the values spends beyond the arrays: a label
 # f"t={t}" per row (a str and its list slot) for the output table.
 LABEL_BYTES = 72
@@ -351,52 +355,10 @@ def _sample_elements(cfg: RunConfig) -> int:
     return cfg.num_parameters() + _seq(cfg, cfg.input_size) + states
 
 
-def _manual_forward_elements(cfg: RunConfig, keep_layers: bool) -> int:
-    """manual.forward at its peak, the last layer's run_layer (its arrays, not the sample's):
-    x_proj (D, L, N, G*H_cell), out (D, L, N, H_out) and the concatenated output
-    (L, N, D*H_out), beside the layer's input (the lower output) and the lower outputs kept.
-    The per-step arrays are (D, N, G*H_cell) each, up to ~3 at a time (measured: GRU)."""
-    D, G, Hc, layers = cfg.D, cfg.gates, cfg.hidden_size, cfg.num_layers
-    out = _seq(cfg, D * cfg.H_out)  # (L, N, D*H_out)
-    lower = (layers - 1) if keep_layers else min(1, layers - 1)
-    step = 4 * D * cfg.N * G * Hc
-    return D * _seq(cfg, G * Hc) + 2 * out + lower * out + step + D * G * Hc * (cfg.input_size + cfg.H_out)
-
-
-def _torch_layer_elements(cfg: RunConfig, input_size: int) -> int:
-    """One layer of torch's CPU forward (ATen): per direction, the input projection
-    (rows, G*H_cell), the step outputs and their stack (rows, H_out) each (an LSTM with
-    projection also keeps its unprojected states, H_cell); the backward direction also
-    reverses its input; then the directions' concatenation. rows is L*N, or sum(lengths)
-    for packed input. A float32 LSTM without projection runs in oneDNN instead: about 2x
-    its output. Plus allocator slack, measured up to ~1x the output under CPU contention (more malloc arenas)."""
-    D, G, Hc, Ho = cfg.D, cfg.gates, cfg.hidden_size, cfg.H_out
-    rows = sum(cfg.lengths) if cfg.lengths is not None else cfg.seq_len * cfg.N
-    S = rows * Ho  # one direction's output
-    if cfg.cell == "lstm" and cfg.dtype == "float32" and cfg.proj_size == 0:
-        per_direction = 2 * S
-    else:
-        per_direction = rows * (G * Hc + (Hc if cfg.proj_size else 0) + 2 * Ho) + S
-    if D == 1:
-        return per_direction
-    return per_direction + S + rows * input_size + 3 * S + S  # fw output, reversed input, bw, cat
-
-
-def _torch_forward_elements(cfg: RunConfig, keep_layers: bool) -> int:
-    """torch_run.run at its peak, beyond the sample: the module's parameters, then the
-    largest of the full forward (layer k reads layer k-1's output) and, with keep_layers,
-    the single-layer reruns (the full output, the lower outputs kept so far, one layer)."""
-    out = _seq(cfg, cfg.D * cfg.H_out)
-    top = cfg.num_layers - 1
-    forward = _torch_layer_elements(cfg, cfg.layer_input_size(top)) + (out if top else 0)
-    if cfg.packed:  # packed input and packed output (the padded output is counted as `out` above
-        # for a lower layer; alone, measured 383-467 MiB held against 505 estimated: rnn L=500 N=1024 H=64)
-        forward += sum(cfg.lengths) * (cfg.input_size + cfg.D * cfg.H_out)
-    phases = [forward]
-    if keep_layers and top:
-        last_rerun = top - 1
-        phases.append(out + last_rerun * out + _torch_layer_elements(cfg, cfg.layer_input_size(last_rerun)))
-    return cfg.num_parameters() + max(phases)
+def sample_bytes(cfg: RunConfig) -> int:
+    """What sample.draw returns, in cfg's dtype: every runner starts from it (their peak_bytes
+    count beyond it)."""
+    return ITEMSIZE[cfg.dtype] * _sample_elements(cfg)
 
 
 def _human_values_bytes(cfg: RunConfig, itemsize: int) -> int:
@@ -404,55 +366,41 @@ def _human_values_bytes(cfg: RunConfig, itemsize: int) -> int:
     return cfg.seq_len * (LABEL_BYTES + cfg.D * cfg.H_out * (1 + 2 * itemsize))
 
 
-def _grad_elements(cfg: RunConfig) -> int:
-    """--grad: what backpropagation through time keeps, per layer, direction and step: the
-    cell's inputs and gates (x_t, h_{t-1}, c_{t-1}, the G*H_cell gates, tanh(c_t)); autograd's
-    saved tensors are of that order. The gradients flowing back are one step's at a time.
-    Measured: lstm H=256 L=400 N=64 manual --json, 262 MiB above the import floor, 328 estimated."""
-    per_step = cfg.layer_input_size(0) + 2 * cfg.H_out + (cfg.gates + 3) * cfg.hidden_size
-    return cfg.num_layers * cfg.D * cfg.seq_len * cfg.N * per_step + 2 * cfg.num_parameters()
+def _run_bytes(cfg: RunConfig, command: str, values: bool, grad: bool) -> int:
+    """The peak of what the command runs, beyond the sample, as each runner states it beside
+    the code that allocates (imported here, when the guard asks: they import numpy)."""
+    if command in ("manual", "torch"):
+        from rnn_cli.core import runs
+
+        return runs.peak_bytes(command, cfg, keep_layers=values, grad=grad)
+    if command == "compare":
+        from rnn_cli.core import compare
+
+        return compare.peak_bytes(cfg, grad)
+    if command == "bench":
+        from rnn_cli.core import bench
+
+        return bench.peak_bytes(cfg, grad)
+    from rnn_cli.formats import onnx_export
+
+    return onnx_export.peak_bytes(cfg)
 
 
 def estimate_bytes(cfg: RunConfig, command: str = "manual", json: bool = False, values: bool = True,
                    grad: bool = False) -> int:
-    """Peak bytes the command holds beyond the interpreter and its imports, for the output
-    chosen: every array alive at the worst moment (see the helpers above), the rendering
-    of the values for people, and a fixed OVERHEAD. --json adds only OVERHEAD: the document
-    is streamed array by array (documents.write_document). Measured against peak RSS in
-    benchmarks/memory.py."""
+    """Peak bytes the command holds beyond the interpreter and its imports: the sample
+    (sample_bytes), then the larger of the draw's float64 input (drawn, then rounded) and the
+    peak of the runners the command calls (runs, compare, bench, onnx_export .peak_bytes),
+    the rendering of the values for people, and the command's fixed OVERHEAD. --json adds
+    only OVERHEAD: the document is streamed array by array (documents.write_document).
+    Measured against the real peak by tests/test_memory_calibration.py (benchmarks/memory.py,
+    MEMORY.md)."""
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}")
     item = ITEMSIZE[cfg.dtype]
-    sample = _sample_elements(cfg)
-    render = _human_values_bytes(cfg, item) if values and not json and command != "bench" else 0
-    if command == "manual":
-        kept = _seq(cfg, cfg.D * cfg.H_out) * (1 + ((cfg.num_layers - 1) if values else 0))
-        need = item * sample + max(item * _manual_forward_elements(cfg, values), item * kept + render)
-    elif command == "torch":
-        need = item * (sample + _torch_forward_elements(cfg, values)) + render
-    elif command == "compare":
-        # torch's forward; then its result beside the float64 reference run (keep_layers off),
-        # then check_tensor on the output (compare.check_tensor works in place)
-        out = _seq(cfg, cfg.D * cfg.H_out)
-        torch_phase = item * (sample + _torch_forward_elements(cfg, False))
-        torch_kept = item * (sample + cfg.num_parameters() + out)
-        # the float64 reference: its forward's buffers (and one more output, measured on a GRU),
-        # or its output beside check_tensor's in-place arrays (|ref|, |diff|, rel, a mask)
-        reference = 8 * sample + max(8 * (_manual_forward_elements(cfg, False) + out), 8 * out + (3 * 8 + 1) * out)
-        need = max(torch_phase, torch_kept + reference)
-    else:  # bench: the sample, torch's module; one forward at a time, results dropped
-        need = item * (sample + cfg.num_parameters() + max(_manual_forward_elements(cfg, False), _torch_forward_elements(cfg, False)))
-        # onnxruntime's row (onnx extra): the exported weights three times (the ModelProto, its
-        # bytes, the session's copy) and torch's output kept for the check beside one run's
-        need += item * (3 * cfg.num_parameters() + 2 * _seq(cfg, cfg.D * cfg.H_out))
-    if grad:  # the backward's caches, once per implementation that runs it at the same time
-        # torch's autograd keeps more per step than the cell's inputs and gates (its LSTM cell
-        # saves the workspace and the forward's outputs once more): measured 1.4x for an LSTM
-        # (L=200, N=256, H=64: held 219-225 MiB against 171 estimated at 1x; now 1.15x, GRU 1.34x;
-        # checked by tests/test_import_cost.py)
-        factor = (1.7 if cfg.cell == "lstm" else 1.5) if command == "torch" else 1.0  # held: LSTM 0.99-1.04x of 1.5x
-        need += int(_grad_elements(cfg) * factor) * item + _grad_elements(cfg) * (8 if command == "compare" else 0)
-    return need + OVERHEAD
+    draw = 8 * _seq(cfg, cfg.input_size)
+    render = _human_values_bytes(cfg, item) if values and not json and command in ("manual", "torch") else 0
+    return sample_bytes(cfg) + max(draw, _run_bytes(cfg, command, values, grad)) + render + OVERHEAD[command]
 
 
 def check_memory(
@@ -464,31 +412,38 @@ def check_memory(
     grad: bool = False,
 ) -> None:
     """Refuse, before anything is allocated, a run whose estimate exceeds what is available."""
-    need = estimate_bytes(cfg, command, json, values, grad)
-    if command != "manual":
-        need += TORCH_IMPORT  # the check runs before torch is imported
+    # What is available, and under `ulimit -v` which imports are still to come, read before the
+    # estimate, whose formulas (in the runners' modules) import numpy: as the guard always has.
     have, source = available_memory() if available is None else (available, "given")
-    if need > have:
+    space = None if available is not None else _address_space(command)
+    need = estimate_bytes(cfg, command, json, values, grad)
+    total = need + (TORCH_IMPORT if command != "manual" else 0)  # the check runs before torch is imported
+    if total > have:
         where = "" if source in ("MemAvailable", "given") else f" under {source}"
         raise RnnCliError(
-            f"this configuration needs about {_format_bytes(need)} of memory, more than the "
+            f"this configuration needs about {_format_bytes(total)} of memory, more than the "
             f"{_format_bytes(have)} available{where}; reduce --hidden-size, --seq-len, --batch or --layers"
         )
-    if available is None:
-        _check_address_space(estimate_bytes(cfg, command, json, values, grad), command)
+    if space is not None:
+        _check_address_space(need, *space)
 
 
-def _check_address_space(need: int, command: str) -> None:
-    """Under `ulimit -v` the imports still to come count by the address space they map (torch's
-    is about twice what it touches): refuse before `import torch` rather than fail inside it."""
+def _address_space(command: str) -> tuple[int, list[str]] | None:
+    """(address space left under `ulimit -v`, the imports the command still has to make), or
+    None without a limit."""
     import sys
 
     from rnn_cli.core.limits import address_space_headroom
 
     headroom = address_space_headroom()
     if headroom is None:
-        return
-    missing = [m for m in ["numpy"] + ([] if command == "manual" else ["torch"]) if m not in sys.modules]
+        return None
+    return headroom, [m for m in ["numpy"] + ([] if command == "manual" else ["torch"]) if m not in sys.modules]
+
+
+def _check_address_space(need: int, headroom: int, missing: list[str]) -> None:
+    """Under `ulimit -v` the imports still to come count by the address space they map (torch's
+    is about twice what it touches): refuse before `import torch` rather than fail inside it."""
     imports = sum(IMPORT_ADDRESS_SPACE[m] for m in missing)
     if need + imports > headroom:
         loading = f" ({_format_bytes(imports)} of it to load {' and '.join(missing)})" if missing else ""

@@ -234,3 +234,30 @@ def run(cfg: RunConfig, sample: Sample | None = None, keep_layers: bool = True, 
         c_n=fwd.c_n,
         layer_outputs=fwd.layer_outputs,
     )
+
+
+# ---- memory: what forward() allocates at its peak (the guard asks; tests/test_memory_calibration.py measures) ----
+
+
+def peak_bytes(cfg: RunConfig, keep_layers: bool = False) -> int:
+    """Bytes forward() holds at its peak beyond its inputs (the sample), for the memory guard.
+
+    The peak is in the top layer's run_layer (the lower outputs alive are most there):
+    - x_proj: one (L, N, G*H_cell) array per direction; while direction d's is made, the
+      product x W_ih^T and its sum with b exist side by side: (D + 1) of them at once;
+    - output: (L, N, D*H_out), allocated once the projections are made, beside the D x_proj;
+    - the lower layers' outputs (L, N, D*H_out): all of them with keep_layers, else the one
+      the top layer reads;
+    - one step's arrays: the gates (N, G*H_cell) and a few (N, H_cell), per direction;
+    - the layer's Direction.of: W_hh^T (and W_hr^T) copied contiguous, the summed bias.
+    """
+    from rnn_cli.core.config import ITEMSIZE
+
+    LN, D, GH = cfg.seq_len * cfg.N, cfg.D, cfg.gates * cfg.hidden_size
+    x_proj = LN * GH
+    output = LN * D * cfg.H_out
+    top = cfg.num_layers - 1
+    lower = top if keep_layers else min(top, 1)
+    step = 4 * D * cfg.N * GH
+    weights = D * (GH * (cfg.H_out + 1) + cfg.hidden_size * cfg.proj_size)
+    return ITEMSIZE[cfg.dtype] * (lower * output + max((D + 1) * x_proj, D * x_proj + output) + step + weights)

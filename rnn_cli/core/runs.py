@@ -119,3 +119,33 @@ def run(
     if extras.grad is not None:
         result.gradients, result.upstream = gradients(implementation, cfg, sample, extras.grad, tf32)
     return result
+
+
+# ---- memory: what run() holds at its peak (the guard asks; tests/test_memory_calibration.py measures) ----
+
+
+def peak_bytes(implementation: str, cfg: RunConfig, keep_layers: bool = True, grad: bool = False) -> int:
+    """Bytes run() holds at its peak beyond the sample, for the memory guard: the forward
+    (manual.peak_bytes, or torch_peak.forward_bytes for torch); then, beside its result (the
+    output, and the lower layers' outputs with keep_layers), under --no-pack the packed rerun
+    (_packed: the recipes' truth and the padding table); then --grad's upstream and backward
+    (backward.peak_bytes, torch_peak.grad_bytes) beside both results."""
+    from rnn_cli.core.config import ITEMSIZE
+
+    if implementation == "manual":
+        from rnn_cli.core import backward, manual
+
+        forward_bytes, grad_bytes = manual.peak_bytes, backward.peak_bytes
+    else:
+        from rnn_cli.core import torch_peak
+
+        forward_bytes, grad_bytes = torch_peak.forward_bytes, torch_peak.grad_bytes
+    output = ITEMSIZE[cfg.dtype] * cfg.seq_len * cfg.N * cfg.D * cfg.H_out  # (L, N, D*H_out)
+    kept = output * (1 + (cfg.num_layers - 1 if keep_layers else 0))
+    phases = [forward_bytes(cfg, keep_layers)]
+    if cfg.lengths is not None and not cfg.pack:
+        phases.append(kept + forward_bytes(replace(cfg, pack=True), False))
+        kept += output
+    if grad:
+        phases.append(kept + grad_bytes(cfg))
+    return max(phases)

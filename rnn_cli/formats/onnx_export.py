@@ -263,3 +263,43 @@ def report(cfg: RunConfig, sample: Sample, exporter: str = "auto", opset: int | 
     step("running onnxruntime and the float64 reference")
     ran = run_onnxruntime(exported.model, cfg, sample)
     return OnnxReport(cfg, exported, graph, rows, ran, cfg.shapes())
+
+
+# ---- memory: what report() holds at its peak (the guard asks; tests/test_memory_calibration.py measures) ----
+
+
+def session_bytes(cfg: RunConfig) -> int:
+    """What an onnxruntime session holds after one run of the graph: its arena keeps what the
+    recurrent nodes allocated (the input projection of every step (L, N, G*H_cell) per
+    direction, Y (L, D, N, H_out) and its copy out), grown in powers of two: up to twice that."""
+    from rnn_cli.core.config import ITEMSIZE
+
+    LN = cfg.seq_len * cfg.N
+    return 2 * ITEMSIZE[cfg.dtype] * (cfg.D * LN * cfg.gates * cfg.hidden_size + 2 * LN * cfg.D * cfg.H_out)
+
+
+def peak_bytes(cfg: RunConfig) -> int:
+    """Bytes report() holds at its peak beyond the sample, for the memory guard: the export
+    (torch's module and one traced forward, torch_peak.forward_bytes, beside the ModelProto,
+    its bytes and onnxruntime's copy of the weights); onnxruntime's run (session_bytes) and its
+    results, kept to the end (with_node_outputs: every node's Y (L, N, D*H_out) and the first
+    node's X (L, N, H_in)); beside them torch's output (torch_cpu_outputs), then the float64
+    reference with every layer's output (manual.peak_bytes, keep_layers) (measured: as if the
+    session's arena were still held, 0.89 of the peak without it), then the checks: the
+    batch-ordered copy of a node's Y and check_tensor's |ref|, |diff|, relative error and mask."""
+    from rnn_cli.core import manual, torch_peak
+    from rnn_cli.core.config import ITEMSIZE, sample_bytes
+
+    item, ref = ITEMSIZE[cfg.dtype], replace(cfg, dtype="float64")
+    LN, out = cfg.seq_len * cfg.N, cfg.seq_len * cfg.N * cfg.D * cfg.H_out
+    weights = 3 * item * cfg.num_parameters()
+    ort = item * (cfg.num_layers * out + LN * cfg.input_size)
+    kept = ort + item * out + sample_bytes(ref)
+    phases = [
+        weights + torch_peak.forward_bytes(cfg),
+        weights + session_bytes(cfg) + ort,
+        ort + torch_peak.forward_bytes(cfg),
+        kept + session_bytes(cfg) + manual.peak_bytes(ref, keep_layers=True),
+        kept + 8 * cfg.num_layers * out + (8 + 3 * 8 + 1) * out,
+    ]
+    return max(phases)

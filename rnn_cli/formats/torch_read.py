@@ -34,6 +34,76 @@ def _not_a_torch_file(src: safe_read.Source) -> str | None:
     return None
 
 
+# torch's legacy (non-zip) format: pickles back to back, the magic number first; then the
+# main pickle, whose persistent ids ("storage", type, key, location, numel) declare each
+# storage, and the storages' bytes. torch allocates every declared storage before reading it.
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+STORAGE_ITEMSIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1,
+                    "Byte": 1, "Bool": 1, "ComplexFloat": 8, "ComplexDouble": 16}
+
+
+class _Stub:
+    """Whatever global a legacy pickle names: takes any call, item or state, runs nothing."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __call__(self, *args, **kwargs) -> "_Stub":
+        return _Stub()
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def append(self, value) -> None:
+        pass
+
+    def extend(self, values) -> None:
+        pass
+
+
+def _legacy_declared_bytes(f) -> int | None:
+    """The bytes of storage a legacy checkpoint's main pickle declares, read with stubs for
+    every global (no code from the file runs, no storage is made); None when the file is not
+    a legacy checkpoint or its pickles cannot be read (torch.load then says why)."""
+    import pickle
+
+    declared: dict = {}
+
+    class Reader(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            return type(name, (_Stub,), {})
+
+        def persistent_load(self, pid):
+            if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[4], int):
+                kind = getattr(pid[1], "__name__", "").removesuffix("Storage")
+                declared[repr(pid[2])] = max(pid[4], 0) * STORAGE_ITEMSIZE.get(kind, 1)
+            return _Stub()
+
+    try:
+        if Reader(f).load() != LEGACY_MAGIC:
+            return None
+        for _ in range(3):  # protocol version, sys_info, the main pickle
+            Reader(f).load()
+    except Exception:  # noqa: BLE001 - anything a broken pickle raises: torch.load reports it
+        return None
+    return sum(declared.values())
+
+
+def _check_legacy_sizes(src: safe_read.Source) -> None:
+    """Refuse a legacy checkpoint whose storages declare more bytes than the file holds,
+    before torch allocates them (a few KB can declare terabytes)."""
+    if src.head(1) != b"\x80":  # a pickle, not a zip archive
+        return
+    with src.open() as f:
+        declared = _legacy_declared_bytes(f)
+    if declared is not None and declared > src.size:
+        raise src.error(f"declares {declared:,} bytes of tensor data but the file holds {src.size:,} bytes: "
+                        "it is truncated or crafted")
+
+
 def read_torch(src: safe_read.Source, notes: list[str]):
     import pickle
 
@@ -42,6 +112,7 @@ def read_torch(src: safe_read.Source, notes: list[str]):
     wrong = _not_a_torch_file(src)
     if wrong is not None:
         raise src.error(wrong)
+    _check_legacy_sizes(src)
     try:
         with src.open() as f:
             obj = torch.load(f, map_location="cpu", weights_only=True)
