@@ -1,4 +1,4 @@
-"""The memory guard's estimate (rnn_cli.core.config.estimate_bytes, which asks each runner's
+"""The memory guard's estimate (rnn_cli.core.guard.estimate_bytes, which asks each runner's
 peak_bytes) against the peak real runs reach: the cases of tests/test_memory_calibration.py,
 each at its small and medium size, measured as that test measures them (tests/memory_peak.py:
 peak RSS above the same command at the smallest size, in a child forked per run). Goal, and
@@ -62,7 +62,7 @@ def report(rows, command_line: str) -> str:
         "tests/test_memory_calibration.py. *held*: peak RSS above the same command at the",
         "smallest size (tests/memory_peak.py: VmHWM, reset after the small run, in a child forked",
         "from a process that imported numpy, torch and rnn-cli; one BLAS thread). *estimate*:",
-        "`rnn_cli.core.config.estimate_bytes(cfg, command, json, values, grad)`: the sample, the",
+        "`rnn_cli.core.guard.estimate_bytes(cfg, command, json, values, grad)`: the sample, the",
         "peak each runner states beside its code (manual, backward, runs, torch_peak, compare,",
         "bench, onnx_export `.peak_bytes`), the value tables and the command's OVERHEAD.",
         "check_memory adds the torch import (TORCH_IMPORT) for the commands that need it.",

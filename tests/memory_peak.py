@@ -1,5 +1,5 @@
 """The real peak of an rnn-cli run, for the memory calibration (tests/test_memory_calibration.py)
-and benchmarks/memory.py: what the guard's estimate (config.estimate_bytes) must cover.
+and benchmarks/memory.py: what the guard's estimate (guard.estimate_bytes) must cover.
 
 Measured as tests/test_memory.py measures it, by peak RSS (VmHWM) above the interpreter and
 its imports, with one change that saves the imports' time: a server process imports numpy,

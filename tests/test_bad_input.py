@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 import rnn_cli.core.compare
 import rnn_cli.core.config
+import rnn_cli.core.guard
 import rnn_cli.core.manual
 import rnn_cli.core.torch_run
 from rnn_cli.cli.app import app
@@ -166,7 +167,7 @@ NO_CUDA_CASES = [
 @pytest.fixture(autouse=True)
 def in_tmp_with_16_gib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(rnn_cli.core.config, "available_memory", lambda: (16 * GiB, "MemAvailable"))
+    monkeypatch.setattr(rnn_cli.core.guard, "available_memory", lambda: (16 * GiB, "MemAvailable"))
     return tmp_path
 
 

@@ -476,9 +476,9 @@ _UNIT = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 
 def test_absurd_sizes_are_refused_with_the_estimated_size(monkeypatch, command, args, lower_bound):
     # Pretend this machine has 16 GiB available so the outcome does not depend on where it runs
     # (and nothing ever tries to allocate these sizes).
-    import rnn_cli.core.config
+    import rnn_cli.core.guard
 
-    monkeypatch.setattr(rnn_cli.core.config, "available_memory", lambda: (16 * 2**30, "MemAvailable"))
+    monkeypatch.setattr(rnn_cli.core.guard, "available_memory", lambda: (16 * 2**30, "MemAvailable"))
     line = assert_bad_input(invoke(command, *args))
     # the first size is the estimate, printed with one decimal: allow for that rounding
     sizes = [(float(n) + 0.05) * _UNIT[u] for n, u in _SIZE.findall(line)]

@@ -1,6 +1,6 @@
 """Issue 23: the memory guard counts what the imports it allows will cost. Under `ulimit -v`
 (`prlimit --as`) what counts is address space: importing torch maps about twice what it
-touches. The constants in rnn_cli.core.config.IMPORT_ADDRESS_SPACE are calibrated here, on the
+touches. The constants in rnn_cli.core.guard.IMPORT_ADDRESS_SPACE are calibrated here, on the
 machine the tests run on: each must be at least the measured VmSize growth and at most 1.5x it.
 Then the guard must refuse, in one line, a torch run whose import cannot fit (before it
 imports torch, which would fail with ImportError or SystemError), and let one through that fits.
@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from rnn_cli.core.config import IMPORT_ADDRESS_SPACE
+from rnn_cli.core.guard import IMPORT_ADDRESS_SPACE
 
 MEASURE = r"""
 import json
@@ -72,7 +72,8 @@ def test_torch_grad_estimate_is_within_1_to_1_5_of_the_measured_peak(cell, tmp_p
     """Bug: torch --grad was estimated at 0.71-0.78 of its peak (the guard let through runs that
     then hit MemoryError). Peak RSS above the same command at the smallest size, as
     tests/test_memory.py measures it."""
-    from rnn_cli.core.config import RunConfig, estimate_bytes
+    from rnn_cli.core.config import RunConfig
+    from rnn_cli.core.guard import estimate_bytes
     from test_memory import _peak_bytes, _tiny
 
     cfg = RunConfig(cell=cell, seq_len=200, batch=256, hidden_size=64)

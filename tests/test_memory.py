@@ -17,9 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 import rnn_cli.core.config
+import rnn_cli.core.guard
 from rnn_cli import documents
 from rnn_cli.cli.app import app
-from rnn_cli.core.config import RunConfig, estimate_bytes
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.guard import estimate_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GiB = 2**30
@@ -103,7 +105,7 @@ def test_streamed_document_is_byte_identical_to_json_dumps(monkeypatch):
 
 
 def test_torch_with_a_huge_sequence_is_refused_before_allocating(monkeypatch):
-    monkeypatch.setattr(rnn_cli.core.config, "available_memory", lambda: (24 * GiB, "MemAvailable"))
+    monkeypatch.setattr(rnn_cli.core.guard, "available_memory", lambda: (24 * GiB, "MemAvailable"))
     result = CliRunner().invoke(app, ["torch", "--seq-len", "100000000"])
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -112,7 +114,7 @@ def test_torch_with_a_huge_sequence_is_refused_before_allocating(monkeypatch):
 
 
 def test_refusal_names_what_is_needed_and_what_is_available(monkeypatch):
-    monkeypatch.setattr(rnn_cli.core.config, "available_memory", lambda: (GiB, "MemAvailable"))
+    monkeypatch.setattr(rnn_cli.core.guard, "available_memory", lambda: (GiB, "MemAvailable"))
     # the input alone: 1e6 * 64 * 64 float32 = 15.3 GiB (by hand)
     result = CliRunner().invoke(app, ["manual", "--seq-len", "1000000", "--batch", "64", "--input-size", "64", "--no-values"])
     assert result.exit_code == 2

@@ -1,5 +1,5 @@
 """Calibration of the memory guard (issue 20, issue 23): for every command and major flag, the
-guard's estimate (config.estimate_bytes, which asks each runner's peak_bytes) must be within
+guard's estimate (guard.estimate_bytes, which asks each runner's peak_bytes) must be within
 [1.0, 1.5] of the peak the run really reaches, measured at a small and a medium size.
 
 Bug each case catches: a runner whose code allocates an array its formula leaves out (the
@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 import pytest
 
 from memory_peak import Peaks
-from rnn_cli.core.config import RunConfig, estimate_bytes
+from rnn_cli.core.config import RunConfig
+from rnn_cli.core.guard import estimate_bytes
 
 # One worker runs them all: one measuring server, and no two big runs beside each other.
 pytestmark = pytest.mark.xdist_group("memory_calibration")

@@ -21,7 +21,8 @@ from typer.core import TyperCommand, TyperGroup
 from typer.main import types as typer_types
 
 from rnn_cli import __version__
-from rnn_cli.core.config import SECTION_NAMES, RunConfig, View, check_memory, default_show, parse_show
+from rnn_cli.core.config import SECTION_NAMES, RunConfig, View, default_show, parse_show
+from rnn_cli.core.guard import check_memory
 from rnn_cli.errors import RnnCliError
 from rnn_cli.printable import printable
 from rnn_cli.cli.help_format import WholeWordsContext, command_rows, example_lines

@@ -52,7 +52,7 @@ class CompareResult:
 def check_tensor(name: str, got: np.ndarray, ref: np.ndarray, tol: Tolerance) -> TensorCheck:
     """|got - ref| <= atol + rtol*|ref| element by element, in float64; also the largest
     absolute and relative differences and the worst margin. Arrays are reused in place:
-    compare's largest tensors are checked beside both runs (config.estimate_bytes)."""
+    compare's largest tensors are checked beside both runs (guard.estimate_bytes)."""
     if got.shape != ref.shape:
         return TensorCheck(name, got.shape, ref.shape, None, None, False, tol)
     if got.size == 0:

@@ -1,5 +1,5 @@
 """What torch_run.run and torch_grad.torch_gradients hold at their peak: the torch side of
-the memory guard (config.estimate_bytes asks these functions).
+the memory guard (guard.estimate_bytes asks these functions).
 
 They sit here, not at the end of torch_run.py and torch_grad.py, because those two import
 torch at their top and the guard must answer before torch is imported (under `ulimit -v` it
