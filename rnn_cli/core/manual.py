@@ -168,8 +168,7 @@ def run_layer(
     the output is zero. At step s the forward direction is at t = s, the backward one at
     t = L-1-s; direction d writes its h_t into its own columns of the output.
     """
-    L, N, H_in = x.shape
-    D, H_out = cfg.D, cfg.H_out
+    (L, N, _), D, H_out = x.shape, cfg.D, cfg.H_out  # x (L, N, H_in)
     dirs = [Direction.of(cfg, params, layer, d) for d in range(D)]
     steps = [projected_steps(x, w, reverse=d == 1) for d, w in enumerate(dirs)]  # (t, x_proj_t)
     output = (np.empty if mask is None else np.zeros)((L, N, D * H_out), x.dtype)
