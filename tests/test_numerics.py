@@ -109,6 +109,22 @@ def test_float64_manual_matches_torch(variant, layers, bidir, inputs, start):
         np.testing.assert_allclose(got.tensors[name], ref.tensors[name], rtol=F64_TOL, atol=F64_TOL, err_msg=name)
 
 
+@pytest.mark.parametrize("steps_per_block", [1, 2])
+@pytest.mark.parametrize("variant, bidir, inputs", list(itertools.product(VARIANTS, (False, True), INPUTS)))
+def test_float64_manual_in_blocks_of_steps_matches_torch(variant, bidir, inputs, steps_per_block, monkeypatch):
+    """The matrix's sizes fit in one block of x_proj (manual.projected_steps): here the blocks
+    hold 1 or 2 of the 5 steps (2, 2, 1: a short last block, met first by the backward
+    direction). Catches a block whose rows are read for the wrong t (reversed or offset),
+    a short block that reads stale buffer rows, a block computed once and not per step range."""
+    cfg = matrix_cfg(variant, 2, bidir, inputs, "h0_random", "float64")
+    step_bytes = (cfg.batch or 1) * cfg.gates * cfg.hidden_size * 8  # one step of x_proj, float64
+    monkeypatch.setattr(manual, "BLOCK_BYTES", steps_per_block * step_bytes)
+    got = torch_run.run(cfg, keep_layers=False)
+    ref = manual.run(cfg, keep_layers=False)
+    for name in compared_names(cfg):
+        np.testing.assert_allclose(got.tensors[name], ref.tensors[name], rtol=F64_TOL, atol=F64_TOL, err_msg=name)
+
+
 # float32 runs the matrix with random h_0 (and c_0) only: bias on/off and zero starts change
 # nothing float32-specific, and torch's CPU float32 LSTM goes through oneDNN, whose set-up
 # for each new shape costs up to ~1 s.

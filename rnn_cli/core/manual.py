@@ -24,10 +24,11 @@ pack_padded_sequence and pad_packed_sequence give in torch.
 
 One thing is arranged for speed, and it does not change the equations: the terms that do
 not depend on the state, x_t W_ih^T + b_ih + b_hh (for GRU's n gate, x_t W_in^T + b_in
-alone: b_hn sits inside r * (...)), are computed for all L steps of a layer in one matrix
-product before the loop over time. Inside the loop each step is one small product and a
-few element-wise calls on 2-D arrays (N, features), written straight into the layer's
-output; their count, not the arithmetic, is what a step costs at small sizes.
+alone: b_hn sits inside r * (...)), are computed for many steps in one matrix product (all
+L steps of a layer at most sizes; blocks of 4 MiB for large ones: projected_steps). Inside
+the loop each step is one small product and a few element-wise calls on 2-D arrays
+(N, features), written straight into the layer's output; their count, not the arithmetic,
+is what a step costs at small sizes.
 
 numpy only: this module must never import torch.
 """
@@ -75,10 +76,9 @@ def lstm_cell(x_proj, h, c, W_hh_T, W_hr_T):
     x_proj = x_t W_ih^T + b_ih + b_hh, all four gates."""
     H = c.shape[-1]  # H_cell
     gates = x_proj + h @ W_hh_T  # (N, 4*H_cell), torch's order i, f, g, o
-    i_f = sigmoid(gates[:, : 2 * H])  # i and f side by side: one call for both
-    i, f = i_f[:, :H], i_f[:, H:]
+    sig = sigmoid(gates)  # one call for i, f and o (its g block is not used): fewer calls per step
+    i, f, o = sig[:, :H], sig[:, H : 2 * H], sig[:, 3 * H :]
     g = np.tanh(gates[:, 2 * H : 3 * H])
-    o = sigmoid(gates[:, 3 * H :])
     c = f * c + i * g  # (N, H_cell)
     h = o * np.tanh(c)  # (N, H_cell)
     if W_hr_T is not None:
@@ -127,6 +127,31 @@ class Direction:
         return cls(W_ih.T, np.ascontiguousarray(W_hh.T), b, b_hn, W_hr_T)
 
 
+# x_proj is computed for as many steps at a time as fit in this many bytes (at least one step,
+# all L at most sizes): one product per block into one buffer reused for the next block. One
+# product for all L steps of a large layer (64 x 200 x 2048 float32: 105 MB) wrote a fresh
+# array that BLAS's threads first had to fault in, and each step read its rows back from memory.
+BLOCK_BYTES = 4 << 20
+
+
+def projected_steps(x: np.ndarray, w: Direction, reverse: bool):
+    """(t, x_t W_ih^T + b) for every step of x (L, N, H_in) in the direction's order, t = 0..L-1
+    or L-1..0; the second is (N, G*H_cell), a view into a buffer that the next block overwrites."""
+    L, N, H_in = x.shape
+    GH = w.W_ih_T.shape[1]  # G*H_cell
+    k = max(1, min(L, BLOCK_BYTES // (N * GH * x.itemsize)))  # steps per block
+    buffer = np.empty((k * N, GH), x.dtype)
+    starts = range(0, L, k)
+    for t0 in reversed(starts) if reverse else starts:
+        n = min(k, L - t0)  # steps in this block, t0..t0+n-1
+        block = buffer[: n * N]
+        np.matmul(x[t0 : t0 + n].reshape(n * N, H_in), w.W_ih_T, out=block)
+        block += w.b
+        rows = block.reshape(n, N, GH)
+        for t in reversed(range(t0, t0 + n)) if reverse else range(t0, t0 + n):
+            yield t, rows[t - t0]
+
+
 def run_layer(
     cfg: RunConfig,
     params: dict[str, np.ndarray],
@@ -143,24 +168,22 @@ def run_layer(
     the output is zero. At step s the forward direction is at t = s, the backward one at
     t = L-1-s; direction d writes its h_t into its own columns of the output.
     """
-    L, N, H_in = x.shape
-    D, H_out = cfg.D, cfg.H_out
+    (L, N, _), D, H_out = x.shape, cfg.D, cfg.H_out  # x (L, N, H_in)
     dirs = [Direction.of(cfg, params, layer, d) for d in range(D)]
-    # x_t W_ih^T + b for all L steps in one product per direction: (L, N, G*H_cell)
-    x_proj = [(x.reshape(L * N, H_in) @ w.W_ih_T + w.b).reshape(L, N, -1) for w in dirs]
+    steps = [projected_steps(x, w, reverse=d == 1) for d, w in enumerate(dirs)]  # (t, x_proj_t)
     output = (np.empty if mask is None else np.zeros)((L, N, D * H_out), x.dtype)
     out = [output[:, :, d * H_out : (d + 1) * H_out] for d in range(D)]  # (L, N, H_out) views
     h = list(h_0)  # D states (N, H_out)
     c = [None] * D if c_0 is None else list(c_0)  # D states (N, H_cell)
     for s in range(L):
         for d, w in enumerate(dirs):
-            t = L - 1 - s if d else s
+            t, x_proj = next(steps[d])  # t = s forward, L-1-s backward
             if cfg.cell == "rnn":
-                h_t, c_t = rnn_cell(x_proj[d][t], h[d], w.W_hh_T, cfg.nonlinearity), None
+                h_t, c_t = rnn_cell(x_proj, h[d], w.W_hh_T, cfg.nonlinearity), None
             elif cfg.cell == "lstm":
-                h_t, c_t = lstm_cell(x_proj[d][t], h[d], c[d], w.W_hh_T, w.W_hr_T)
+                h_t, c_t = lstm_cell(x_proj, h[d], c[d], w.W_hh_T, w.W_hr_T)
             else:
-                h_t, c_t = gru_cell(x_proj[d][t], h[d], w.W_hh_T, w.b_hn), None
+                h_t, c_t = gru_cell(x_proj, h[d], w.W_hh_T, w.b_hn), None
             if mask is not None:  # past a sequence's end: keep the state, leave the output zero
                 h_t = np.where(mask[t], h_t, h[d])
                 c_t = None if c_t is None else np.where(mask[t], c_t, c[d])
