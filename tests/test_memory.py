@@ -148,7 +148,7 @@ def test_address_space_limit_ends_in_one_line_not_a_traceback(tmp_path):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     done = subprocess.run(
-        [sys.executable, "-m", "rnn_cli", "manual", "--seq-len", "2000", "--batch", "64", "--hidden-size", "4096", "--no-values"],
+        [sys.executable, "-m", "rnn_cli", "manual", "--seq-len", "4000", "--batch", "64", "--hidden-size", "4096", "--no-values"],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, preexec_fn=cap, timeout=600,
     )
     assert (done.returncode, done.stdout) == (2, "")

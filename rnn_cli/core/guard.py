@@ -33,8 +33,14 @@ COMMANDS = ("manual", "torch", "compare", "bench", "onnx")
 # run's), allocator slack (torch's freed temporaries kept in the heap while the numpy
 # reference runs: ~10% of compare's peak), the JSON writer's chunk (documents.CHUNK, ~6 MiB),
 # small per-step arrays. tests/test_memory_calibration.py measures them.
-OVERHEAD = {"manual": 32 * 1024**2, "torch": 16 * 1024**2, "compare": 32 * 1024**2, "bench": 24 * 1024**2,
+OVERHEAD = {"manual": 8 * 1024**2, "torch": 16 * 1024**2, "compare": 32 * 1024**2, "bench": 24 * 1024**2,
             "onnx": 32 * 1024**2}
+# --grad's numpy backward: allocator slack beyond the arrays backward.peak_bytes names (the
+# per-step caches are many small arrays; glibc keeps freed ones), measured by the calibration test.
+GRAD_SLACK = 24 * 1024**2
+# --json: the document is written array by array; one array's text in chunks (documents.CHUNK)
+# and its list of Python floats are held at a time.
+JSON_CHUNK = 8 * 1024**2
 # Bytes per time step the human view of the values spends beyond the arrays: a label
 # f"t={t}" per row (a str and its list slot) for the output table.
 LABEL_BYTES = 72
@@ -79,7 +85,8 @@ def estimate_bytes(cfg: RunConfig, command: str = "manual", json: bool = False, 
     item = ITEMSIZE[cfg.dtype]
     draw = 8 * _seq(cfg, cfg.input_size)
     render = _human_values_bytes(cfg, item) if values and not json and command in ("manual", "torch") else 0
-    return sample_bytes(cfg) + max(draw, _run_bytes(cfg, command, values, grad)) + render + OVERHEAD[command]
+    slack = (GRAD_SLACK if grad and command == "manual" else 0) + (JSON_CHUNK if json else 0)
+    return sample_bytes(cfg) + max(draw, _run_bytes(cfg, command, values, grad)) + render + OVERHEAD[command] + slack
 
 
 def check_memory(

@@ -266,9 +266,10 @@ def peak_bytes(cfg: RunConfig, keep_layers: bool = False) -> int:
     """Bytes forward() holds at its peak beyond its inputs (the sample), for the memory guard.
 
     The peak is in the top layer's run_layer (the lower outputs alive are most there):
-    - x_proj: one (L, N, G*H_cell) array per direction; while direction d's is made, the
-      product x W_ih^T and its sum with b exist side by side: (D + 1) of them at once;
-    - output: (L, N, D*H_out), allocated once the projections are made, beside the D x_proj;
+    - x_proj: per direction one buffer of k steps' x_t W_ih^T + b (k N, G*H_cell), k as
+      projected_steps chooses it (BLOCK_BYTES), and the (k N, H_in) copy of x's block that
+      reshape makes when x is not contiguous;
+    - output: (L, N, D*H_out), beside them;
     - the lower layers' outputs (L, N, D*H_out): all of them with keep_layers, else the one
       the top layer reads;
     - one step's arrays: the gates (N, G*H_cell) and a few (N, H_cell), per direction;
@@ -277,10 +278,12 @@ def peak_bytes(cfg: RunConfig, keep_layers: bool = False) -> int:
     from rnn_cli.core.config import ITEMSIZE
 
     LN, D, GH = cfg.seq_len * cfg.N, cfg.D, cfg.gates * cfg.hidden_size
-    x_proj = LN * GH
+    item = ITEMSIZE[cfg.dtype]
+    k = max(1, min(cfg.seq_len, BLOCK_BYTES // (cfg.N * GH * item)))  # steps per block, as projected_steps
+    x_proj = D * k * cfg.N * (GH + max(cfg.input_size, D * cfg.H_out))
     output = LN * D * cfg.H_out
     top = cfg.num_layers - 1
     lower = top if keep_layers else min(top, 1)
     step = 4 * D * cfg.N * GH
     weights = D * (GH * (cfg.H_out + 1) + cfg.hidden_size * cfg.proj_size)
-    return ITEMSIZE[cfg.dtype] * (lower * output + max((D + 1) * x_proj, D * x_proj + output) + step + weights)
+    return item * (lower * output + x_proj + output + step + weights)
