@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from rnn_cli.core import layout
+from rnn_cli.formats.problems import Problem
 
 GATES = {layout.num_gates(c): layout.TORCH_CLASS[c] for c in layout.CELLS}  # G -> kind
 Slot = tuple[int, bool]  # (layer, backward direction)
@@ -147,8 +148,6 @@ def diagnose(module: str, candidates: list[Reading], own: dict[Slot, Reading], c
     """The shape problems: under the one most likely reading, with outvoted layer-directions
     folded into one `hidden_mismatch` problem each; under several, one `ambiguous` problem
     that names each reading and the keys it would make wrong."""
-    from rnn_cli.formats.checkpoint import Problem
-
     if len(candidates) > 1:
         found = [check(c) for c in candidates]
         common = [p for p in found[0] if all(p.message in {q.message for q in f} for f in found[1:])]
