@@ -29,7 +29,7 @@ from rnn_cli.errors import RnnCliError
 if TYPE_CHECKING:
     import numpy as np
 
-    from rnn_cli.core.sample import Provenance, Sample
+    from rnn_cli.core.sample import Sample
     from rnn_cli.formats.checkpoint import RecurrentModule
 
 # What the flags default to when neither they nor a file say (bench sets its own sizes first).
@@ -200,33 +200,35 @@ def _input(request: Request, module: "RecurrentModule | None") -> "np.ndarray":
 
 
 def _sample(request: Request, cfg: RunConfig, params: dict | None, x: "np.ndarray | None") -> "Sample":
-    from rnn_cli.core.sample import Provenance
     from rnn_cli.formats.user_arrays import load_state
 
-    own_state = request.h0 not in STATES
-    h_0 = load_state(request.h0, "h_0", cfg) if own_state else None
+    h_0 = load_state(request.h0, "h_0", cfg) if request.h0 not in STATES else None
     c_0 = load_state(request.c0, "c_0", cfg) if request.c0 is not None else None
-    provenance = Provenance(weights=request.params or "seed", input="seed" if x is None else "file",
-                            h_0="file" if own_state else request.h0)
-    return make_sample(cfg, params, x, h_0, c_0, provenance)
+    return make_sample(cfg, params, x, h_0, c_0, weights=request.params)
 
 
 def make_sample(cfg: RunConfig, params: dict | None = None, x: "np.ndarray | None" = None,
                 h_0: "np.ndarray | None" = None, c_0: "np.ndarray | None" = None,
-                provenance: "Provenance | None" = None) -> "Sample":
+                weights: str | None = None) -> "Sample":
     """The Sample manual.run / torch_run.run / compare take: the checkpoint's parameters, the
-    user's x (L, N, H_in) / h_0 / c_0 where given, the seeded draw (--seed, --h0) elsewhere.
+    user's x (L, N, H_in) / h_0 / c_0 where given, the seeded draw (--seed, --h0) elsewhere;
+    its provenance says which (`weights`: the checkpoint as given, PATH[:PREFIX]).
     The draw is always made, once, so the generator's state after it (where --grad draws its
     upstream gradients) depends on the seed and the shapes alone, never on which file was given."""
-    from rnn_cli.core.sample import Sample, draw
+    from rnn_cli.core.sample import Provenance, Sample, draw
     from rnn_cli.formats.user_arrays import fits
 
     drawn = draw(cfg)
+    provenance = Provenance(
+        weights="seed" if params is None else (weights or "file"),
+        input="seed" if x is None else "file",
+        h_0=drawn.provenance.h_0 if h_0 is None else "file",
+    )
     return Sample(
         params=drawn.params if params is None else params,
         x=drawn.x if x is None else fits(x, cfg.dtype, "--input"),
         h_0=drawn.h_0 if h_0 is None else h_0,
         c_0=(drawn.c_0 if c_0 is None else c_0) if cfg.has_c else None,
         rng_state=drawn.rng_state,
-        provenance=provenance or drawn.provenance,
+        provenance=provenance,
     )

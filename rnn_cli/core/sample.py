@@ -21,7 +21,7 @@ class Provenance:
     """Where a sample's numbers come from: the seeded draw or the user's files. The RunConfig
     says what runs; this says from what (rnn_cli.inputs fills it in)."""
 
-    weights: str = "seed"  # seed, or the checkpoint as given: PATH[:PREFIX]
+    weights: str = "seed"  # seed, or the checkpoint as given: PATH[:PREFIX] (file where not said)
     input: str = "seed"  # seed, or file (--input PATH.npy)
     h_0: str = "zeros"  # zeros, random (drawn from the seed), or file (--h0, with --c0 for c_0)
 
