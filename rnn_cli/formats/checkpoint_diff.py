@@ -3,6 +3,7 @@ loading A into a module built like B, each difference with the constructor argum
 
 from __future__ import annotations
 
+from rnn_cli.core import layout
 from rnn_cli.core.config import shape_str
 from rnn_cli.formats.recurrent import RecurrentModule, constructor_line
 
@@ -41,8 +42,8 @@ def _module_differences(x: RecurrentModule, y: RecurrentModule) -> list[str]:
         return [f"{n}: checkpoint A is an nn.{x.kind}, B an nn.{y.kind} (different gate counts: size mismatch for "
                 f"weight_hh): build {constructor_line(x)}"]
     out = []
-    first = "weight_ih" if x.is_cell else "weight_ih_l0"
-    hh = "weight_hh" if x.is_cell else "weight_hh_l0"
+    layer = None if x.is_cell else 0  # weight_ih, or weight_ih_l0 of a layered module
+    first, hh = layout.param_name("weight_ih", layer), layout.param_name("weight_hh", layer)
     if x.input_size != y.input_size:
         out.append(f"{n}: size mismatch for {first}: A has {shape_str(x.params[first].shape)}, B "
                    f"{shape_str(y.params[first].shape)}: input_size={x.input_size}")
@@ -50,7 +51,8 @@ def _module_differences(x: RecurrentModule, y: RecurrentModule) -> list[str]:
         out.append(f"{n}: size mismatch for {hh}: A has {shape_str(x.params[hh].shape)}, B "
                    f"{shape_str(y.params[hh].shape)}: hidden_size={x.hidden_size}")
     if x.num_layers != y.num_layers:
-        more, extra = ("A", f"weight_ih_l{y.num_layers}") if x.num_layers > y.num_layers else ("B", f"weight_ih_l{x.num_layers}")
+        more, extra = ("A", y.num_layers) if x.num_layers > y.num_layers else ("B", x.num_layers)
+        extra = layout.param_name("weight_ih", extra)  # the first layer the other one lacks
         out.append(f"{n}: checkpoint A has {x.num_layers} layer(s), B {y.num_layers} ({more} has {extra}): num_layers={x.num_layers}")
     if x.bidirectional != y.bidirectional:
         has, lacks = "bidirectional (has weight_ih_l0_reverse)", "not"

@@ -21,7 +21,6 @@ from typing import Callable
 import numpy as np
 
 from rnn_cli.core import layout
-from rnn_cli.formats.problems import Problem
 
 GATES = {layout.num_gates(c): layout.TORCH_CLASS[c] for c in layout.CELLS}  # G -> kind
 Slot = tuple[int, bool]  # (layer, backward direction)
@@ -49,6 +48,17 @@ def code_of(problem) -> str:
     if own:
         return own
     return next((code for code, words in CODES if words in problem.message), "shape")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a module: the keys at fault, one plain line, and its code. Its home
+    is here, beside the codes, so that checkpoint.py imports this module and not the reverse."""
+
+    keys: tuple[str, ...]  # full keys (module prefix included)
+    message: str  # one plain line
+    runnable: bool = False  # True: inspect reports it (exit 1) but the module can still run (NaN weights)
+    code: str = ""  # machine-readable kind; code_of fills it in from the wording where empty
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from rnn_cli.core import layout
 from rnn_cli.core.config import RunConfig, shape_str
 from rnn_cli.errors import RnnCliError
 from rnn_cli.formats import diagnose
-from rnn_cli.formats.problems import Problem
 
+Problem = diagnose.Problem  # defined beside the problem codes: diagnose.py builds problems too (no import circle)
 GATES = diagnose.GATES  # G -> kind
 CELL_OF = layout.CELL_OF  # class name -> cell
 _LAYERED = layout.LAYERED_KEY
@@ -139,7 +139,7 @@ def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
     best = candidates[0] if candidates else None
     G, H, proj, input_size = (best.G, best.H, best.proj, best.input_size) if best else (None, 0, 0, 0)
     if best is None:  # no cell: input_size as layer 0 gives it, for the report
-        ih0 = params.get("weight_ih_l0", params.get("weight_ih_l0_reverse"))
+        ih0 = params.get(layout.param_name("weight_ih", 0), params.get(layout.param_name("weight_ih", 0, reverse=True)))
         input_size = int(ih0.shape[1]) if ih0 is not None and ih0.ndim == 2 else 0
     bias = any(n.startswith("bias_") for n in params)
     kind = GATES.get(G) if G else None
