@@ -91,17 +91,16 @@ def prepare(request: Request) -> Prepared:
     or contradicts the fields."""
     if not request.reads_files:
         return Prepared(config(request))
-    module = None
+    module = path = None
     notes: tuple[str, ...] = ()
     if request.params is not None:
-        module, request, notes = _module(request)
+        module, path, request, notes = _module(request)
     x = None if request.input is None else _input(request, module)
     shape = {} if x is None else {"seq_len": x.shape[0], "batch": None if request.unbatched else x.shape[1]}
     if module is not None:
-        from rnn_cli.formats import checkpoint
+        from rnn_cli.formats.checkpoint import to_run_config
 
-        path = checkpoint.parse_params_arg(request.params)[0]
-        cfg, params = checkpoint.to_run_config(module, _given(request), path, **_run_fields(request, **shape))
+        cfg, params = to_run_config(module, _given(request), path, **_run_fields(request, **shape))
     else:
         cfg, params = config(request, input_size=None if x is None else x.shape[2], **shape), None
     return Prepared(cfg, _sample(request, cfg, params, x), notes)
@@ -157,8 +156,8 @@ def _given(request: Request):
                  bias=False if not request.bias else None, proj_size=request.proj_size, dtype=request.dtype)
 
 
-def _module(request: Request) -> tuple["RecurrentModule", Request, tuple[str, ...]]:
-    """The checkpoint's module, the request with what the file states adopted, and notes.
+def _module(request: Request) -> tuple["RecurrentModule", str, Request, tuple[str, ...]]:
+    """The checkpoint's module, its file, the request with what the file states adopted, and notes.
 
     What a TorchScript archive states beyond the shapes is how the module runs: its
     nonlinearity (a request that contradicts it is refused) and batch_first=True. Renamed
@@ -182,7 +181,7 @@ def _module(request: Request) -> tuple["RecurrentModule", Request, tuple[str, ..
         request = replace(request, nonlinearity=said["nonlinearity"])
     if said.get("batch_first"):
         request = replace(request, batch_first=True)
-    return module, request, notes
+    return module, path, request, notes
 
 
 def _input(request: Request, module: "RecurrentModule | None") -> "np.ndarray":
