@@ -33,7 +33,7 @@ from rnn_cli.core import compare
 from rnn_cli.core import runs
 from rnn_cli.core.config import RunConfig
 from rnn_cli.formats.grad_export import user_layout_gradients
-from rnn_cli.core.result import default_tolerance
+from rnn_cli.core.tolerance import default_tolerance
 from rnn_cli.core.sample import draw
 
 CELLS = ("rnn", "lstm", "gru")

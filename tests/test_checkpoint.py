@@ -18,7 +18,9 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from rnn_cli import inputs
 from rnn_cli.formats import checkpoint as ck
+from rnn_cli.formats import user_arrays
 from rnn_cli.core import manual
 from rnn_cli.views.inspect import inspect_renderables
 from rnn_cli.documents import inspect_document
@@ -168,12 +170,12 @@ def test_manual_forward_on_checkpoint_and_input_reproduces_module_of_x(tmp_path,
         want, _ = m(x)
 
     module = only(path)
-    x_tm = ck.load_input(tmp_path / "x.npy", batch_first=True, input_size=module.input_size)  # (L, N, H_in)
+    x_tm = user_arrays.load_input(tmp_path / "x.npy", batch_first=True, input_size=module.input_size)  # (L, N, H_in)
     L, N, _ = x_tm.shape
     nonlinearity = "relu" if scenario == "rnn_relu" else None
     cfg, params = ck.to_run_config(module, ck.Flags(), path, batch_first=True, seq_len=L, batch=N, nonlinearity=nonlinearity)
     assert cfg.dtype == "float64"  # the parameters' own
-    sample = ck.make_sample(cfg, params, x_tm)
+    sample = inputs.make_sample(cfg, params, x_tm)
     fwd = manual.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)
     np.testing.assert_allclose(fwd.output.transpose(1, 0, 2), want.numpy(), rtol=1e-10, atol=1e-10)
 
@@ -192,10 +194,10 @@ def test_torch_run_on_checkpoint_with_user_h0_c0_reproduces_module_of_x(tmp_path
         want, (h_n, c_n) = m(x, (h_0, c_0))
 
     module = only(path)
-    x_tm = ck.load_input(tmp_path / "x.npy")
+    x_tm = user_arrays.load_input(tmp_path / "x.npy")
     cfg, params = ck.to_run_config(module, ck.Flags(), path, seq_len=x_tm.shape[0], batch=x_tm.shape[1])
-    sample = ck.make_sample(cfg, params, x_tm, ck.load_state(tmp_path / "h0.npy", "h_0", cfg),
-                            ck.load_state(tmp_path / "c0.npy", "c_0", cfg))
+    sample = inputs.make_sample(cfg, params, x_tm, user_arrays.load_state(tmp_path / "h0.npy", "h_0", cfg),
+                            user_arrays.load_state(tmp_path / "c0.npy", "c_0", cfg))
     result = torch_run.run(cfg, sample, keep_layers=False)
     np.testing.assert_allclose(result.tensors["output"], want.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(result.tensors["h_n"], h_n.numpy(), rtol=1e-5, atol=1e-5)
@@ -215,7 +217,7 @@ def test_a_cell_runs_as_the_one_layer_module_stepping_it(tmp_path, cell):
             state = m(x_t, state)
             steps.append(state[0] if isinstance(state, tuple) else state)
     cfg, params = ck.to_run_config(only(path), ck.Flags(), path, seq_len=5, batch=2)
-    sample = ck.make_sample(cfg, params, x.numpy())
+    sample = inputs.make_sample(cfg, params, x.numpy())
     fwd = manual.forward(cfg, sample.params, sample.x, sample.h_0, sample.c_0)
     np.testing.assert_allclose(fwd.output, torch.stack(steps).numpy(), rtol=1e-10, atol=1e-10)
 
@@ -250,14 +252,14 @@ def test_input_shapes_are_explained(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((32, 10, 80), np.float32))
     with pytest.raises(RnnCliError, match=r"^--input has shape \(32, 10, 80\): with --batch-first off that is "
                        r"L=32, N=10, H_in=80, but --batch is 32; did you mean --batch-first\?$"):
-        ck.load_input(tmp_path / "x.npy", batch=32)
+        user_arrays.load_input(tmp_path / "x.npy", batch=32)
     with pytest.raises(RnnCliError, match=r"the module takes input_size=40"):
-        ck.load_input(tmp_path / "x.npy", input_size=40)
+        user_arrays.load_input(tmp_path / "x.npy", input_size=40)
     with pytest.raises(RnnCliError, match=r"2-D input \(L, H_in\) needs --unbatched"):
         np.save(tmp_path / "u.npy", np.zeros((10, 80)))
-        ck.load_input(tmp_path / "u.npy")
-    assert ck.load_input(tmp_path / "x.npy", batch_first=True, batch=32).shape == (10, 32, 80)  # (L, N, H_in)
-    assert ck.load_input(tmp_path / "u.npy", unbatched=True).shape == (10, 1, 80)
+        user_arrays.load_input(tmp_path / "u.npy")
+    assert user_arrays.load_input(tmp_path / "x.npy", batch_first=True, batch=32).shape == (10, 32, 80)  # (L, N, H_in)
+    assert user_arrays.load_input(tmp_path / "u.npy", unbatched=True).shape == (10, 1, 80)
 
 
 def test_h0_shape_is_explained_in_the_docs_symbols(tmp_path):
@@ -266,7 +268,7 @@ def test_h0_shape_is_explained_in_the_docs_symbols(tmp_path):
     np.save(tmp_path / "h.npy", np.zeros((32, 256), np.float32))
     with pytest.raises(RnnCliError, match=r"^h_0 has shape \(32, 256\), the module wants "
                        r"\(D\*num_layers, N, H_out\) = \(4, 32, 256\)$"):
-        ck.load_state(tmp_path / "h.npy", "h_0", cfg)
+        user_arrays.load_state(tmp_path / "h.npy", "h_0", cfg)
 
 
 # ---- damaged and refused files ----------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_onnx_json_expected_shape_is_the_references():
     when a check fails, so a made-up failing check is what shows it."""
     from rnn_cli.core.compare import TensorCheck
     from rnn_cli.documents import _check
-    from rnn_cli.core.result import Tolerance
+    from rnn_cli.core.tolerance import Tolerance
 
     failing = TensorCheck("output", (10, 1, 16), (10, 1, 8), None, None, False, Tolerance(1e-5, 1e-5, "test"))
     doc = _check(failing, "torch")

@@ -16,7 +16,7 @@ from rnn_cli.core import backward
 from rnn_cli.core import compare
 from rnn_cli import documents
 from rnn_cli.core.config import RunConfig
-from rnn_cli.core.result import Tolerance
+from rnn_cli.core.tolerance import Tolerance
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

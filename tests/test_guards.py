@@ -18,11 +18,12 @@ from typer.testing import CliRunner
 
 from rnn_cli.core import compare
 from rnn_cli import documents
-from rnn_cli.core import manual
+from rnn_cli.core import runs
 from rnn_cli.core import torch_run
 from rnn_cli.cli.app import app
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.sample import Sample, draw
+from rnn_cli.core.sources import h_n_sources
 
 
 def run_json(*args: str) -> dict:
@@ -59,7 +60,7 @@ def test_h_n_check_of_a_lower_layer_fails_just_above_its_tolerance(factor, ok):
     picked = result.layer_outputs[0][0, n, cfg.H_out + j]  # its source: layer 0's output at step 0
     h_n[k, n, j] = picked + np.float32(factor * (1e-5 + 1e-5 * abs(float(picked))))
     moved = replace(result, tensors={**result.tensors, "h_n": h_n})
-    by_index = {s.index: s for s in moved.sources if s.state == "h_n"}
+    by_index = {s.index: s for s in h_n_sources(moved) if s.state == "h_n"}
     assert by_index[k].ok is ok
     assert all(s.ok for i, s in by_index.items() if i != k)
 
@@ -70,7 +71,7 @@ def test_h_n_check_of_the_last_layer_is_exact_on_the_cpu():
     h_n = result.tensors["h_n"].copy()
     h_n[3, 1, 2] = np.nextafter(h_n[3, 1, 2], np.float32(np.inf))  # one float32 step away
     moved = replace(result, tensors={**result.tensors, "h_n": h_n})
-    assert [s.ok for s in moved.sources if s.state == "h_n"] == [True, True, True, False]
+    assert [s.ok for s in h_n_sources(moved) if s.state == "h_n"] == [True, True, True, False]
 
 
 # Bug: padding positions of the input left non-zero: packed torch never reads them, the numpy
@@ -92,7 +93,7 @@ def test_an_overflowing_run_gives_null_in_json_and_a_failing_compare():
     huge = Sample({k: v * np.float32(1e15) for k, v in sample.params.items()}, sample.x, sample.h_0, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the overflow itself
-        result = manual.run(cfg, huge)
+        result = runs.run("manual", cfg, huge)  # the whole result: sources checked
         out = result.tensors["output"]
         assert not np.isfinite(out).all()  # the run really overflowed
         buf = io.StringIO()

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.testing import CliRunner
 
-from rnn_cli.core import manual
+from rnn_cli.core import runs
 from rnn_cli.views import run as views
 from rnn_cli.cli.app import app
 from rnn_cli.core.config import RunConfig
@@ -165,7 +165,7 @@ def test_no_heatmap_without_colour(console, view):
 
 def test_piped_output_is_the_same_with_and_without_no_heatmap():
     cfg = RunConfig(num_layers=2, bidirectional=True)
-    result = manual.run(cfg, keep_layers=True)
+    result = runs.run("manual", cfg, keep_layers=True)  # the whole result: sources checked
     outputs = []
     for view in (View(), View(heatmap=False)):
         console = Console(file=io.StringIO(), width=80)
@@ -177,7 +177,7 @@ def test_piped_output_is_the_same_with_and_without_no_heatmap():
 
 def test_show_run_heatmaps_output_h_n_and_c_n_on_a_colour_terminal():
     cfg = RunConfig(cell="lstm", nonlinearity=None, num_layers=2, bidirectional=True)
-    result = manual.run(cfg, keep_layers=True)
+    result = runs.run("manual", cfg, keep_layers=True)  # the whole result: sources checked
     console = colour_console(record=True)
     views.show_run(console, result, "manual", View())
     text = console.export_text()

@@ -327,5 +327,5 @@ def test_contents_nested_beyond_the_recursion_limit_are_one_line(tmp_path, monke
     for _ in range(5000):
         deep = {"a": deep}
     torch.save(lstm_state(), tmp_path / "m.pt")
-    monkeypatch.setattr("rnn_cli.formats.checkpoint._read_torch", lambda src, notes: deep)
+    monkeypatch.setattr("rnn_cli.formats.checkpoint_read._read_torch", lambda src, notes: deep)
     one_line(*cli("inspect", str(tmp_path / "m.pt"))[::2], "nests its contents too deeply")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnn_cli.core.compare import check_tensor
-from rnn_cli.core.result import Tolerance
+from rnn_cli.core.tolerance import Tolerance
 from test_hostile_files import cli, lstm_state, one_line
 
 

@@ -9,7 +9,7 @@
   would give different numbers, so a swapped order cannot pass.
 - Packed sequences: h_n against the output at each sequence's own last step, zeros past
   each length, and each sequence against a run of that sequence alone.
-- result.h_n_sources: its claims hold on both implementations, and it reports a
+- sources.h_n_sources: its claims hold on both implementations, and it reports a
   corrupted result.
 """
 
@@ -26,7 +26,8 @@ from rnn_cli.core import compare
 from rnn_cli.core import manual
 from rnn_cli.core import torch_run
 from rnn_cli.core.config import RunConfig
-from rnn_cli.core.result import RunResult, h_n_sources
+from rnn_cli.core.result import RunResult
+from rnn_cli.core.sources import h_n_sources
 from rnn_cli.core.sample import Sample, draw
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")

@@ -21,7 +21,8 @@ from rnn_cli.core import manual
 from rnn_cli.views import tables as views
 from rnn_cli.cli.app import app
 from rnn_cli.core.config import RunConfig, shape_str
-from rnn_cli.core.result import Tolerance
+from rnn_cli.core.sources import h_n_sources
+from rnn_cli.core.tolerance import Tolerance
 
 runner = CliRunner()
 PLAIN_ENV = {"LINES": "50", "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None, "NO_COLOR": None}
@@ -152,7 +153,7 @@ def expected_words(cfg: RunConfig) -> set[str]:
         phrases += [name, shape_str(shape), layouts[name]]
     for name, shape in cfg.parameter_shapes().items():
         phrases += [name, shape_str(shape)]
-    for s in manual.run(cfg, keep_layers=True).sources:
+    for s in h_n_sources(manual.run(cfg, keep_layers=True)):
         phrases += [f"{s.state}[{s.index}]", s.expression]
     return {w for p in phrases for w in p.split()}
 

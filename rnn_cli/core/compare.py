@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rnn_cli.core.config import RunConfig
-from rnn_cli.core.result import EXACT, RunResult, Tolerance, default_tolerance
+from rnn_cli.core.result import RunResult
 from rnn_cli.core.sample import Sample, draw
+from rnn_cli.core.tolerance import EXACT, Tolerance, default_tolerance  # noqa: F401 - compare's table, imported from here too
 
 COMPARED = ("output", "h_n", "c_n", "batch_sizes")
 
@@ -134,6 +135,7 @@ def upcast(sample: Sample) -> Sample:
         h_0=sample.h_0.astype(f64),
         c_0=None if sample.c_0 is None else sample.c_0.astype(f64),
         rng_state=sample.rng_state,
+        provenance=sample.provenance,
     )
 
 
@@ -153,14 +155,12 @@ def run(
 
     sample = sample if sample is not None else draw(cfg)
     ref_cfg, ref_sample = replace(cfg, dtype="float64"), upcast(sample)
-    got = runs.run("torch", cfg, sample, extras or runs.Extras(), keep_layers, tf32)  # recipes/padding: --show, --json
-    reference = runs.forward("manual", ref_cfg, ref_sample, keep_layers)
-    if grad is not None:
-        got.gradients, got.upstream = runs.gradients("torch", cfg, sample, grad, tf32)
-        # the reference takes the very upstream torch took, in float64
-        reference.gradients, reference.upstream = runs.gradients(
-            "manual", ref_cfg, ref_sample, grad, upstream=got.upstream.astype(np.float64)
-        )
+    extras = replace(extras or runs.Extras(), grad=grad)  # recipes/padding: --show, --json
+    got = runs.run("torch", cfg, sample, extras, keep_layers, tf32)
+    reference = runs.run("manual", ref_cfg, ref_sample, runs.Extras(), keep_layers)
+    if grad is not None:  # the reference takes the very upstream torch took, in float64
+        grads, upstream = runs.gradients("manual", ref_cfg, ref_sample, grad, upstream=got.upstream.astype(np.float64))
+        reference = replace(reference, gradients=grads, upstream=upstream)
     base = default_tolerance(cfg.dtype, got.device.startswith("cuda"), got.tf32)
     tol = overridden(base, atol, rtol)
     checks = [

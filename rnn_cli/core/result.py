@@ -1,45 +1,43 @@
-"""What a run produced, and where each slice of h_n (and c_n) comes from, checked on it.
+"""What a run produced: its tensors and parameters, and what was checked and computed on them
+(where each slice of h_n and c_n comes from, the final-state recipes, the padding's effect, the
+gradients). An immutable value: rnn_cli.core.runs makes it whole, the forward's result plus
+each check computed by a named function (sources.h_n_sources, runs.judged_recipes,
+recipes.padding_effect, runs.gradients) and set with dataclasses.replace; the views only draw it.
 
-Pure numpy: shared by the manual and torch paths. The checks run once, when the result is
-made; the views only draw them. The tolerance table lives here too: compare and the h_n
-checks use the same one.
+Pure numpy: shared by the manual and torch paths.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.sample import Sample, from_user_layout, state_from_user_layout, state_to_user_layout, to_user_layout
 
+if TYPE_CHECKING:
+    from rnn_cli.core.backward import Gradients, Upstream
+    from rnn_cli.core.recipes import PaddingRow, RecipeRow
+
 
 @dataclass(frozen=True)
-class Tolerance:
-    atol: float
-    rtol: float
-    why: str  # where each part came from: the default's reason, or --atol / --rtol
+class Source:
+    """h_n[index] (or c_n[index]) and the slice it equals."""
+
+    state: str  # "h_n" or "c_n"
+    index: int  # layer * D + direction
+    layer: int
+    direction: str  # "forward" or "backward"
+    expression: str  # the slice, in the user's layout
+    steps: tuple[int, ...]  # the step t it was taken at, per sequence
+    returned: bool  # False when the slice lives in a tensor torch does not return
+    max_abs_diff: float | None  # None when there is nothing to check against
+    ok: bool | None
 
 
-EXACT = Tolerance(0.0, 0.0, "integers: exact")  # batch_sizes counts sequences
-
-
-def default_tolerance(dtype: str, on_cuda: bool, tf32: bool | None) -> Tolerance:
-    """Defaults sized from what each backend is measured to reach against float64, with
-    headroom for larger sizes: CPU float32 ~1e-6; on an H100, cuDNN float32 up to 1.1e-5
-    without TF32 and 8.2e-4 with it (benchmarks/gpu-h100/cuda-compare.md); float64 ~1e-15."""
-    if dtype == "float64":
-        return Tolerance(1e-10, 1e-10, "float64")
-    if not on_cuda:
-        return Tolerance(1e-5, 1e-5, "float32, CPU")
-    if tf32:
-        return Tolerance(5e-3, 5e-3, "float32, cuDNN with TF32")
-    return Tolerance(1e-4, 1e-4, "float32, cuDNN without TF32")
-
-
-@dataclass(eq=False)  # holds arrays: == on them has no single truth value
+@dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
 class RunResult:
     cfg: RunConfig
     implementation: str  # "manual" or "torch"
@@ -49,15 +47,12 @@ class RunResult:
     layer_outputs: list[np.ndarray] = field(default_factory=list)  # layers 0..num_layers-2, (L, N, D*H_out)
     packed_data_shape: tuple[int, ...] | None = None  # PackedSequence.data of the output
     tf32: bool | None = None  # cuDNN TF32 allowed (CUDA float32 only)
-    # Filled in by rnn_cli.core.runs when the flags ask for them:
-    recipes: list | None = None  # recipes.RecipeRow: the final-state recipes, evaluated
-    padding_effect: list | None = None  # recipes.PaddingRow: --no-pack against the packed run
-    gradients: Any = None  # backward.Gradients of --grad
-    upstream: Any = None  # backward.Upstream: the loss's upstream gradients
-    sources: list["Source"] = field(init=False)  # where h_n / c_n come from, checked once
-
-    def __post_init__(self) -> None:
-        self.sources = h_n_sources(self)
+    # Set by rnn_cli.core.runs when it makes the result whole (None: not computed):
+    sources: list[Source] | None = None  # where h_n / c_n come from, checked: sources.h_n_sources
+    recipes: list[RecipeRow] | None = None  # the final-state recipes, judged: runs.judged_recipes
+    padding_effect: list[PaddingRow] | None = None  # --no-pack against the packed run: recipes.padding_effect
+    gradients: Gradients | None = None  # --grad: runs.gradients
+    upstream: Upstream | None = None  # the loss's upstream gradients, with `gradients`
 
     @classmethod
     def from_time_major(
@@ -99,76 +94,3 @@ class RunResult:
     def state(self, name: str) -> np.ndarray:
         """A state tensor as (D*num_layers, N, F)."""
         return state_from_user_layout(self.cfg, self.tensors[name])
-
-
-@dataclass(frozen=True)
-class Source:
-    """h_n[index] (or c_n[index]) and the slice it equals."""
-
-    state: str  # "h_n" or "c_n"
-    index: int  # layer * D + direction
-    layer: int
-    direction: str  # "forward" or "backward"
-    expression: str  # the slice, in the user's layout
-    steps: tuple[int, ...]  # the step t it was taken at, per sequence
-    returned: bool  # False when the slice lives in a tensor torch does not return
-    max_abs_diff: float | None  # None when there is nothing to check against
-    ok: bool | None
-
-
-def _index_expr(cfg: RunConfig, tensor: str, t: str, n: str, feats: str) -> str:
-    if cfg.unbatched:
-        return f"{tensor}[{t}, {feats}]"
-    if cfg.batch_first:
-        return f"{tensor}[{n}, {t}, {feats}]"
-    return f"{tensor}[{t}, {n}, {feats}]"
-
-
-def h_n_sources(result: RunResult) -> list[Source]:
-    """For every layer and direction, which output slice h_n[k] equals, checked numerically.
-
-    Last layer: forward = output at each sequence's last real step, features [0, H_out);
-    backward = output at step 0, features [H_out, 2*H_out). Lower layers: the same slices of
-    that layer's own output, which is fed to the next layer and not returned. c_n is the
-    cell state and appears in no output.
-    """
-    cfg = result.cfg
-    D, H, L = cfg.D, cfg.H_out, cfg.seq_len
-    lengths = np.asarray(cfg.lengths) if cfg.packed else np.full(cfg.N, L)
-    h_n = result.state("h_n")  # (D*num_layers, N, H_out)
-    # On the CPU the last layer's slices are the very numbers returned: equal to the bit. Lower
-    # layers are re-run one layer at a time, and on CUDA cuDNN may pick another algorithm or
-    # use TF32 for either: compare's tolerance.
-    rerun = default_tolerance(str(h_n.dtype), result.device.startswith("cuda"), result.tf32)
-    returned = EXACT if result.device == "cpu" else rerun
-    sources: list[Source] = []
-    for layer in range(cfg.num_layers):
-        last = layer == cfg.num_layers - 1
-        seq = result.time_major("output") if last else None
-        if not last and layer < len(result.layer_outputs):
-            seq = result.layer_outputs[layer]
-        for d in range(D):
-            k = layer * D + d
-            steps = tuple(int(n) - 1 for n in lengths) if d == 0 else (0,) * cfg.N
-            if d == 0:
-                t = "lengths[n]-1" if cfg.packed else str(L - 1)
-            else:
-                t = "0"
-            n = "n" if cfg.packed else ":"
-            feats = f"{d * H}:{(d + 1) * H}"
-            tensor = "output" if last else f"layer{layer}_output"
-            expr = _index_expr(cfg, tensor, t, n, feats)
-            diff = ok = None
-            if seq is not None:
-                picked = seq[np.asarray(steps), np.arange(cfg.N), d * H : (d + 1) * H]  # (N, H_out)
-                gap = np.abs(picked - h_n[k])
-                diff = float(np.max(gap)) if picked.size else 0.0
-                tol = returned if last else rerun
-                ok = bool(np.all(gap <= tol.atol + tol.rtol * np.abs(picked)))
-            direction = "backward" if d else "forward"
-            sources.append(Source("h_n", k, layer, direction, expr, steps, last, diff, ok))
-            if cfg.has_c:
-                sources.append(
-                    Source("c_n", k, layer, direction, "cell state: in no output", steps, False, None, None)
-                )
-    return sources

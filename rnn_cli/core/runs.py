@@ -1,6 +1,7 @@
-"""What manual and torch compute for a command: the forward, then what the flags ask for on
-top of it (the final-state recipes, the padding's effect under --no-pack, the gradients
-of --grad), all stored on the RunResult. Returns results; shows nothing.
+"""What manual and torch compute for a command: the forward with its h_n source check, then
+what the flags ask for on top of it (the final-state recipes, the padding's effect under
+--no-pack, the gradients of --grad), each computed by a named function and set on the
+immutable RunResult with dataclasses.replace. Returns results; shows nothing.
 
 torch is imported only when the torch side runs.
 """
@@ -13,6 +14,7 @@ from typing import Callable, Optional
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.result import RunResult
 from rnn_cli.core.sample import Sample, draw
+from rnn_cli.core.sources import h_n_sources
 
 # progress(label, done, total): steps of the numpy loop done so far.
 Progress = Callable[[str, int, int], None]
@@ -43,15 +45,18 @@ def forward(
     tf32: bool = True,
     progress: Optional[Progress] = None,
 ) -> RunResult:
+    """The forward of `implementation`, with where h_n and c_n come from checked on it."""
     if implementation == "manual":
         from rnn_cli.core import manual
 
         total = cfg.num_layers * cfg.seq_len
         on_step = None if progress is None else (lambda k, s: progress(f"layer {k}", k * cfg.seq_len + s, total))
-        return manual.run(cfg, sample, keep_layers=keep_layers, progress=on_step)
-    from rnn_cli.core import torch_run
+        result = manual.run(cfg, sample, keep_layers=keep_layers, progress=on_step)
+    else:
+        from rnn_cli.core import torch_run
 
-    return torch_run.run(cfg, sample, keep_layers=keep_layers, tf32=tf32)
+        result = torch_run.run(cfg, sample, keep_layers=keep_layers, tf32=tf32)
+    return replace(result, sources=h_n_sources(result))
 
 
 def gradients(implementation: str, cfg: RunConfig, sample: Sample, loss: str, tf32: bool = True, upstream=None):
@@ -105,20 +110,23 @@ def run(
     tf32: bool = True,
     progress: Optional[Progress] = None,
 ) -> RunResult:
-    """The forward of `implementation` ("manual" or "torch") and the extras, on one sample."""
+    """The forward of `implementation` ("manual" or "torch") and the extras, on one sample:
+    one RunResult, made whole."""
     sample = sample if sample is not None else draw(cfg)
     result = forward(implementation, cfg, sample, keep_layers, tf32, progress)
+    found: dict = {}
     if extras.recipes or extras.padding:
         from rnn_cli.core import recipes
 
         packed = _packed(implementation, cfg, sample, result, tf32)
         if extras.padding and packed is not result:
-            result.padding_effect = recipes.padding_effect(cfg, packed.tensors, result.tensors)
+            found["padding_effect"] = recipes.padding_effect(cfg, packed.tensors, result.tensors)
         if extras.recipes:
-            result.recipes = judged_recipes(implementation, cfg, result, packed, tf32)
+            found["recipes"] = judged_recipes(implementation, cfg, result, packed, tf32)
     if extras.grad is not None:
-        result.gradients, result.upstream = gradients(implementation, cfg, sample, extras.grad, tf32)
-    return result
+        found["gradients"], found["upstream"] = gradients(implementation, cfg, sample, extras.grad, tf32)
+    return replace(result, **found)
+
 
 
 # ---- memory: what run() holds at its peak (the guard asks; tests/test_memory_calibration.py measures) ----

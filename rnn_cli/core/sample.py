@@ -16,6 +16,21 @@ import numpy as np
 from rnn_cli.core.config import RunConfig
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a sample's numbers come from: the seeded draw or the user's files. The RunConfig
+    says what runs; this says from what (rnn_cli.inputs fills it in)."""
+
+    weights: str = "seed"  # seed, or the checkpoint as given: PATH[:PREFIX] (file where not said)
+    input: str = "seed"  # seed, or file (--input PATH.npy)
+    h_0: str = "zeros"  # zeros, random (drawn from the seed), or file (--h0, with --c0 for c_0)
+
+    @property
+    def drawn(self) -> bool:
+        """Some of the numbers come from --seed."""
+        return self.weights == "seed" or self.input == "seed" or self.h_0 == "random"
+
+
 @dataclass(frozen=True, eq=False)  # holds arrays: == on them has no single truth value
 class Sample:
     params: dict[str, np.ndarray]  # torch names -> arrays, torch's order
@@ -23,6 +38,7 @@ class Sample:
     h_0: np.ndarray  # (D*num_layers, N, H_out)
     c_0: np.ndarray | None  # (D*num_layers, N, H_cell), LSTM only
     rng_state: dict | None = None  # the Generator's state after the last draw: later draws (--grad) go on from here
+    provenance: Provenance = Provenance()
 
 
 def draw(cfg: RunConfig) -> Sample:
@@ -48,7 +64,8 @@ def draw(cfg: RunConfig) -> Sample:
 
     h_0 = state(cfg.H_out)
     c_0 = state(cfg.hidden_size) if cfg.has_c else None
-    return Sample(params=params, x=x, h_0=h_0, c_0=c_0, rng_state=rng.bit_generator.state)
+    return Sample(params=params, x=x, h_0=h_0, c_0=c_0, rng_state=rng.bit_generator.state,
+                  provenance=Provenance(h_0="random" if cfg.h0 == "random" else "zeros"))
 
 
 def step_mask(cfg: RunConfig) -> np.ndarray:
