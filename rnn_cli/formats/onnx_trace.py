@@ -1,0 +1,5 @@
+"""Placeholder: dynamic state tracing."""
+
+
+def trace_states(model, units, modules, src) -> None:
+    return None
