@@ -44,6 +44,13 @@ def _ort(path, feeds: dict) -> list[np.ndarray]:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
+def _reference(path, feeds: dict) -> list[np.ndarray]:
+    """onnx's reference evaluator on the original file, where onnxruntime refuses (layout=1)."""
+    from onnx.reference import ReferenceEvaluator
+
+    return ReferenceEvaluator(str(path)).run(None, feeds)
+
+
 def _rnn_cli(*args, check_rc=None):
     r = subprocess.run([sys.executable, "-m", "rnn_cli", *map(str, args)], capture_output=True,
                        text=True, env=ENV, timeout=300)
@@ -244,3 +251,244 @@ def test_inspect_cli_lists_both_branches_with_their_states(if_file):
         assert m["source"] == "onnx" and m["expressible"] and m["not_expressible"] == []
         assert m["source_names"]["weight_ih"] == "W[0] rows 0:128 (i), 256:384 (f), 384:512 (c), 128:256 (o)"
         assert m["states"][0]["from"] == "state[0]" and m["states"][1]["from"] == "state[1]"
+
+
+# ---- what torch never exports: ONNX graphs made with onnx.helper ---------------------------------
+
+G_OF = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def node_model(path, op="LSTM", H=3, H_in=4, direction="forward", layout=0, P=None, name="", **attrs):
+    """One recurrent node with W, R, B (and P) as initializers; X and the states are graph inputs
+    (layout=1: batch first). Returns the ONNX-order arrays."""
+    rng = np.random.default_rng(3)
+    D, G = (2 if direction == "bidirectional" else 1), G_OF[op]
+    arrays = {"W": rng.standard_normal((D, G * H, H_in)), "R": rng.standard_normal((D, G * H, H)),
+              "B": rng.standard_normal((D, 2 * G * H))}
+    if P is not None:
+        arrays["P"] = P
+    arrays = {k: (0.5 * v).astype(np.float32) for k, v in arrays.items()}
+    x_dims, h_dims = (["N", "L", H_in], ["N", D, H]) if layout else (["L", "N", H_in], [D, "N", H])
+    ins = ["X", "W", "R", "B", "", "h0"] + (["c0", "P" if P is not None else ""] if op == "LSTM" else [])
+    node = helper.make_node(op, [i for i in ins if i or ins.index(i) < len(ins) - 1] if P is None else ins,
+                            ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else []), name=name, hidden_size=H,
+                            direction=direction, layout=layout, **attrs)
+    value = (lambda n, dims: helper.make_tensor_value_info(n, TensorProto.FLOAT, dims))
+    inputs = [value("X", x_dims), value("h0", h_dims)] + ([value("c0", h_dims)] if op == "LSTM" else [])
+    outputs = [value("Y", None), value("Y_h", None)] + ([value("Y_c", None)] if op == "LSTM" else [])
+    graph = helper.make_graph([node], "g", inputs, outputs, [numpy_helper.from_array(a, k) for k, a in arrays.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return arrays
+
+
+def _feeds(op, D=1, layout=0, L=5, N=2, H=3, H_in=4):
+    """Time-major x and torch-layout states, and the same in the node's own layout for onnxruntime."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((L, N, H_in)).astype(np.float32)
+    h = rng.standard_normal((D, N, H)).astype(np.float32)
+    c = rng.standard_normal((D, N, H)).astype(np.float32)
+    t = (lambda a: a.transpose(1, 0, 2)) if layout else (lambda a: a)
+    feeds = {"X": t(x), "h0": t(h)} | ({"c0": t(c)} if op == "LSTM" else {})
+    return x, h, (c if op == "LSTM" else None), feeds
+
+
+NOT_EXPRESSIBLE = [
+    ("GRU", {}, None, "linear_before_reset_0"),  # ONNX's default GRU
+    ("LSTM", {}, "ones", "peepholes"),
+    ("LSTM", {"clip": 0.5}, None, "clip"),
+    ("LSTM", {"input_forget": 1}, None, "input_forget"),
+    ("LSTM", {"activations": ["Sigmoid", "Tanh", "Relu"]}, None, "activations"),
+    ("RNN", {"direction": "reverse"}, None, "lone_reverse"),
+]
+
+
+@pytest.mark.parametrize("op, attrs, P, code", NOT_EXPRESSIBLE, ids=[c[3] for c in NOT_EXPRESSIBLE])
+def test_what_no_nn_module_computes_is_named_and_still_runs(op, attrs, P, code, tmp_path):
+    """Bugs caught: an ONNX default GRU (linear_before_reset=0), peepholes, clip, input_forget,
+    other activations or a lone reverse node passed off as an nn module (a wrong answer with no
+    warning); forward() dropping the node's attributes or P (then it would equal the nearest nn
+    module, not the file). Expected: onnxruntime on the original file. (Planted: forward() built
+    the node without its attributes: the clip, activations, lone_reverse, linear_before_reset_0
+    cases failed.)"""
+    path = tmp_path / "n.onnx"
+    node_model(path, op, P=np.ones((1, 9), np.float32) if P == "ones" else None, **attrs)
+    (m,) = _read(path)
+    assert [r["code"] for r in m.not_expressible] == [code] and not m.expressible
+    assert set(m.params) == {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"}  # the nearest module's
+    x, h, c, feeds = _feeds(op)
+    Y, Y_h = _ort(path, feeds)[:2]
+    got = onnx_read.forward(path, m, x, h, c)
+    np.testing.assert_allclose(got["output"], Y[:, 0], atol=1e-6)
+    np.testing.assert_allclose(got["h_n"], Y_h, atol=1e-6)
+
+
+def test_lone_reverse_carries_the_nearest_forward_parameters(tmp_path):
+    """A lone reverse node is the forward module run on the reversed sequence: the mapped
+    parameters must make nn.LSTM do exactly that. Bug caught: reverse weights left in ONNX order
+    or named _reverse in a one-direction module."""
+    path = tmp_path / "r.onnx"
+    node_model(path, "LSTM", direction="reverse")
+    (m,) = _read(path)
+    lstm = torch.nn.LSTM(4, 3)
+    lstm.load_state_dict({k: torch.from_numpy(v) for k, v in m.params.items()})
+    x, h, c, feeds = _feeds("LSTM")
+    Y, Y_h, Y_c = _ort(path, feeds)
+    with torch.no_grad():
+        out, (h_n, c_n) = lstm(torch.from_numpy(x[::-1].copy()), (torch.from_numpy(h), torch.from_numpy(c)))
+    np.testing.assert_allclose(out.numpy()[::-1], Y[:, 0], atol=1e-5)
+    np.testing.assert_allclose(c_n.numpy(), Y_c, atol=1e-5)
+
+
+EXPRESSIBLE = [
+    ("GRU", {"linear_before_reset": 1}, None, 0, "forward"),
+    ("LSTM", {}, "zeros", 0, "forward"),  # all-zero peepholes change nothing
+    ("LSTM", {}, None, 1, "bidirectional"),  # batch first
+    ("RNN", {"activations": ["Relu", "Relu"]}, None, 0, "bidirectional"),
+    ("GRU", {"linear_before_reset": 1}, None, 1, "forward"),
+]
+
+
+@pytest.mark.parametrize("op, attrs, P, layout, direction", EXPRESSIBLE)
+def test_helper_graphs_torch_can_run_match_onnxruntime(op, attrs, P, layout, direction, tmp_path):
+    """Bugs caught: a GRU's linear_before_reset=1 refused, zero peepholes refused, layout=1 read as
+    time-major (states transposed), bidirectional Relu RNNs not mapped to nonlinearity='relu'.
+    Expected: onnxruntime (layout=1: onnx's reference evaluator) on the file against torch's module built from the constructor line the
+    reader states, loaded with its mapped state_dict. (Planted: layout ignored in forward(): the
+    layout=1 cases failed.)"""
+    path = tmp_path / "e.onnx"
+    D = 2 if direction == "bidirectional" else 1
+    node_model(path, op, layout=layout, direction=direction, P=np.zeros((D, 9), np.float32) if P else None, **attrs)
+    (m,) = _read(path)
+    assert m.expressible, m.not_expressible
+    kwargs = {"bidirectional": D == 2, "batch_first": bool(layout)}
+    if op == "RNN":
+        kwargs["nonlinearity"] = m.declared["nonlinearity"]
+    assert m.declared.get("batch_first", False) == bool(layout)
+    rnn = getattr(torch.nn, op)(4, 3, **kwargs)
+    rnn.load_state_dict({k: torch.from_numpy(v) for k, v in m.params.items()})
+    x, h, c, feeds = _feeds(op, D=D, layout=layout)
+    want = _ort(path, feeds) if not layout else _reference(path, feeds)
+    with torch.no_grad():
+        xt = torch.from_numpy(x.transpose(1, 0, 2).copy() if layout else x)
+        state = (torch.from_numpy(h), torch.from_numpy(c)) if op == "LSTM" else torch.from_numpy(h)
+        out, h_n = rnn(xt, state)
+        h_n = h_n[0] if op == "LSTM" else h_n
+    Y = want[0].transpose(1, 0, 2, 3) if layout else want[0].transpose(0, 2, 1, 3)  # (N, L, D, H) / (L, D, N, H) -> (L, N, D, H)
+    torch_out = out.numpy().transpose(1, 0, 2) if layout else out.numpy()
+    L, N = x.shape[:2]
+    np.testing.assert_allclose(torch_out, Y.reshape(L, N, -1), atol=1e-5)
+    np.testing.assert_allclose(h_n.numpy(), want[1].transpose(1, 0, 2) if layout else want[1], atol=1e-5)
+    got = onnx_read.forward(path, m, x, h, c)
+    np.testing.assert_allclose(got["output"], torch_out, atol=1e-5)
+
+
+def test_params_runs_a_node_by_path_or_name_and_refuses_what_torch_cannot_compute(tmp_path):
+    """--params model.onnx:PATH (and the node's own name) runs the node in rnn-cli; a GRU with
+    linear_before_reset=0 is refused in one line naming why. Bugs caught: the path shown by
+    inspect not accepted by --params; a non-expressible node run as nn.GRU silently."""
+    ok, bad = tmp_path / "ok.onnx", tmp_path / "bad.onnx"
+    node_model(ok, "LSTM", name="enc/lstm")
+    node_model(bad, "GRU", name="g")
+    for spec in (f"{ok}:/enc/lstm", f"{ok}:enc/lstm", str(ok)):
+        doc = json.loads(_rnn_cli("torch", "--params", spec, "--json", check_rc=0).stdout)
+        assert doc["config"]["cell"] == "lstm" and doc["config"]["hidden_size"] == 3
+    r = _rnn_cli("torch", "--params", f"{bad}:/g", check_rc=2)
+    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1 and "linear_before_reset=0" in r.stderr
+
+
+# ---- hostile files --------------------------------------------------------------------------------
+
+
+def _one_line_exit_2(path, *words):
+    r = _rnn_cli("inspect", path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for w in words:
+        assert w in r.stderr, r.stderr
+    return r.stderr
+
+
+def test_truncated_file_is_one_line(if_file, tmp_path):
+    """Bug caught: protobuf's DecodeError (or an empty graph read as 'no module') as a traceback."""
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(if_file.read_bytes()[: if_file.stat().st_size // 2])
+    _one_line_exit_2(cut, "cut.onnx")
+
+
+def test_huge_declared_tensor_in_a_tiny_file_is_refused_before_allocation(tmp_path):
+    """W declares 10**10 x 10**10 elements with 4 bytes of data. Bug caught: numpy asked for the
+    declared size (MemoryError or an abort) instead of a line naming the mismatch."""
+    path = tmp_path / "huge.onnx"
+    node_model(path, "LSTM")
+    model = onnx.load(path)
+    w = next(t for t in model.graph.initializer if t.name == "W")
+    del w.dims[:]
+    w.dims.extend([1, 10**10, 10**10])
+    w.raw_data = b"\0" * 4
+    onnx.save(model, path)
+    _one_line_exit_2(path, "declares shape", "elements")
+
+
+def test_constant_expression_that_multiplies_data_is_refused(tmp_path):
+    """W = Concat of one 1000-element constant 5000 times: the fold's bound (sums for Concat) is
+    checked against the file before onnx's evaluator allocates. Bug caught: evaluating it."""
+    path = tmp_path / "concat.onnx"
+    node_model(path, "LSTM")
+    model = onnx.load(path)
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros((1, 1000), np.float32), "piece"))
+    model.graph.node.insert(0, helper.make_node("Concat", ["piece"] * 5000, ["big"], axis=0))
+    model.graph.node[1].input[1] = "big"
+    onnx.save(model, path)
+    _one_line_exit_2(path, "constant expression")
+
+
+def test_external_data_outside_the_folder_is_refused(tmp_path):
+    """An initializer whose external data is '../secret': never opened. Bug caught: reading files
+    the model names (onnx.load would follow the location)."""
+    path = tmp_path / "ext.onnx"
+    node_model(path, "LSTM")
+    model = onnx.load(path)
+    w = next(t for t in model.graph.initializer if t.name == "W")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    w.external_data.add(key="location", value="../secret")
+    onnx.save(model, path)
+    _one_line_exit_2(path, "external data", "beside the model")
+
+
+def test_node_name_with_escape_characters_is_shown_escaped(tmp_path):
+    """Bug caught: a node name's ESC ] ... BEL (a terminal title change) printed raw; JSON keeps it exact."""
+    path = tmp_path / "esc.onnx"
+    evil = "rnn\x1b]0;pwned\x07"
+    node_model(path, "LSTM", name=evil)
+    r = _rnn_cli("inspect", path, check_rc=0)
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "rnn\\x1b]0;pwned\\x07" in r.stdout
+    doc = json.loads(_rnn_cli("inspect", path, "--json", check_rc=0).stdout)
+    assert doc["modules"][0]["node"] == evil and doc["modules"][0]["path"] == "/" + evil
+
+
+def test_subgraphs_nested_too_deep_are_one_line(tmp_path):
+    """Ifs nested 20 deep (within protobuf's limit): refused by the walk's bound in one line.
+    Bug caught: a walk without a depth bound (unbounded recursion on a crafted file)."""
+    path = tmp_path / "deep.onnx"
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    g = helper.make_graph([helper.make_node("Constant", [], ["y"], value_float=1.0)], "leaf", [], [out])
+    leaf = g
+    for _ in range(20):  # the else branch stays a leaf: the file grows linearly
+        g = helper.make_graph([helper.make_node("If", ["c"], ["y"], then_branch=g, else_branch=leaf)], "g", [], [out])
+    g.input.append(helper.make_tensor_value_info("c", TensorProto.BOOL, []))
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    _one_line_exit_2(path, "deep.onnx", "more than 16 deep")
+
+
+def test_without_the_onnx_extra_one_line_names_it(if_file):
+    """Bug caught: an ImportError traceback when onnx is not installed. onnx is hidden from a
+    child process by a None entry in sys.modules (import onnx then raises ImportError)."""
+    code = ("import sys; sys.modules['onnx'] = None; sys.argv = ['rnn-cli', 'inspect', sys.argv[1]]\n"
+            "from rnn_cli.cli.entry import main; main()")
+    r = subprocess.run([sys.executable, "-c", code, str(if_file)], capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "onnx extra" in r.stderr

@@ -33,7 +33,7 @@ from rnn_cli.formats import safe_read
 from rnn_cli.printable import printable
 
 RECURRENT = ("LSTM", "GRU", "RNN")
-MAX_DEPTH = 32  # subgraphs inside subgraphs; protobuf itself refuses about 100
+MAX_DEPTH = 16  # subgraphs inside subgraphs (protobuf refuses about 30: 3 messages per level)
 MAX_HOPS = 256  # nodes followed from one value to its constant leaves or its graph input
 FOLDABLE = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Transpose", "Concat", "Slice", "Gather",
             "Split", "Flatten", "Constant"}

@@ -366,7 +366,8 @@ OPSET = 14  # LSTM/GRU/RNN as of opset 14 (layout); later versions add types onl
 
 def forward(path, module: RecurrentModule, x: np.ndarray, h_0: np.ndarray | None = None,
             c_0: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The module's node(s), exactly as the file has them (attributes, peepholes, clip...), run by
+    """The module's node(s), exactly as the file has them (attributes, peepholes, clip...; a
+    batch-first node (layout=1), which onnxruntime does not run, as its time-major twin), run by
     onnxruntime on x (L, N, H_in) time-major and h_0/c_0 in torch's layout (num_layers*D, N, H)
     or None for zeros. Returns output (L, N, D*H), h_n (and c_n for an LSTM) in torch's layout."""
     from rnn_cli.errors import RnnCliError
@@ -385,13 +386,9 @@ def forward(path, module: RecurrentModule, x: np.ndarray, h_0: np.ndarray | None
     except Exception as e:
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         raise RnnCliError(f"onnxruntime could not run {printable(str(module.path))}: {printable(first_line)}") from None
-    first = unit[0]
     L, N = x.shape[:2]
-    Y = got["Y"].transpose(1, 0, 2, 3) if first.attrs.get("layout", 0) == 1 else got["Y"].transpose(0, 2, 1, 3)
-    out = {"output": np.ascontiguousarray(Y.reshape(L, N, -1))}
-    for key, name in (("Y_h", "h_n"), ("Y_c", "c_n")):
-        if key in got:
-            out[name] = np.ascontiguousarray(got[key].transpose(1, 0, 2) if first.attrs.get("layout", 0) == 1 else got[key])
+    out = {"output": np.ascontiguousarray(got["Y"].transpose(0, 2, 1, 3).reshape(L, N, -1))}  # (L, D, N, H) ->
+    out.update({name: got[key] for key, name in (("Y_h", "h_n"), ("Y_c", "c_n")) if key in got})
     return out
 
 
@@ -403,7 +400,7 @@ def _unit_model(unit: list[NodeRead], x, h_0, c_0):
     from rnn_cli.errors import RnnCliError
 
     first = unit[0]
-    D, H, lstm, batch_first = first.D, first.H, first.op == "LSTM", first.attrs.get("layout", 0) == 1
+    D, H, lstm = first.D, first.H, first.op == "LSTM"
     dtype = np.float64 if first.arrays["W"].dtype == np.float64 else np.float32
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     L, N, H_in = x.shape
@@ -414,7 +411,7 @@ def _unit_model(unit: list[NodeRead], x, h_0, c_0):
     for key, a in states.items():
         if a is not None and a.shape != want:
             raise RnnCliError(f"{key}_0 has shape {shape_str(a.shape)}, the node(s) want {shape_str(want)}")
-    feeds = {"X": np.ascontiguousarray((x.transpose(1, 0, 2) if batch_first else x).astype(dtype))}
+    feeds = {"X": np.ascontiguousarray(x.astype(dtype))}
     nodes, inits, outs = [], [], {"Y": [], "Y_h": [], "Y_c": []}
     x_name = "X"
     for k, n in enumerate(unit):
@@ -426,12 +423,14 @@ def _unit_model(unit: list[NodeRead], x, h_0, c_0):
         for key in ("h", "c") if lstm else ("h",):
             s = states[key]
             s = np.zeros(want, dtype) if s is None else s[k * D:(k + 1) * D].astype(dtype)
-            feeds[f"{key}{k}"] = np.ascontiguousarray(s.transpose(1, 0, 2) if batch_first else s)
+            feeds[f"{key}{k}"] = np.ascontiguousarray(s)
         inputs = [x_name, names["W"], names["R"], names.get("B", ""), "", f"h{k}", f"c{k}" if lstm else "", names.get("P", "")]
         node = onnx.NodeProto()
         node.CopyFrom(n.found.node)
         node.name = f"layer{k}"
-        del node.input[:], node.output[:]
+        kept = [a for a in node.attribute if a.name != "layout"]  # onnxruntime runs layout 0 only:
+        del node.attribute[:], node.input[:], node.output[:]  # batch-first is transposed outside
+        node.attribute.extend(kept)
         node.input.extend(inputs[: 8 if "P" in names else 7 if lstm else 6])
         node.output.extend([f"Y{k}", f"Y_h{k}"] + ([f"Y_c{k}"] if lstm else []))
         nodes.append(node)
@@ -441,9 +440,8 @@ def _unit_model(unit: list[NodeRead], x, h_0, c_0):
                       helper.make_node("Reshape", [f"T{k}", f"shape{k}"], [f"X{k + 1}"])]
             x_name = f"X{k + 1}"
     last = len(unit) - 1
-    axis = 1 if batch_first else 0
     for key in ("Y_h", "Y_c") if lstm else ("Y_h",):
-        nodes.append(helper.make_node("Concat", [f"{key}{k}" for k in range(len(unit))], [key], axis=axis))
+        nodes.append(helper.make_node("Concat", [f"{key}{k}" for k in range(len(unit))], [key], axis=0))
     nodes.append(helper.make_node("Identity", [f"Y{last}"], ["Y"]))
     value = (lambda name: helper.make_tensor_value_info(name, elem, None))
     graph = helper.make_graph(nodes, "unit", [value(n) for n in feeds], [value("Y"), value("Y_h")] + ([value("Y_c")] if lstm else []), inits)
