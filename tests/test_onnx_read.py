@@ -492,3 +492,23 @@ def test_without_the_onnx_extra_one_line_names_it(if_file):
     r = subprocess.run([sys.executable, "-c", code, str(if_file)], capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "onnx extra" in r.stderr
+
+
+def test_state_through_arithmetic_and_an_if_is_traced_by_marked_values(tmp_path):
+    """The state reaches the branches as If(...) of Add(state_in, 0): no static path. Bug caught:
+    `from` left None (or a wrong slot) where onnxruntime on marked inputs can tell state_in[0] /
+    state_in[1]. The expected slots are how the file was built."""
+    path = tmp_path / "m.onnx"
+    zero = numpy_helper.from_array(np.zeros((1, 1, 128), np.float32), "zero_t")
+    value = helper.make_tensor_value_info
+    pick = (lambda name: helper.make_graph([helper.make_node("Identity", ["summed"], [name])], name, [],
+                                           [value(name, TensorProto.FLOAT, None)]))
+    main = [helper.make_node("Constant", [], ["zero"], value=zero),
+            helper.make_node("Add", ["state_in", "zero"], ["summed"]),
+            helper.make_node("If", ["use_a"], ["state"], then_branch=pick("s1"), else_branch=pick("s2"))]
+    if_model(path, state_in_main=main)
+    for m in _read(path):
+        initial = [s for s in m.states if s["role"].startswith("initial")]
+        assert [(s["from"], s.get("traced_by")) for s in initial] == [("state_in[0]", "onnxruntime"), ("state_in[1]", "onnxruntime")]
+    out = _rnn_cli("inspect", path, check_rc=0).stdout
+    assert "graph input state_in (2, N, 128): state_in[0] -> h_0 of LSTM /If_3/then_branch/LSTM_14" in out

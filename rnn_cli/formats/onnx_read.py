@@ -350,12 +350,14 @@ def read_modules(src: safe_read.Source) -> tuple[Loaded, list[RecurrentModule]]:
     model, consts, units, modules, tensors = _read(src)
     from rnn_cli.formats import onnx_trace
 
+    traced = []
     if any(s.get("from", "") is None for m in modules for s in m.states):
-        onnx_trace.trace_states(model, units, modules, src)
+        with safe_read.quiet_libraries():
+            traced = onnx_trace.trace_states(model, units, modules, src)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     producer = " ".join(x for x in (model.producer_name, model.producer_version) if x) or "an unnamed producer"
     notes = [f"ONNX model (opset {opset}) from {printable(producer)}: read as data, W/R/B folded from its constants"]
-    notes += [n for m in modules for n in m.declared.pop("_notes", [])]
+    notes += traced
     return Loaded(src.path, "onnx", tensors, None, notes), modules
 
 
