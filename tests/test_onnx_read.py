@@ -9,11 +9,13 @@ mapped state_dict) and from onnxruntime running the original file, never from rn
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ from rnn_cli.errors import RnnCliError  # noqa: E402
 from rnn_cli.formats import onnx_read, safe_read  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
 
 
@@ -144,58 +147,13 @@ def test_dynamo_stack_is_one_module(tmp_path):
 # ---- the published-model shape: LSTMCell steps inside both branches of an If ------------------
 
 
-def _const(name, a):
-    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(a), name + "_t"))
-
-
-def _branch(p: str, H: int, rng) -> tuple[onnx.GraphProto, dict]:
-    """One If branch as a published model writes an nn.LSTMCell step: h, c = state[0], state[1]
-    (Gather), X = Unsqueeze(x), W/R/B = Unsqueeze(Constant), LSTM, Squeeze, Concat -> stateN."""
-    W = rng.standard_normal((4 * H, H)).astype(np.float32) * 0.2
-    R = rng.standard_normal((4 * H, H)).astype(np.float32) * 0.2
-    B = rng.standard_normal(8 * H).astype(np.float32) * 0.2
-    nodes = [_const(p + "zero", np.int64(0)), _const(p + "one", np.int64(1)), _const(p + "ax", np.array([0], np.int64)),
-             _const(p + "W2", W), _const(p + "R2", R), _const(p + "B1", B),
-             helper.make_node("Gather", ["state", p + "zero"], [p + "h"]),
-             helper.make_node("Gather", ["state", p + "one"], [p + "c"]),
-             helper.make_node("Unsqueeze", [p + "h", p + "ax"], [p + "h0"]),
-             helper.make_node("Unsqueeze", [p + "c", p + "ax"], [p + "c0"]),
-             helper.make_node("Unsqueeze", ["x", p + "ax"], [p + "X"]),
-             helper.make_node("Unsqueeze", [p + "W2", p + "ax"], [p + "W"]),
-             helper.make_node("Unsqueeze", [p + "R2", p + "ax"], [p + "R"]),
-             helper.make_node("Unsqueeze", [p + "B1", p + "ax"], [p + "B"]),
-             helper.make_node("LSTM", [p + "X", p + "W", p + "R", p + "B", "", p + "h0", p + "c0"],
-                              [p + "Y", p + "Yh", p + "Yc"], hidden_size=H),
-             helper.make_node("Squeeze", [p + "Yh", p + "ax"], [p + "h1"]),
-             helper.make_node("Squeeze", [p + "Yc", p + "ax"], [p + "c1"]),
-             helper.make_node("Unsqueeze", [p + "h1", p + "ax"], [p + "hh"]),
-             helper.make_node("Unsqueeze", [p + "c1", p + "ax"], [p + "cc"]),
-             helper.make_node("Concat", [p + "hh", p + "cc"], [p + "st"], axis=0),
-             helper.make_node("Identity", [p + "h1"], [p + "out"])]
-    outs = [helper.make_tensor_value_info(p + "out", TensorProto.FLOAT, None),
-            helper.make_tensor_value_info(p + "st", TensorProto.FLOAT, None)]
-    return helper.make_graph(nodes, p + "branch", [], outs), {"W": W, "R": R, "B": B}
-
-
 def if_model(path, H=128, state_in_main=None):
-    """x (N, H), state (2, N, H), use_a (bool) -> out (N, H), stateN (2, N, H); an LSTMCell step
-    with its own weights in each branch (one model per sample rate)."""
-    rng = np.random.default_rng(0)
-    then_g, then_w = _branch("a_", H, rng)
-    else_g, else_w = _branch("b_", H, rng)
-    nodes = list(state_in_main or []) + [helper.make_node("If", ["use_a"], ["out", "stateN"], then_branch=then_g, else_branch=else_g)]
-    graph = helper.make_graph(
-        nodes, "vad",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", H]),
-         helper.make_tensor_value_info("state_in" if state_in_main else "state", TensorProto.FLOAT, [2, "N", H]),
-         helper.make_tensor_value_info("use_a", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", H]),
-         helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [2, "N", H])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
-    return then_w, else_w
+    """docs/examples/make-examples.py's vad_model: x (N, H), state (2, N, H), use_a -> out, stateN,
+    an LSTMCell step with its own weights in each branch of an If (one model per sample rate)."""
+    spec = importlib.util.spec_from_file_location("make_examples", ROOT / "docs" / "examples" / "make-examples.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    make.vad_model(path, H, state_in_main)
 
 
 @pytest.fixture(scope="module")
