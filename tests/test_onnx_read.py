@@ -267,9 +267,9 @@ def test_what_no_nn_module_computes_is_named_and_still_runs(op, attrs, P, code, 
     """Bugs caught: an ONNX default GRU (linear_before_reset=0), peepholes, clip, input_forget,
     other activations or a lone reverse node passed off as an nn module (a wrong answer with no
     warning); forward() dropping the node's attributes or P (then it would equal the nearest nn
-    module, not the file). Expected: onnxruntime on the original file. (Planted: forward() built
-    the node without its attributes: the clip, activations, lone_reverse, linear_before_reset_0
-    cases failed.)"""
+    module, not the file). Expected: onnxruntime on the original file. (Planted: forward() kept
+    only hidden_size and direction: the clip, input_forget and activations cases failed;
+    clip's test dropped from _not_expressible: its case failed.)"""
     path = tmp_path / "n.onnx"
     node_model(path, op, P=np.ones((1, 9), np.float32) if P == "ones" else None, **attrs)
     (m,) = _read(path)
@@ -417,7 +417,8 @@ def test_external_data_outside_the_folder_is_refused(tmp_path):
 
 
 def test_node_name_with_escape_characters_is_shown_escaped(tmp_path):
-    """Bug caught: a node name's ESC ] ... BEL (a terminal title change) printed raw; JSON keeps it exact."""
+    """Bug caught: a node name's ESC ] ... BEL (a terminal title change) printed raw; JSON keeps it
+    exact. (Planted: inspect's _text without printable: failed.)"""
     path = tmp_path / "esc.onnx"
     evil = "rnn\x1b]0;pwned\x07"
     node_model(path, "LSTM", name=evil)
