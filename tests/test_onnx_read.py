@@ -129,6 +129,28 @@ def test_torch_exports_map_back_to_the_exported_state_dict(name, tmp_path):
     assert roles["Y_h"] is not None
 
 
+def test_stack_without_a_given_state_is_one_module_starting_from_zeros(tmp_path):
+    """torch's exporter, called without h_0, sizes each layer's zero state from Shape() of the
+    previous layer's output: that output then has two readers. Bugs caught: the stack split in
+    two (a link read only when it has one reader), and the zero state shown as untraced."""
+    torch.manual_seed(0)
+    rnn = torch.nn.GRU(4, 3, num_layers=2)
+    path = tmp_path / "z.onnx"
+    x = torch.randn(5, 2, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Wrap(rnn).eval(), (x, None), path, dynamo=False, input_names=["x"])
+    (m,) = _read(path)
+    assert (m.kind, m.num_layers) == ("GRU", 2)
+    assert m.states[0] == {"role": "initial_h", "torch": "h_0", "from": None, "value": None, "shape": None,
+                           "constant": "zeros (shape at run time)"}
+    with torch.no_grad():
+        out, h_n = rnn(x)
+    got = onnx_read.forward(path, m, x.numpy())
+    np.testing.assert_allclose(got["output"], out.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["h_n"], h_n.numpy(), atol=1e-5)
+
+
 def test_dynamo_stack_is_one_module(tmp_path):
     """torch's dynamo exporter names nodes node_LSTM_99 and links layers through Transpose +
     Reshape with a shared shape initializer. Bug caught: a stack split into two 1-layer modules

@@ -330,6 +330,28 @@ def _pick(consts: Constants, scope: Scope, node, k: int) -> tuple[int, int] | No
     return None
 
 
+def run_time_zeros(consts: Constants, scope: Scope, name: str) -> str | None:
+    """`zeros (shape at run time)` for Expand of constant zeros or ConstantOfShape of zero (the
+    exporters' default state, sized from the input's batch); None otherwise."""
+    for _ in range(MAX_HOPS):
+        where, kind, what = scope.lookup(name)
+        if kind != "node":
+            return None
+        node, scope = what[0], where
+        if node.op_type in PASS_THROUGH:
+            name = node.input[0]
+            continue
+        if node.op_type == "Expand":
+            fill = consts.value(scope, node.input[0])
+        elif node.op_type == "ConstantOfShape":
+            value = [a.t for a in node.attribute if a.name == "value"]
+            fill = numpy_helper.to_array(value[0]) if value and prod(value[0].dims) <= 1 else np.zeros(1)
+        else:
+            return None
+        return "zeros (shape at run time)" if fill is not None and not np.any(fill) else None
+    return None
+
+
 def _dim0(scope: Scope, name: str) -> int | None:
     """The first dimension of a graph input as declared, or of an Unsqueeze(axes=[0]) output."""
     where, kind, what = scope.lookup(name)

@@ -179,7 +179,8 @@ def _previous_layer(n: NodeRead, by_y: dict) -> NodeRead | None:
     """The node whose Y reaches n's X through the exporter's Transpose/Reshape/Squeeze alone."""
     scope, name = n.found.scope, n.found.node.input[0]
     for _ in range(8):
-        if len(scope.consumers.get(name, [])) != 1 or name not in scope.producers:
+        users = [u for u in scope.consumers.get(name, []) if u.op_type != "Shape"]  # the zero state's shape
+        if len(users) != 1 or name not in scope.producers:
             return None
         node, k = scope.producers[name]
         if node.op_type in onnx_graph.RECURRENT:
@@ -267,7 +268,11 @@ def _states(unit: list[NodeRead], consts: Constants) -> list[dict]:
                 every = [onnx_graph.trace_back(consts, scope, names[index])]
             else:  # Y_h may reach several outputs (out and stateN[0]): one entry each
                 every = [(v, [pick] if pick else []) for v, pick in onnx_graph.trace_forward(consts, scope, names[index], n.D)] or [None]
-            entries += [{"role": role, "layer": k, "traced": t, "scope": scope, "width": n.D} for t in every]
+            fixed = None
+            if role.startswith("initial") and every == [None]:
+                fixed = _constant_words(consts.value(scope, names[index])) or onnx_graph.run_time_zeros(consts, scope, names[index])
+            entries += [{"role": role, "layer": k, "traced": t, "scope": scope, "width": n.D, "constant": fixed}
+                        for t in every]
     if len(unit) > 1:
         entries = _merge_layers(entries, len(unit))
     return [_state_entry(e, len(unit)) for e in entries]
@@ -285,6 +290,8 @@ def _merge_layers(entries: list[dict], L: int) -> list[dict]:
         one_value = len({e["traced"] and e["traced"][0] for e in mine}) == 1 and mine[0]["traced"]
         if len(mine) == L and one_value and slots == [[(k * D, (k + 1) * D)] for k in range(L)]:
             out.append({**mine[0], "layer": None, "traced": (mine[0]["traced"][0], whole)})
+        elif len(mine) == L and mine[0]["constant"] and all(e["constant"] == mine[0]["constant"] for e in mine):
+            out.append({**mine[0], "layer": None})  # every layer starts from zeros
         else:
             out += mine
     return out
@@ -307,7 +314,16 @@ def _state_entry(e: dict, layers: int) -> dict:
            "value": traced[0] if traced else None, "shape": onnx_graph.shape_text(info) if info is not None else None}
     if e["layer"] is not None and layers > 1:
         out["layer"] = e["layer"]
+    if e.get("constant"):
+        out["constant"] = e["constant"]
     return out
+
+
+def _constant_words(a) -> str | None:
+    """An initial state the file fixes: `zeros (1, 1, 3)` or `values (1, 1, 3)` (not an input)."""
+    if a is None:
+        return None
+    return f"{'zeros' if not np.any(a) else 'values'} {shape_str(a.shape)}"
 
 
 def _declared_dim0(info) -> int | None:
@@ -351,7 +367,7 @@ def read_modules(src: safe_read.Source) -> tuple[Loaded, list[RecurrentModule]]:
     from rnn_cli.formats import onnx_trace
 
     traced = []
-    if any(s.get("from", "") is None for m in modules for s in m.states):
+    if any(s.get("from", "") is None and "constant" not in s for m in modules for s in m.states):
         with safe_read.quiet_libraries():
             traced = onnx_trace.trace_states(model, units, modules, src)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -424,7 +440,7 @@ def _unit_model(unit: list[NodeRead], x, h_0, c_0):
                 inits.append(numpy_helper.from_array(n.arrays[role].astype(dtype), names[role]))
         for key in ("h", "c") if lstm else ("h",):
             s = states[key]
-            s = np.zeros(want, dtype) if s is None else s[k * D:(k + 1) * D].astype(dtype)
+            s = np.zeros((D, N, H), dtype) if s is None else s[k * D:(k + 1) * D].astype(dtype)
             feeds[f"{key}{k}"] = np.ascontiguousarray(s)
         inputs = [x_name, names["W"], names["R"], names.get("B", ""), "", f"h{k}", f"c{k}" if lstm else "", names.get("P", "")]
         node = onnx.NodeProto()

@@ -29,7 +29,7 @@ def trace_states(model, units, modules, src: safe_read.Source) -> list[str]:
     traced = 0
     for unit, m in zip(units, modules):
         for entry in m.states:
-            if entry.get("role") not in ROLE_INPUT or entry.get("from") is not None:
+            if entry.get("role") not in ROLE_INPUT or entry.get("from") is not None or "constant" in entry:
                 continue
             f = unit[entry.get("layer", 0)].found
             got = observe(model, f.scope, f.node.input[ROLE_INPUT[entry["role"]]], src)

@@ -97,7 +97,7 @@ def onnx_lines(m) -> list[str]:
     op = (m.kind or "").removesuffix("Cell")
     what = (f"one step: an {m.kind}({m.input_size}, {m.hidden_size})-equivalent layer" if m.is_cell
             else f"{m.num_layers} nodes stacked through the exporter's Transpose/Reshape" if m.num_layers > 1 else "")
-    named = f" (node name {printable(m.node)!r})" if m.node and m.node.lstrip("/") != m.path.rsplit("/", 1)[-1] else ""
+    named = f" (node name {printable(m.node)!r})" if m.node and not m.path.endswith(m.node.lstrip("/")) else ""
     lines = [f"ONNX {op} node {printable(m.path)}{named}" + (f": {what}" if what else "")]
     lines += [f"not an nn module ({r['code']}): {printable(r['detail'])}; the parameters below are the nearest nn.{op}'s"
               for r in m.not_expressible]
@@ -109,8 +109,9 @@ def onnx_lines(m) -> list[str]:
             mine = [s for s in states if s["value"] == value]
             layer = (lambda s: f" (layer {s['layer']})" if "layer" in s else "")
             if value is None:
-                lines += [f"{s['torch']}{layer(s)} of {op} {printable(m.path)}: {s['role']} not traced to a graph {kind}"
-                          for s in mine]
+                lines += [f"{s['torch']}{layer(s)} of {op} {printable(m.path)}: " + (
+                          f"{s['role']} is fixed in the file, not an input: {s['constant']}" if s.get("constant")
+                          else f"{s['role']} not traced to a graph {kind}") for s in mine]
                 continue
             parts = [f"{printable(s[key])} -> {s['torch']}{layer(s)}" if key == "from" else
                      f"{s['torch']}{layer(s)} -> {printable(s[key])}" for s in mine]
