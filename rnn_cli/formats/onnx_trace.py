@@ -8,8 +8,9 @@ axis 0 they were taken from. A node inside If branches is observed by inlining i
 into the main graph (a copy in memory; the file is not changed), so that every branch runs
 whatever the condition; Loop and Scan bodies are not followed (their inputs exist only
 per iteration). Nodes that the value does not depend on are left out before anything runs.
-Unknown dimensions are given size 1, integer inputs zeros; anything that fails leaves `from`
-None.
+Unknown dimensions are given size 1, integer inputs zeros; operators whose output size comes
+from values (Expand, ConstantOfShape, Tile...), random ones and loops are never run; anything
+that fails leaves `from` None.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from onnx import helper, numpy_helper
 from rnn_cli.formats import onnx_graph, safe_read
 
 MAX_MARKS = 2**24  # distinct integers float32 holds exactly
+# operators whose output size comes from values (a crafted shape could ask for any amount of
+# memory), that draw random numbers, or that loop: a probe holding one of them is not run
+NOT_RUN = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot", "Loop", "Scan",
+           "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 ROLE_INPUT = {"initial_h": 5, "initial_c": 6}
 
 
@@ -111,6 +116,8 @@ def _flat_model(model, scope, name: str, src: safe_read.Source):
             needed.add(id(n))
             todo += list(n.input) + _captured(n)
     kept = [n for n in nodes if id(n) in needed]
+    if not _safe(kept):
+        return None
     inputs = [i for i in scope.graph.input if i.name in seen and i.name not in inits]
     tensors = [numpy_helper.from_array(onnx_graph.tensor_array(t, src, f"initializer {t.name}"), t.name)
                for t in inits.values() if t.name in seen]
@@ -118,6 +125,17 @@ def _flat_model(model, scope, name: str, src: safe_read.Source):
     probe = helper.make_model(graph, opset_imports=list(model.opset_import), functions=list(model.functions))
     probe.ir_version = model.ir_version
     return probe, inputs
+
+
+def _safe(nodes) -> bool:
+    """Standard operators only, none of NOT_RUN, in subgraphs too."""
+    for n in nodes:
+        if n.domain not in ("", "ai.onnx") or n.op_type in NOT_RUN:
+            return False
+        for attr in n.attribute:
+            if not _safe([m for g in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs) for m in g.node]):
+                return False
+    return True
 
 
 def _captured(node) -> list[str]:
