@@ -26,7 +26,6 @@ torch = pytest.importorskip("torch")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from rnn_cli.errors import RnnCliError  # noqa: E402
 from rnn_cli.formats import onnx_read, safe_read  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -28,7 +28,6 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from rnn_cli.errors import RnnCliError
 from rnn_cli.formats import safe_read
 from rnn_cli.printable import printable
 
