@@ -118,7 +118,7 @@ def test_torch_exports_map_back_to_the_exported_state_dict(name, tmp_path):
     for k, v in state.items():
         np.testing.assert_array_equal(m.params[k], v, err_msg=k)
     if name == "rnn-relu":
-        assert m.declared == {"nonlinearity": "relu"}
+        assert m.declared["nonlinearity"] == "relu" and m.declared["attributes"]["activations"] == ["Relu"]
     h, c = (hx if isinstance(hx, tuple) else (hx, None))
     got = onnx_read.forward(path, m, x.numpy(), h.numpy(), None if c is None else c.numpy())
     for key, want in zip(("output", "h_n", "c_n"), expected):
@@ -220,7 +220,7 @@ def test_inspect_cli_lists_both_branches_with_their_states(if_file):
     out = _rnn_cli("inspect", if_file, check_rc=0).stdout
     for branch in ("then_branch", "else_branch"):
         path = f"/If_0/{branch}/LSTM_14"
-        assert f"ONNX LSTM node {path}: one step: an LSTMCell(128, 128)-equivalent layer" in out
+        assert f"ONNX LSTM node {path} (hidden_size=128): one step: an LSTMCell(128, 128)-equivalent layer" in out
         assert (f"graph input state (2, N, 128): state[0] -> h_0 of LSTM {path} (LSTMCell 128->128), "
                 "state[1] -> c_0") in out
         assert f"graph output stateN (2, N, 128): h_n -> stateN[0] of LSTM {path}" in out

@@ -116,7 +116,8 @@ def _node_problems(n: NodeRead) -> list[str]:
 def _not_expressible(n: NodeRead) -> tuple[list[dict], dict]:
     """{code, detail} for each thing nn.RNN/LSTM/GRU cannot compute; and what the file states
     that torch's constructor takes (batch_first for layout=1, nonlinearity='relu')."""
-    out, declared = [], {}
+    out = []
+    declared: dict = {"attributes": {k: v for k, v in n.attrs.items() if isinstance(v, (int, float, str, list))}}
 
     def no(code: str, detail: str) -> None:
         out.append({"code": code, "detail": detail})

@@ -98,7 +98,8 @@ def onnx_lines(m) -> list[str]:
     what = (f"one step: an {m.kind}({m.input_size}, {m.hidden_size})-equivalent layer" if m.is_cell
             else f"{m.num_layers} nodes stacked through the exporter's Transpose/Reshape" if m.num_layers > 1 else "")
     named = f" (node name {printable(m.node)!r})" if m.node and not m.path.endswith(m.node.lstrip("/")) else ""
-    lines = [f"ONNX {op} node {printable(m.path)}{named}" + (f": {what}" if what else "")]
+    said = ", ".join(f"{k}={printable(str(v))}" for k, v in m.declared.get("attributes", {}).items())
+    lines = [f"ONNX {op} node {printable(m.path)}{named}" + (f" ({said})" if said else "") + (f": {what}" if what else "")]
     lines += [f"not an nn module ({r['code']}): {printable(r['detail'])}; the parameters below are the nearest nn.{op}'s"
               for r in m.not_expressible]
     lines += [f"  {name} <- {printable(text)}" for name, text in m.source_names.items()]
