@@ -492,3 +492,10 @@ def test_state_through_arithmetic_and_an_if_is_traced_by_marked_values(tmp_path)
         assert [(s["from"], s.get("traced_by")) for s in initial] == [("state_in[0]", "onnxruntime"), ("state_in[1]", "onnxruntime")]
     out = _rnn_cli("inspect", path, check_rc=0).stdout
     assert "graph input state_in (2, N, 128): state_in[0] -> h_0 of LSTM /If_3/then_branch/LSTM_14" in out
+
+
+def test_readme_example_is_what_make_examples_writes(tmp_path):
+    """docs/examples/vad.onnx (the README's ONNX output) is what make-examples.py's vad_model
+    writes. Bug caught: a README block made from a file no script can make again."""
+    if_model(tmp_path / "vad.onnx", H=16)
+    assert (tmp_path / "vad.onnx").read_bytes() == (ROOT / "docs" / "examples" / "vad.onnx").read_bytes()
