@@ -397,7 +397,7 @@ def forward(path, module: RecurrentModule, x: np.ndarray, h_0: np.ndarray | None
     if unit is None:
         raise RnnCliError(f"{printable(str(path))}: no recurrent node at {printable(str(module.path))}")
     model, feeds = _unit_model(unit, x, h_0, c_0)
-    from rnn_cli.formats.onnx_export import _session, quiet
+    from rnn_cli.formats.onnx_check import _session, quiet
 
     try:
         with quiet():

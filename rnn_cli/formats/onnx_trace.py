@@ -67,7 +67,7 @@ def observe(model, scope, name: str, src: safe_read.Source):
             start += size
         else:
             feeds[info.name] = np.zeros(dims, dtype)
-    from rnn_cli.formats.onnx_export import _session, quiet
+    from rnn_cli.formats.onnx_check import _session, quiet
 
     try:
         with quiet():
