@@ -11,6 +11,8 @@ pickled.pt  torch.save(model[1]), a whole module pickled: what rnn-cli refuses t
 encoder.jit torch.jit.save(torch.jit.script(Speller())): a TorchScript archive with an nn.GRU
             in a submodule, read by `rnn-cli inspect` without running its code
 port.npz    a GRU(8, 16) kept in torch's layout under a port's own names (enc_w_ih, ...)
+vad.onnx    an ONNX graph (onnx.helper) with an LSTMCell(16, 16) step in each branch of an If,
+            fed by one graph input `state` (2, N, 16) holding h and c
 
     python docs/examples/make-examples.py encoder.jit port.npz   # only these
 """
@@ -73,14 +75,78 @@ def port() -> None:
     np.savez(HERE / "port.npz", **arrays)
 
 
+def _const(name, a):
+    from onnx import helper, numpy_helper
+
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(a), name + "_t"))
+
+
+def _branch(p: str, H: int, rng):
+    """One If branch as a published model writes an nn.LSTMCell step: h, c = state[0], state[1]
+    (Gather), X = Unsqueeze(x), W/R/B = Unsqueeze(Constant), LSTM, Squeeze, Concat -> stateN.
+    (torch's exporter writes nn.LSTMCell as Gemm nodes, not as an LSTM node.)"""
+    from onnx import TensorProto, helper
+
+    W = rng.standard_normal((4 * H, H)).astype(np.float32) * 0.2
+    R = rng.standard_normal((4 * H, H)).astype(np.float32) * 0.2
+    B = rng.standard_normal(8 * H).astype(np.float32) * 0.2
+    nodes = [_const(p + "zero", np.int64(0)), _const(p + "one", np.int64(1)), _const(p + "ax", np.array([0], np.int64)),
+             _const(p + "W2", W), _const(p + "R2", R), _const(p + "B1", B),
+             helper.make_node("Gather", ["state", p + "zero"], [p + "h"]),
+             helper.make_node("Gather", ["state", p + "one"], [p + "c"]),
+             helper.make_node("Unsqueeze", [p + "h", p + "ax"], [p + "h0"]),
+             helper.make_node("Unsqueeze", [p + "c", p + "ax"], [p + "c0"]),
+             helper.make_node("Unsqueeze", ["x", p + "ax"], [p + "X"]),
+             helper.make_node("Unsqueeze", [p + "W2", p + "ax"], [p + "W"]),
+             helper.make_node("Unsqueeze", [p + "R2", p + "ax"], [p + "R"]),
+             helper.make_node("Unsqueeze", [p + "B1", p + "ax"], [p + "B"]),
+             helper.make_node("LSTM", [p + "X", p + "W", p + "R", p + "B", "", p + "h0", p + "c0"],
+                              [p + "Y", p + "Yh", p + "Yc"], hidden_size=H),
+             helper.make_node("Squeeze", [p + "Yh", p + "ax"], [p + "h1"]),
+             helper.make_node("Squeeze", [p + "Yc", p + "ax"], [p + "c1"]),
+             helper.make_node("Unsqueeze", [p + "h1", p + "ax"], [p + "hh"]),
+             helper.make_node("Unsqueeze", [p + "c1", p + "ax"], [p + "cc"]),
+             helper.make_node("Concat", [p + "hh", p + "cc"], [p + "st"], axis=0),
+             helper.make_node("Identity", [p + "h1"], [p + "out"])]
+    outs = [helper.make_tensor_value_info(p + "out", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info(p + "st", TensorProto.FLOAT, None)]
+    return helper.make_graph(nodes, p + "branch", [], outs)
+
+
+def vad_model(path, H=16, state_in_main=None) -> None:
+    """x (N, H), state (2, N, H), use_a (bool) -> out (N, H), stateN (2, N, H): an LSTMCell step
+    with its own weights in each branch of an If (one model per sample rate), as published voice
+    activity detectors ship it. state_in_main: main-graph nodes that make `state` from `state_in`."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    then_g, else_g = _branch("a_", H, rng), _branch("b_", H, rng)
+    nodes = list(state_in_main or []) + [helper.make_node("If", ["use_a"], ["out", "stateN"], then_branch=then_g, else_branch=else_g)]
+    graph = helper.make_graph(
+        nodes, "vad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", H]),
+         helper.make_tensor_value_info("state_in" if state_in_main else "state", TensorProto.FLOAT, [2, "N", H]),
+         helper.make_tensor_value_info("use_a", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", H]),
+         helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [2, "N", H])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+
+
+
+
 def main() -> None:
-    only = {"encoder.jit": torchscript, "port.npz": port}
+    only = {"encoder.jit": torchscript, "port.npz": port, "vad.onnx": lambda: vad_model(HERE / "vad.onnx")}
     if sys.argv[1:]:
         for name in sys.argv[1:]:
             only[name]()
         return
     torchscript()
     port()
+    vad_model(HERE / "vad.onnx")
     m = model()
     state = m.state_dict()
     torch.save(state, HERE / "model.pt")

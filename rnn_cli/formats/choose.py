@@ -46,7 +46,7 @@ def select_module(inspection, prefix: str | None) -> RecurrentModule:
             return modules[0]
         raise RnnCliError(f"--params {path}: {len(modules)} recurrent modules; pick one with {path}:PREFIX from: {names}")
     for m in modules:
-        if m.prefix == prefix or (prefix in ("", "(top level)") and m.prefix == ""):
+        if m.prefix == prefix or (prefix in ("", "(top level)") and m.prefix == "") or (m.node and m.node == prefix):
             return m
     raise RnnCliError(f"--params {path}:{prefix}: no recurrent module {prefix!r}; the file has: {names}")
 

@@ -82,11 +82,47 @@ def source_lines(m) -> list[str]:
         gates = f" ({', '.join(layout.gate_names(cell))})" if cell and cell != "rnn" else ""
         lines = [f"candidate by shapes: renamed weights in torch's gate order{gates}:"]
         return lines + [f"  {printable(key)} -> {name}" for name, key in m.source_names.items()]
+    if m.source == "onnx":
+        return onnx_lines(m)
     if m.source == "torchscript":
         said = ", ".join(f"{k}={v!r}" for k, v in m.declared.items())
         return [f"TorchScript: the archive states {said}" if said
                 else "TorchScript: the archive states nothing beyond the shapes"]
     return []
+
+
+def onnx_lines(m) -> list[str]:
+    """An ONNX module: its node and what it is in torch's terms, why no nn module computes it,
+    each torch parameter's rows in W/R/B, and one line per graph input/output its states use."""
+    op = (m.kind or "").removesuffix("Cell")
+    what = (f"one step: an {m.kind}({m.input_size}, {m.hidden_size})-equivalent layer" if m.is_cell
+            else f"{m.num_layers} nodes stacked through the exporter's Transpose/Reshape" if m.num_layers > 1 else "")
+    named = f" (node name {printable(m.node)!r})" if m.node and not m.path.endswith(m.node.lstrip("/")) else ""
+    said = ", ".join(f"{k}={printable(str(v))}" for k, v in m.declared.get("attributes", {}).items())
+    lines = [f"ONNX {op} node {printable(m.path)}{named}" + (f" ({said})" if said else "") + (f": {what}" if what else "")]
+    lines += [f"not an nn module ({r['code']}): {printable(r['detail'])}; the parameters below are the nearest nn.{op}'s"
+              for r in m.not_expressible]
+    lines += [f"  {name} <- {printable(text)}" for name, text in m.source_names.items()]
+    step = f"{m.kind} {m.input_size}->{m.hidden_size}"
+    for kind, key in (("input", "from"), ("output", "to")):
+        states = [s for s in m.states if key in s]
+        for value in dict.fromkeys(s["value"] for s in states):
+            mine = [s for s in states if s["value"] == value]
+            layer = (lambda s: f" (layer {s['layer']})" if "layer" in s else "")
+            if value is None:
+                lines += [f"{s['torch']}{layer(s)} of {op} {printable(m.path)}: " + (
+                          f"{s['role']} is fixed in the file, not an input: {s['constant']}" if s.get("constant")
+                          else f"{s['role']} not traced to a graph {kind}") for s in mine]
+                continue
+            parts = [f"{printable(s[key])} -> {s['torch']}{layer(s)}" if key == "from" else
+                     f"{s['torch']}{layer(s)} -> {printable(s[key])}" for s in mine]
+            parts[0] += f" of {op} {printable(m.path)} ({step})"
+            lines.append(f"graph {kind} {printable(value)} {s_shape(mine[0])}: " + ", ".join(parts))
+    return lines
+
+
+def s_shape(state: dict) -> str:
+    return state.get("shape") or "(shape not declared)"
 
 
 def inspect_renderables(console: Console, report: Inspection) -> list[RenderableType]:
