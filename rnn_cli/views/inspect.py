@@ -82,11 +82,24 @@ def source_lines(m) -> list[str]:
         gates = f" ({', '.join(layout.gate_names(cell))})" if cell and cell != "rnn" else ""
         lines = [f"candidate by shapes: renamed weights in torch's gate order{gates}:"]
         return lines + [f"  {printable(key)} -> {name}" for name, key in m.source_names.items()]
+    if m.source == "keras":
+        return keras_lines(m)
     if m.source == "torchscript":
         said = ", ".join(f"{k}={v!r}" for k, v in m.declared.items())
         return [f"TorchScript: the archive states {said}" if said
                 else "TorchScript: the archive states nothing beyond the shapes"]
     return []
+
+
+def keras_lines(m) -> list[str]:
+    """A Keras layer: what its config states, where each torch parameter comes from, and why no
+    nn module computes it where none does."""
+    said = ", ".join(f"{k}={v!r}" for k, v in m.declared.items() if k not in ("batch_first", "layer", "nonlinearity"))
+    layer = printable(str(m.declared.get("layer", "?")))
+    lines = [f"Keras {layer}: the file states {printable(said)}" if said
+             else f"Keras {layer}: weights only, read by their shapes"]
+    lines += [f"  {name} <- {printable(src)}" for name, src in m.source_names.items()]
+    return lines + [f"not an nn module: {printable(r['detail'])}" for r in m.not_expressible]
 
 
 def inspect_renderables(console: Console, report: Inspection) -> list[RenderableType]:
