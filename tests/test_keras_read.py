@@ -347,6 +347,42 @@ def test_a_huge_declared_dataset_in_a_small_file_is_refused_before_reading(tmp_p
     assert code == 2 and len(err) == 1 and "declares" in err[0] and "stores 0 bytes" in err[0], err
 
 
+def _crafted(path, kind: str) -> None:
+    """A .weights.h5 whose LSTM kernel is something Keras never writes."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        v = f.create_group("layers/lstm/cell/vars")
+        v.create_dataset("1", data=np.zeros((2, 8), "f4"))
+        if kind == "external link":  # h5py would open another file to follow it
+            v["0"] = h5py.ExternalLink(str(path) + ".other", "/x")
+        elif kind == "external storage":  # the data bytes live in another file
+            v.create_dataset("0", shape=(3, 8), dtype="f4", external=[(str(path) + ".raw", 0, 96)])
+        elif kind == "strings":
+            v.create_dataset("0", data=np.array(["a", "b"], dtype=object), dtype=h5py.string_dtype())
+
+
+@pytest.mark.parametrize("kind,words", [("external link", "link"), ("external storage", "other files"),
+                                        ("strings", "holds object values")])
+def test_weights_that_are_not_plain_floats_in_this_file_are_refused(tmp_path, kind, words):
+    """Bugs: following a link or external storage out of the file (reading whatever path the file
+    names), or reading an object dtype dataset as weights."""
+    p = tmp_path / "crafted.weights.h5"
+    _crafted(p, kind)
+    code, _, err = cli("inspect", str(p))
+    assert code == 2 and len(err) == 1 and words in err[0], err
+
+
+def test_a_config_nested_beyond_any_model_is_one_line(tmp_path):
+    """Bug: a RecursionError traceback from json on a config.json of 100,000 nested lists."""
+    p = tmp_path / "deep.keras"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("config.json", "[" * 100_000 + "]" * 100_000)
+        z.writestr("model.weights.h5", b"")
+    code, _, err = cli("inspect", str(p))
+    assert code == 2 and len(err) == 1 and "too deeply" in err[0], err
+
+
 def test_an_escape_in_a_layer_name_is_shown_escaped(saved, tmp_path):
     """Bug: a layer name from the file printed raw: it could retitle or clear the terminal."""
     evil = "\x1b]0;pwned\x07\x1b[2Jlstm"

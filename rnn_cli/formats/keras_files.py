@@ -60,7 +60,7 @@ class Layer:
 
 @dataclass
 class KerasFile:
-    kind: str  # "keras", "legacy h5", "weights-only"
+    kind: str  # ".keras", "legacy .h5", ".weights.h5"
     layers: list[Layer]
     others: list[str] = field(default_factory=list)  # "Dense 'dense'": the layers that are not recurrent
     notes: list[str] = field(default_factory=list)
@@ -80,7 +80,7 @@ def read(src: safe_read.Source) -> KerasFile:
         if safe_read.sniff(head) == "zip":
             config, weights = _unzip(src)
             with _h5(src, io.BytesIO(weights)) as f:
-                out = KerasFile("keras", [])
+                out = KerasFile(".keras", [])
                 _walk_config(src, config, f.get("layers"), (), out, 0)
                 return out
         if head != HDF5_MAGIC:
@@ -89,7 +89,7 @@ def read(src: safe_read.Source) -> KerasFile:
             if "model_config" in f.attrs:
                 return _legacy(src, f)
             if isinstance(_child(src, f, "layers"), h5py.Group):
-                out = KerasFile("weights-only", [])
+                out = KerasFile(".weights.h5", [])
                 _walk_weights(src, f["layers"], (), out, 0)
                 return out
             raise src.error("is an HDF5 file without a Keras model (no model_config, no layers group)")
@@ -121,7 +121,7 @@ def _unzip(src: safe_read.Source) -> tuple[dict, bytes]:
 
 
 def _member(src: safe_read.Source, z: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None) -> bytes:
-    label = f"{src.label} member {printable(info.filename)!r}"
+    label = f"{src.label} member '{printable(info.filename)}'"
     if limit is not None and info.file_size > limit:
         raise RnnCliError(f"{label}: declares {info.file_size:,} bytes, more than a Keras config ({limit:,} at most)")
     if info.compress_type == zipfile.ZIP_STORED and info.compress_size > src.size:
@@ -290,7 +290,7 @@ def _walk_config(src: safe_read.Source, model: dict, group, names: tuple[str, ..
         elif cls == "Bidirectional":
             out.layers.append(_bidirectional(src, cfg, sub, here))
         else:
-            out.others.append(f"{printable(cls)} {printable(name)!r}")
+            out.others.append(f"{printable(cls)} '{printable(name)}'")
 
 
 def _bidirectional(src: safe_read.Source, cfg: dict, group, names: tuple[str, ...]) -> Layer:
@@ -300,7 +300,7 @@ def _bidirectional(src: safe_read.Source, cfg: dict, group, names: tuple[str, ..
     back_cfg = back.get("config") if isinstance(back, dict) else None
     cls = inner.get("class_name") if isinstance(inner, dict) else None
     if not isinstance(fwd_cfg, dict) or cls not in RECURRENT:
-        raise src.error(f"Bidirectional layer {printable(names[-1])!r} wraps {printable(str(cls))}, not an LSTM, GRU or SimpleRNN")
+        raise src.error(f"Bidirectional layer '{printable(names[-1])}' wraps {printable(str(cls))}, not an LSTM, GRU or SimpleRNN")
     if not isinstance(back_cfg, dict):  # Keras builds the backward layer from the forward one's config
         back_cfg = {**fwd_cfg, "name": "backward_" + str(fwd_cfg.get("name", "")), "go_backwards": not fwd_cfg.get("go_backwards", False)}
     dirs = []
@@ -335,7 +335,7 @@ def _walk_weights(src: safe_read.Source, group, names: tuple[str, ...], out: Ker
         elif "layers" in sub:
             _walk_weights(src, _child(src, sub, "layers"), here, out, depth + 1)
         elif len(sub.get("vars", ())):
-            out.others.append(f"{printable(key)} {printable(here[-1])!r}")
+            out.others.append(f"{printable(key)} '{printable(here[-1])}'")
 
 
 def _legacy(src: safe_read.Source, f: h5py.File) -> KerasFile:
@@ -344,7 +344,7 @@ def _legacy(src: safe_read.Source, f: h5py.File) -> KerasFile:
     `[model/]<layer>/<cell>/kernel[:0]`: a cell's arrays are the names whose layer part matches."""
     config = _json(src, _attr(src, f, "model_config", 1) or "", "model_config attribute")
     weights = _child(src, f, "model_weights")
-    out = KerasFile("legacy h5", [])
+    out = KerasFile("legacy .h5", [])
     _walk_config(src, config, None, (), out, 0)
     for layer in out.layers:
         top = _child(src, weights, layer.names[0]) if isinstance(weights, h5py.Group) else None

@@ -42,10 +42,10 @@ def read_modules(src: safe_read.Source) -> tuple[Loaded, list[RecurrentModule]]:
     """Every recurrent layer of the file as a RecurrentModule in torch's layout."""
     kf = keras_files.read(src)
     with np.errstate(all="ignore"):
-        modules = [_module(layer, kf.kind) for layer in kf.layers]
+        modules = [_module(layer) for layer in kf.layers]
     if not modules:
         seen = ", ".join(kf.others[:8]) + (" ..." if len(kf.others) > 8 else "") or "none"
-        raise src.error(f"no recurrent layer (LSTM, GRU, SimpleRNN, Bidirectional) found in this Keras {kf.kind} file; "
+        raise src.error(f"no recurrent layer (LSTM, GRU, SimpleRNN, Bidirectional) found in this {kf.kind} file; "
                         f"layers: {seen}")
     return Loaded(src.path, "keras", {}, None, kf.notes), modules
 
@@ -64,7 +64,7 @@ def _setting(cfg: dict | None, key: str, default):
     return default if cfg is None else cfg.get(key, default)
 
 
-def _module(layer: Layer, kind: str) -> RecurrentModule:
+def _module(layer: Layer) -> RecurrentModule:
     name = layer.prefix
     cell = CELL_OF.get(layer.cls or "") or _cell_by_shapes(layer.directions[0].arrays)
     params: dict[str, np.ndarray] = {}
@@ -235,7 +235,7 @@ def forward(path, module: RecurrentModule, x: np.ndarray, h_0: np.ndarray | None
     src = safe_read.source(path)
     layer = next((la for la in keras_files.read(src).layers if la.prefix == module.prefix), None)
     if layer is None:
-        raise src.error(f"has no Keras recurrent layer {printable(module.prefix)!r}")
+        raise src.error(f"has no Keras recurrent layer '{printable(module.prefix)}'")
     cell = CELL_OF.get(layer.cls or "") or module.kind and layout.CELL_OF[module.kind]
     built = _build(keras, layer, cell, module)
     L, N, _ = x.shape
