@@ -268,6 +268,15 @@ def test_what_no_nn_module_computes_is_named_with_the_nearest_parameters_kept(sa
     assert not before.params["bias_hh_l0"].any() and before.params["bias_ih_l0"].any()
 
 
+def test_the_screen_says_which_keras_columns_make_each_torch_gate(saved):
+    """Bug: the screen naming the gates in Keras' order where torch's is meant (a reader who
+    permutes by it gets z and r swapped). GRU(6): torch's r, z, n are Keras' columns 6:12, 0:6, 12:18."""
+    code, out, err = cli("inspect", saved["gru"][2]["keras"])
+    assert code == 0, err
+    assert "torch's r, z, n = Keras' r, z, h = columns 6:12, 0:6, 12:18" in out
+    assert "bias_hh_l0 <- bias[1]" in out and "weight_ih_l0 <- kernel.T" in out
+
+
 def test_json_carries_source_names_and_expressibility(saved):
     """Bug: the Keras facts lost on the way to inspect's JSON (another program reads them)."""
     code, out, err = cli("inspect", saved["gru_before"][2]["keras"], "--json")
