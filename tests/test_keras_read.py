@@ -409,6 +409,16 @@ def test_an_escape_in_a_layer_name_is_shown_escaped(saved, tmp_path):
     assert json.loads(out)["modules"][0]["prefix"] == evil  # JSON keeps the exact string
 
 
+def test_reading_never_imports_keras(saved):
+    """Bug: the reader importing Keras (seconds of start-up, and TensorFlow where that is Keras'
+    backend) to read what h5py and json read. Keras is the proof runtime only."""
+    code = ("import sys; from rnn_cli.formats import checkpoint as ck; "
+            f"[ck.inspect_file(p) for p in {list(saved['bi_concat'][2].values())!r}]; "
+            "assert not {'keras', 'tensorflow'} & set(sys.modules), 'keras imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
 def test_without_h5py_inspect_names_the_keras_extra(saved):
     """Bug: an ImportError traceback where the user needs `pip install 'rnn-cli[keras]'`."""
     code = (
