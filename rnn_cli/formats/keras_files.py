@@ -35,6 +35,7 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MAX_CONFIG_BYTES = 64 * 2**20  # config.json / model_config: a model's config is kilobytes
 MAX_DEPTH = 32  # models nested in models
 MAX_LAYERS = 100_000  # layers in all, nested included
+MAX_RATIO = 1032  # zlib's deflate cannot expand data more than this (its maximum compression ratio)
 VARS = ("kernel", "recurrent_kernel", "bias")  # a Keras RNN cell's variables, in build order
 
 
@@ -81,7 +82,7 @@ def read(src: safe_read.Source) -> KerasFile:
             config, weights = _unzip(src)
             with _h5(src, io.BytesIO(weights)) as f:
                 out = KerasFile(".keras", [])
-                _walk_config(src, config, f.get("layers"), (), out, 0)
+                _walk_config(src, config, _child(src, f, "layers"), (), out, 0)
                 return out
         if head != HDF5_MAGIC:
             raise src.error("is neither a .keras zip nor an HDF5 file (.h5 / .weights.h5): its first bytes say otherwise")
@@ -195,6 +196,9 @@ def _array(src: safe_read.Source, ds, what: str) -> np.ndarray:
     if ds.compression is None and need > stored:
         raise src.error(f"{what} declares {shape} {ds.dtype} ({need:,} bytes) but the file stores {stored:,} bytes "
                         "for it: it is cut off or crafted")
+    if need > MAX_RATIO * max(stored, 1):  # compressed: deflate expands 1032 times at most
+        raise src.error(f"{what} declares {shape} {ds.dtype} ({need:,} bytes) from {stored:,} compressed bytes, "
+                        f"more than {MAX_RATIO:,} times as many: crafted")
     safe_read.check_fits_memory(f"{src.label} {what}", need, "declares")
     try:
         return np.asarray(ds[()], dtype=ds.dtype.newbyteorder("="))
@@ -231,6 +235,12 @@ def _attr(src: safe_read.Source, obj, name: str, max_items: int = MAX_LAYERS):
             return None
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value.ravel().tolist()]
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value if isinstance(value, str) else None
+
+
+def _has(group, name: str) -> bool:
+    """Whether `group` has a link `name`, without following it (`name in group` would open the
+    file an external link names)."""
+    return group.get(name, getlink=True) is not None
 
 
 def _cell_arrays(src: safe_read.Source, layer) -> dict[str, np.ndarray]:
@@ -324,17 +334,17 @@ def _walk_weights(src: safe_read.Source, group, names: tuple[str, ...], out: Ker
         if not isinstance(sub, h5py.Group):
             continue
         here = (*names, _name_attr(src, sub, key))
-        if "forward_layer" in sub and "backward_layer" in sub:
+        if _has(sub, "forward_layer") and _has(sub, "backward_layer"):
             dirs = []
             for part in ("forward_layer", "backward_layer"):
                 d = _child(src, sub, part)
                 dirs.append(Direction((*here, _name_attr(src, d, part)), _cell_arrays(src, d), None))
             out.layers.append(Layer(here, None, dirs, None, bidirectional=True))
-        elif "cell" in sub:
+        elif _has(sub, "cell"):
             out.layers.append(Layer(here, None, [Direction(here, _cell_arrays(src, sub), None)], None))
-        elif "layers" in sub:
+        elif _has(sub, "layers"):
             _walk_weights(src, _child(src, sub, "layers"), here, out, depth + 1)
-        elif len(sub.get("vars", ())):
+        elif isinstance(vars_ := _child(src, sub, "vars"), h5py.Group) and len(vars_):
             out.others.append(f"{printable(key)} '{printable(here[-1])}'")
 
 
