@@ -11,7 +11,6 @@ permutation, biases) is right.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess

@@ -72,7 +72,7 @@ def _module(layer: Layer) -> RecurrentModule:
     problems: list[str] = []
     sizes = set()
     for d, direction in enumerate(layer.directions):
-        got = _direction(name, cell, d, direction, params, sources, problems)
+        got = _direction(cell, d, direction, params, sources, problems)
         if got is not None:
             sizes.add(got)
     if cell is None and not problems:
@@ -95,7 +95,7 @@ def _module(layer: Layer) -> RecurrentModule:
     )
 
 
-def _direction(name: str, cell: str | None, d: int, direction: Direction, params: dict, sources: dict,
+def _direction(cell: str | None, d: int, direction: Direction, params: dict, sources: dict,
                problems: list[str]) -> tuple[int, int, bool] | None:
     """One direction's arrays mapped to torch's names into `params`/`sources`; (H_in, H, bias),
     or None with the reason in `problems`."""
