@@ -96,14 +96,20 @@ ONNX_COMMANDS = ("rnn-cli onnx", "rnn-cli bench")
 
 def refresh(text: str, check: bool = False) -> str:
     """Every block re-run. With `check`, the blocks of ONNX_COMMANDS stay as they are where the
-    optional onnx extra is not installed (the quick start's test command runs without it)."""
+    optional onnx extra is not installed (the quick start's test command runs without it), and
+    the blocks that read a .keras file where the keras extra is not."""
+    import importlib.util
+
     opened, matched = text.count("<!-- output"), len(BLOCK.findall(text))
     if opened != matched:  # a mistyped block would otherwise stay empty and pass --check
         raise SystemExit(f"README.md: {opened - matched} `<!-- output` block(s) do not parse; see docs/update-readme.py")
     skip_onnx = check and not _has_onnx_extra()
+    skip_keras = check and importlib.util.find_spec("h5py") is None  # the keras extra reads Keras files
 
     def block(m: re.Match) -> str:
         if skip_onnx and m.group("cmd").startswith(ONNX_COMMANDS):
+            return m.group(0)
+        if skip_keras and ".keras" in m.group("cmd"):
             return m.group(0)
         return m.group("open") + run(m.group("cmd"), KEEP.findall(m.group("keep")), bool(m.group("piped"))) + m.group("close")
 

@@ -13,6 +13,10 @@ encoder.jit torch.jit.save(torch.jit.script(Speller())): a TorchScript archive w
 port.npz    a GRU(8, 16) kept in torch's layout under a port's own names (enc_w_ih, ...)
 vad.onnx    an ONNX graph (onnx.helper) with an LSTMCell(16, 16) step in each branch of an If,
             fed by one graph input `state` (2, N, 16) holding h and c
+tagger.keras  a Keras Sequential: Bidirectional(LSTM(8)) on 5 features, then GRU(4,
+            reset_after=False), weights from numpy's Generator seeded 0; written only where
+            keras is installed (the keras extra), with KERAS_BACKEND=torch (set here): the other
+            files need no Keras. The zip's metadata.json holds the date it was saved.
 
     python docs/examples/make-examples.py encoder.jit port.npz   # only these
 """
@@ -138,8 +142,28 @@ def vad_model(path, H=16, state_in_main=None) -> None:
 
 
 
+def tagger() -> None:
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((None, 5)),
+        layers.Bidirectional(layers.LSTM(8, return_sequences=True), name="bidirectional"),
+        layers.GRU(4, reset_after=False, name="gru"),
+    ], name="tagger")
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # random biases too: Keras starts them at zero
+        layer.set_weights([(0.5 * rng.standard_normal(w.shape)).astype(np.float32) for w in layer.get_weights()])
+    model.save(HERE / "tagger.keras")
+
+
 def main() -> None:
-    only = {"encoder.jit": torchscript, "port.npz": port, "vad.onnx": lambda: vad_model(HERE / "vad.onnx")}
+    only = {"encoder.jit": torchscript, "port.npz": port, "vad.onnx": lambda: vad_model(HERE / "vad.onnx"),
+            "tagger.keras": tagger}
     if sys.argv[1:]:
         for name in sys.argv[1:]:
             only[name]()
@@ -147,6 +171,10 @@ def main() -> None:
     torchscript()
     port()
     vad_model(HERE / "vad.onnx")
+    try:
+        tagger()
+    except ImportError as e:
+        print(f"tagger.keras not written: {e} (pip install -e '.[keras]')", file=sys.stderr)
     m = model()
     state = m.state_dict()
     torch.save(state, HERE / "model.pt")

@@ -44,7 +44,7 @@ def _fitted_call(line: str, width: int) -> str:
 def _module_renderables(console: Console, r: ModuleReport) -> list[RenderableType]:
     m = r.module
     out: list[RenderableType] = [_text(""), _text(f"{m.name}:", style="bold")]
-    out += [_text(line) for line in source_lines(m)]
+    out += keras_renderables(console, m) if m.source == "keras" else [_text(line) for line in source_lines(m)]
     out += [Verbatim(Text(_fitted_call(printable(r.constructor), console.width))), _text("")]  # escaped, then laid out
     table = make_table(console, "Parameters", caption=f"{m.num_parameters:,} parameters, {m.dtype}")
     table.add_column("name", style="bold")
@@ -123,6 +123,43 @@ def onnx_lines(m) -> list[str]:
 
 def s_shape(state: dict) -> str:
     return state.get("shape") or "(shape not declared)"
+# Keras' defaults for the settings a Keras recurrent layer states (keras.layers.LSTM, GRU,
+# SimpleRNN, Bidirectional); inspect's screen names the others, its JSON all.
+KERAS_DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "reset_after": True,
+                  "return_sequences": False, "return_state": False, "go_backwards": False, "stateful": False,
+                  "unroll": False, "merge_mode": "concat"}
+
+
+def keras_renderables(console: Console, m) -> list[RenderableType]:
+    """A Keras layer: the settings its config states beyond Keras' defaults, the gate blocks'
+    move to torch's order, which Keras array each torch parameter comes from (inspect --json:
+    each block's columns), and why no nn module computes it where none does."""
+    from rnn_cli.core import layout
+
+    said = [f"{k}={v!r}" for k, v in m.declared.items()
+            if k == "units" or (k not in ("batch_first", "layer", "nonlinearity") and KERAS_DEFAULTS.get(k, v) != v)]
+    lines = [f"Keras {m.declared.get('layer', '?')}: {', '.join(said)}; the rest default" if said
+             else f"Keras {m.declared.get('layer', '?')}: weights only, read by their shapes"]
+    cell = layout.CELL_OF.get(m.kind or "")
+    if cell and cell != "rnn":
+        H, order = m.hidden_size, layout.order_from_torch(cell, "keras")
+        columns = ", ".join(f"{order.index(t) * H}:{(order.index(t) + 1) * H}" for t in range(len(order)))
+        letters = layout.gate_names(cell, "keras")
+        lines.append(f"  torch's {', '.join(layout.gate_names(cell))} = Keras' "
+                     f"{', '.join(letters[order.index(t)] for t in range(len(order)))} = columns {columns}")
+    lines += [f"  {name} <- {_keras_array(src, m.prefix)}" for name, src in m.source_names.items()]
+    out: list[RenderableType] = [_text(line) for line in lines]
+    return out + [_text(f"not an nn module: {r['detail']}", style="red") for r in m.not_expressible]
+
+
+def _keras_array(src: str, prefix: str) -> str:
+    """`bidirectional/forward_lstm/kernel[:, 0:8].T (i), ...` -> `forward_lstm/kernel.T`;
+    a GRU's bias row stays (`bias[1]`)."""
+    if "[" not in src:
+        return src.removeprefix(prefix + "/")
+    head, _, rest = src.partition("[")
+    row = f"[{rest[0]}]" if rest[:1].isdigit() and rest[1:3] == ", " else ""
+    return head.removeprefix(prefix + "/") + row + (".T" if ".T" in src else "")
 
 
 def inspect_renderables(console: Console, report: Inspection) -> list[RenderableType]:
