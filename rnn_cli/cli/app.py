@@ -955,6 +955,9 @@ def _status(first: str):
         yield lambda text: status.update(f"rnn-cli onnx: {text}")
 
 
+from rnn_cli.cli import convert as _convert  # noqa: E402,F401 - registers `rnn-cli convert`, kept in its own module
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """The console script. When the first argument names a command, only that command is
     built: typer otherwise makes every command's click options before parsing (start-up)."""

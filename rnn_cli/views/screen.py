@@ -646,6 +646,31 @@ def compare_rule_caption() -> str:
     )
 
 
+def checks_parts(console: Console, checks) -> list:
+    """compare's table of TensorChecks (its caption lifted under it), then a line per tensor
+    with NaN/Inf: compare's view, and convert's (the converted module against the source)."""
+    table = make_table(console, caption=compare_rule_caption())
+    table.add_column("tensor", style="bold", no_wrap=True)
+    table.add_column("shape", no_wrap=True)  # one shape when both sides agree
+    table.add_column("max abs diff", justify="right", no_wrap=True)
+    table.add_column("margin", justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    for c in checks:
+        verdict = Text("pass", style="green") if c.ok else Text("FAIL", style="bold red")
+        shapes = shape_str(c.torch_shape)
+        if c.torch_shape != c.reference_shape:
+            shapes += " vs " + shape_str(c.reference_shape)
+        add_row(
+            table,
+            c.name,
+            shapes,
+            "shape" if c.max_abs_diff is None else f"{c.max_abs_diff:.2e}",
+            _margin(c),
+            verdict,
+        )
+    return _lift_caption(table) + [Text(f"{c.name}:{_nonfinite(c)}") for c in checks if c.nonfinite_agree or c.nonfinite_mismatch]
+
+
 def show_compare(console: Console, cmp, view: View) -> None:
     """compare's human view: a header, the comparison table and the verdict (then any --show section)."""
     from rnn_cli.views.cost import parameters_text
@@ -673,27 +698,7 @@ def show_compare(console: Console, cmp, view: View) -> None:
         parts.append(Text(tf32_line(got.tf32)))
     parts.append(Text(f"Tolerance: {keep(f'|torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|')}  ({tol.why})"))
     parts += grad_tolerance_lines(cmp.checks, tol)
-    table = make_table(console, caption=compare_rule_caption())
-    table.add_column("tensor", style="bold", no_wrap=True)
-    table.add_column("shape", no_wrap=True)  # one shape when both sides agree
-    table.add_column("max abs diff", justify="right", no_wrap=True)
-    table.add_column("margin", justify="right", no_wrap=True)
-    table.add_column("result", no_wrap=True)
-    for c in cmp.checks:
-        verdict = Text("pass", style="green") if c.ok else Text("FAIL", style="bold red")
-        shapes = shape_str(c.torch_shape)
-        if c.torch_shape != c.reference_shape:
-            shapes += " vs " + shape_str(c.reference_shape)
-        add_row(
-            table,
-            c.name,
-            shapes,
-            "shape" if c.max_abs_diff is None else f"{c.max_abs_diff:.2e}",
-            _margin(c),
-            verdict,
-        )
-    parts += [Text("")] + _lift_caption(table)
-    parts += [Text(f"{c.name}:{_nonfinite(c)}") for c in cmp.checks if c.nonfinite_agree or c.nonfinite_mismatch]
+    parts += [Text("")] + checks_parts(console, cmp.checks)
     if cmp.ok:
         parts.append(Text("OK: torch matches the numpy reference within tolerance.", style="bold green"))
     else:
