@@ -356,11 +356,17 @@ def _reader(suffix: str) -> str:
 
 
 def not_expressible_line(conv: Conversion) -> str:
-    """One line: what torch cannot compute, and by how much the nearest nn module differs."""
+    """One line: what torch cannot compute, and by how much the nearest nn module differs (on
+    a seeded input it may happen to agree: a clip no value reaches; it is still another function)."""
     m = conv.module
     why = "; ".join(r.get("detail") or r.get("code", "") for r in m.not_expressible)
     diff = conv.max_abs_diff
-    by = "" if diff is None else f" differs by up to {diff:.2g}"
+    if diff is None:
+        by = " differs"
+    elif all(c.ok for c in conv.checks):
+        by = f" happens to agree within tolerance (up to {diff:.2g}) but computes another function"
+    else:
+        by = f" differs by up to {diff:.2g}"
     return (f"{printable(m.name)}: {printable(why)}: nn.{m.kind}{by} on a seeded input "
             f"(seed {conv.proof.seed}, N={conv.proof.batch}, L={conv.proof.seq_len}); no exact conversion exists")
 
