@@ -488,3 +488,27 @@ def test_json_keys_and_checks_are_compares(lstm_pt, tmp_path):
     results = json.loads(compare.stdout)["results"]
     assert [set(c) for c in doc["checks"]] == [set(results[0])] * 3
     assert [c["tensor"] for c in doc["checks"]] == ["output", "h_n", "c_n"]
+
+
+def test_half_precision_weights_are_written_as_the_float32_they_were_read_as(tmp_path):
+    """Catches: float16 weights written as something else than their exact float32 values, or
+    the conversion made silently (the note must say it)."""
+    torch.manual_seed(10)
+    half = nn.GRU(3, 4).half()
+    torch.save(half.state_dict(), tmp_path / "h.pt")
+    res = cli(tmp_path / "h.pt", tmp_path / "out.pt")
+    assert res.exit_code == 0, res.stderr
+    assert "note: float16 tensors converted to float32" in res.stdout
+    written = torch.load(tmp_path / "out.pt", weights_only=True)
+    assert all(written[k].dtype == torch.float32 and torch.equal(written[k], v.float()) for k, v in half.state_dict().items())
+
+
+def test_an_svg_of_the_view_cannot_be_dst_nor_come_with_json(lstm_pt, tmp_path):
+    """Catches: --export-svg replacing the converted file (both are written together), or a
+    --json run that would record a view it never prints."""
+    res = cli(f"{lstm_pt}:enc", tmp_path / "out.pt", "--export-svg", tmp_path / "out.pt")
+    assert res.exit_code == 2 and "same file" in res.stderr and not (tmp_path / "out.pt").exists()
+    res = cli(f"{lstm_pt}:enc", tmp_path / "out.pt", "--export-svg", tmp_path / "v.svg", "--json")
+    assert res.exit_code == 2 and not (tmp_path / "out.pt").exists() and not (tmp_path / "v.svg").exists()
+    res = cli(f"{lstm_pt}:enc", tmp_path / "out.pt", "--export-svg", tmp_path / "v.svg")
+    assert res.exit_code == 0 and (tmp_path / "out.pt").exists() and b"<svg" in (tmp_path / "v.svg").read_bytes()

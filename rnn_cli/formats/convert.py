@@ -253,7 +253,7 @@ def _torch_source(inspection: checkpoint.Inspection, module: RecurrentModule, dt
         what = "the archive's tensors"
     else:
         what = "the file's own tensors"
-    said = f"torch {torch.__version__}, nn.{module.kind} with {what}"
+    said = f"torch's nn.{module.kind} with {what}"
     return (lambda x, h_0, c_0: run_nn(m, module, x, h_0, c_0)), said
 
 
@@ -335,7 +335,7 @@ def convert(text: str, dst: str, proof: Proof = Proof(), json_out: bool = False)
     if module.expressible:
         data = serialize(state, suffix)
         m.load_state_dict(read_back(data, suffix, dst), strict=True)
-        converted = f"nn.{module.kind}, load_state_dict(strict=True) of DST by {_reader(suffix)}"
+        converted = f"the converted nn.{module.kind}, load_state_dict(strict=True) of DST by {_reader(suffix)}"
     else:
         import torch
 

@@ -37,7 +37,7 @@ def proof_lines(conv: convert.Conversion) -> list[RenderableType]:
     return [
         _text(f"Proof: one seeded input (seed {p.seed}, N={p.batch}, L={p.seq_len}, h_0 {p.h0}) through", style="bold"),
         _text(f"  ref:   the source, {conv.runtime}"),
-        _text(f"  torch: the converted {conv.converted}"),
+        _text(f"  torch: {conv.converted}"),
         Text(f"Tolerance: {keep(f'|torch - ref| <= {tol.atol:g} + {tol.rtol:g} * |ref|')}  ({tol.why})"),
     ]
 
@@ -63,7 +63,7 @@ def show_convert(console: Console, conv: convert.Conversion) -> None:
     where = f":{m.prefix}" if m.prefix else ""
     parts: list[RenderableType] = [_text(f"rnn-cli convert: {conv.path}{where} ({conv.format}) -> {conv.dst}", style="bold")]
     parts += [_text(f"note: {n}") for n in conv.notes]
-    parts += [_text(line) for line in source_lines(m)[:1]]  # renamed keys: the mapping table below says them
+    parts += [_text(line.rstrip(":")) for line in source_lines(m)[:1]]  # renamed keys: the mapping table says them
     nearest = "" if conv.expressible else "nearest nn module: "
     parts += [Verbatim(Text(nearest + _fitted_call(printable(conv.constructor), console.width))), _text("")]
     parts += [mapping_table(console, conv), _text("")]
