@@ -451,5 +451,6 @@ def convert_document(conv) -> dict:
         "checks": [check_document(c) for c in conv.checks],
         "ok": conv.ok,
         "not_expressible": [dict(r) for r in conv.module.not_expressible],
+        "unmeasured": conv.unmeasured,  # why the source could not run, where it could not (null: it ran)
         "notes": list(conv.notes),
     }

@@ -512,3 +512,26 @@ def test_an_svg_of_the_view_cannot_be_dst_nor_come_with_json(lstm_pt, tmp_path):
     assert res.exit_code == 2 and not (tmp_path / "out.pt").exists() and not (tmp_path / "v.svg").exists()
     res = cli(f"{lstm_pt}:enc", tmp_path / "out.pt", "--export-svg", tmp_path / "v.svg")
     assert res.exit_code == 0 and (tmp_path / "out.pt").exists() and b"<svg" in (tmp_path / "v.svg").read_bytes()
+
+
+def test_without_the_sources_runtime_a_layer_no_nn_module_computes_is_still_refused(fake_onnx, tmp_path, monkeypatch):
+    """Catches: a missing optional runtime (keras, onnxruntime) turning the refusal of a
+    non-expressible layer into a crash or an exit 2, or an expressible one converted unproved."""
+    make, _ = fake_onnx
+    path = make(lbr=0)
+    mod = sys.modules["fake_onnx_runtime"]
+
+    def no_runtime(*args):
+        raise ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime")
+
+    monkeypatch.setattr(mod, "forward", no_runtime)
+    res = cli(f"{path}:/rnn/GRU", tmp_path / "gru.pt", "--json")
+    assert res.exit_code == 1 and not (tmp_path / "gru.pt").exists()
+    doc = json.loads(res.stdout)
+    assert doc["unmeasured"] == "onnxruntime is not installed" and doc["checks"] == [] and doc["ok"] is False
+    line = " ".join(cli(f"{path}:/rnn/GRU", tmp_path / "gru.pt").stdout.split())
+    assert "nn.GRU computes another function (not measured: onnxruntime is not installed); no exact conversion exists" in line
+    expressible = make(lbr=1)
+    monkeypatch.setattr(sys.modules["fake_onnx_runtime"], "forward", no_runtime)
+    res = cli(f"{expressible}:/rnn/GRU", tmp_path / "gru.pt")
+    assert res.exit_code == 2 and "onnxruntime is not installed" in res.stderr and not (tmp_path / "gru.pt").exists()

@@ -83,6 +83,7 @@ class Conversion:
     tolerance: Tolerance
     checks: list[TensorCheck]
     notes: list[str] = field(default_factory=list)
+    unmeasured: str | None = None  # why the source could not run (its runtime is not installed)
 
     @property
     def expressible(self) -> bool:
@@ -90,7 +91,7 @@ class Conversion:
 
     @property
     def ok(self) -> bool:
-        return self.expressible and all(c.ok for c in self.checks)
+        return self.expressible and bool(self.checks) and all(c.ok for c in self.checks)
 
     @property
     def written(self) -> str | None:
@@ -330,7 +331,7 @@ def convert(text: str, dst: str, proof: Proof = Proof(), json_out: bool = False)
     tol = overridden(default_tolerance(dtype, False, None), proof.atol, proof.rtol)
     state = state_dict(module)
     source, runtime = source_runtime(inspection, module, dtype, zeros=proof.h0 == "zeros")
-    want = source(drawn.x, drawn.h_0, drawn.c_0)
+    want, unmeasured = _run_source(source, drawn, module)
     m = nn_module(module, dtype)
     if module.expressible:
         data = serialize(state, suffix)
@@ -343,12 +344,24 @@ def convert(text: str, dst: str, proof: Proof = Proof(), json_out: bool = False)
         m.load_state_dict({n: torch.from_numpy(a) for n, a in state.items()}, strict=True)
         converted = f"the nearest nn.{module.kind}, with the source's weights"
     got = run_nn(m, module, drawn.x, drawn.h_0, drawn.c_0)
-    checks = [check_tensor(n, got[n], np.asarray(want.get(n, np.zeros(0))), tol) for n in COMPARED if n in got]
+    checks = [check_tensor(n, got[n], np.asarray(want.get(n, np.zeros(0))), tol) for n in COMPARED if n in got and want]
     mapping = {n: module.key(n) for n in state}
     return Conversion(path=inspection.loaded.path, format=inspection.loaded.format, module=module,
                       constructor=checkpoint.constructor_line(module), mapping=mapping, state_dict=state, dst=dst,
                       data=data, proof=proof, runtime=runtime, converted=converted, tolerance=tol, checks=checks,
-                      notes=list(inspection.loaded.notes))
+                      notes=list(inspection.loaded.notes), unmeasured=unmeasured)
+
+
+def _run_source(source, drawn, module: RecurrentModule) -> tuple[dict, str | None]:
+    """The source's tensors on the draw; where its runtime is not installed, a layer that is not
+    expressible is still refused (unmeasured, with the reason), an expressible one cannot be proved."""
+    try:
+        return source(drawn.x, drawn.h_0, drawn.c_0), None
+    except ImportError as e:
+        missing = f"{printable(e.name or str(e))} is not installed"
+        if module.expressible:
+            raise RnnCliError(f"SRC: proving the conversion runs the source in its own runtime, and {missing}") from None
+        return {}, missing
 
 
 def _reader(suffix: str) -> str:
@@ -359,16 +372,14 @@ def not_expressible_line(conv: Conversion) -> str:
     """One line: what torch cannot compute, and by how much the nearest nn module differs (on
     a seeded input it may happen to agree: a clip no value reaches; it is still another function)."""
     m = conv.module
-    why = "; ".join(r.get("detail") or r.get("code", "") for r in m.not_expressible)
-    diff = conv.max_abs_diff
+    why = printable("; ".join(r.get("detail") or r.get("code", "") for r in m.not_expressible))
+    diff, p = conv.max_abs_diff, conv.proof
     if diff is None:
-        by = " differs"
-    elif all(c.ok for c in conv.checks):
-        by = f" happens to agree within tolerance (up to {diff:.2g}) but computes another function"
-    else:
-        by = f" differs by up to {diff:.2g}"
-    return (f"{printable(m.name)}: {printable(why)}: nn.{m.kind}{by} on a seeded input "
-            f"(seed {conv.proof.seed}, N={conv.proof.batch}, L={conv.proof.seq_len}); no exact conversion exists")
+        return f"{printable(m.name)}: {why}: nn.{m.kind} computes another function (not measured: {conv.unmeasured}); no exact conversion exists"
+    by = (f"happens to agree within tolerance (up to {diff:.2g}) but computes another function"
+          if all(c.ok for c in conv.checks) else f"differs by up to {diff:.2g}")
+    return (f"{printable(m.name)}: {why}: nn.{m.kind} {by} on a seeded input "
+            f"(seed {p.seed}, N={p.batch}, L={p.seq_len}); no exact conversion exists")
 
 
 def usage_lines(conv: Conversion) -> list[str]:
