@@ -24,7 +24,7 @@ class ProofOptions:
 
 @options
 class ConvertFlags(Output, ProofOptions, Tolerances):
-    """Write one recurrent module's weights in torch's layout (.pt, .safetensors, .npz) and prove them: the source, run by its own runtime, against the nn module loaded from what is written. Exit 1 on a mismatch or a layer no nn module computes (nothing written)."""
+    """Write one recurrent module as a torch state_dict (.pt, .safetensors, .npz), proved on a seeded input against the source's own runtime. Exit 1 on a mismatch (nothing written)."""
 
     src: Annotated[str, typer.Argument(metavar="SRC[:PREFIX]", rich_help_panel="Arguments", help="A file inspect reads, and the module's PREFIX as inspect names it (needed when the file has several).")]
     dst: Annotated[str, typer.Argument(metavar="DST", rich_help_panel="Arguments", help="DST.pt (torch.save of the state_dict), DST.safetensors or DST.npz; written only when the proof passes, all or nothing (an existing file is replaced atomically, never when it is SRC).")]
