@@ -362,7 +362,7 @@ def run_case(case: Case, budget: float, cuda: bool, tf32: bool, min_repeat: int,
 
 
 def _ms(seconds: float) -> str:
-    from rnn_cli.views.screen import format_ms
+    from rnn_cli.views.bench import format_ms
 
     return format_ms(seconds * 1e3)
 

@@ -43,7 +43,7 @@ BLOCK = re.compile(
 )
 KEEP = re.compile(r'"([^"]*)"\.\."([^"]*)"')
 NUMBER = re.compile(r"[-+]?\d[\d.,]*(?:e[-+]?\d+)?")
-# bench's warning when a row's timed runs spread more than 1.5x (rnn_cli/views/screen.py show_bench)
+# bench's warning when a row's timed runs spread more than 1.5x (rnn_cli/views/bench.py show_bench)
 BUSY = re.compile(r" ?Warning: the slowest run took more than .*?the machine was busy; rerun\.")
 # After numbers are masked: a run of one rule or bar character (a table's rule, whose length
 # follows the widest number in its columns; a bar chart's bar, whose length follows a value).

@@ -179,24 +179,27 @@ def compare_document(cmp, with_values: bool) -> dict:
     doc = run_document(cmp.torch, "compare", with_values)
     del doc["h_n_sources"]
     doc["tolerance"] = {"atol": cmp.tolerance.atol, "rtol": cmp.tolerance.rtol, "source": cmp.tolerance.why}
-    doc["results"] = [
-        {
-            "tensor": c.name,
-            "torch_shape": list(c.torch_shape),
-            "reference_shape": list(c.reference_shape),
-            "max_abs_diff": finite(c.max_abs_diff),
-            "max_rel_diff": finite(c.max_rel_diff),
-            "atol": c.tolerance.atol,
-            "rtol": c.tolerance.rtol,
-            "margin": finite(c.margin),  # max(|torch - ref| - (atol + rtol*|ref|)): <= 0 passes
-            "nonfinite_agree": c.nonfinite_agree,  # the same NaN/±Inf at the same place on both sides
-            "nonfinite_mismatch": c.nonfinite_mismatch,  # NaN/Inf on one side only
-            "ok": c.ok,
-        }
-        for c in cmp.checks
-    ]
+    doc["results"] = [check_document(c) for c in cmp.checks]
     doc["ok"] = cmp.ok
     return doc
+
+
+def check_document(c) -> dict:
+    """One compare.TensorCheck: compare's `results` entries and convert's `checks` (there,
+    torch is the converted nn module and the reference the source in its own runtime)."""
+    return {
+        "tensor": c.name,
+        "torch_shape": list(c.torch_shape),
+        "reference_shape": list(c.reference_shape),
+        "max_abs_diff": finite(c.max_abs_diff),
+        "max_rel_diff": finite(c.max_rel_diff),
+        "atol": c.tolerance.atol,
+        "rtol": c.tolerance.rtol,
+        "margin": finite(c.margin),  # max(|torch - ref| - (atol + rtol*|ref|)): <= 0 passes
+        "nonfinite_agree": c.nonfinite_agree,  # the same NaN/±Inf at the same place on both sides
+        "nonfinite_mismatch": c.nonfinite_mismatch,  # NaN/Inf on one side only
+        "ok": c.ok,
+    }
 
 
 def _torch_device(bench) -> str:
@@ -426,4 +429,28 @@ def onnx_document(report) -> dict:
         + [_check(c, "reference") for c in run.vs_reference]
         + [_check(c, "reference, ONNX layout") for c in run.y_checks],
         "ok": report.ok,
+    }
+
+
+def convert_document(conv) -> dict:
+    """convert --json: the module, the key mapping, the proof's checks, and where DST went
+    (`written` null when nothing was written: a mismatch, or a layer no nn module computes)."""
+    p = conv.proof
+    return {
+        "command": "convert",
+        "versions": versions(),
+        "source": conv.path,
+        "format": conv.format,
+        "prefix": conv.module.prefix,
+        "constructor": conv.constructor,
+        "written": conv.written,
+        "mapping": dict(conv.mapping),
+        "proof": {"seed": p.seed, "batch": p.batch, "seq_len": p.seq_len, "h0": p.h0,
+                  "source_runtime": conv.runtime, "converted": conv.converted},
+        "tolerance": {"atol": conv.tolerance.atol, "rtol": conv.tolerance.rtol, "source": conv.tolerance.why},
+        "checks": [check_document(c) for c in conv.checks],
+        "ok": conv.ok,
+        "not_expressible": [dict(r) for r in conv.module.not_expressible],
+        "unmeasured": conv.unmeasured,  # why the source could not run, where it could not (null: it ran)
+        "notes": list(conv.notes),
     }

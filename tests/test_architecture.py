@@ -6,7 +6,7 @@ What each rule catches:
 - import circle: two modules that import each other (directly or round a longer loop, at the
   top or inside a function) cannot be understood, tested or moved one without the other, and
   a top-level circle fails at import time depending on which module is imported first. The
-  bug: views.screen importing views.grad, which imported views.screen back.
+  bug: views.screen importing views.grad, which imported views.screen back (before the views package).
 - module over 500 lines / function over 60: a room doing two jobs (screen.py held code
   generation, colour math, bench tables and a progress bar); a function that cannot be read
   in one screen (diagram's _full, 92 lines). The bug: the next edit lands in the wrong half.

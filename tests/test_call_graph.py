@@ -1,6 +1,6 @@
 """Issue 20's measure, held: `rnn-cli manual`, followed from manual_command through the code
 (docs/call-graph.py), goes down the layers. The one call that climbs back up is the progress
-bar the CLI hands the numpy loop (a callback, views.screen.LazyProgress); nothing else below
+bar the CLI hands the numpy loop (a callback, views.progress.LazyProgress); nothing else below
 the edge calls a higher layer."""
 
 from __future__ import annotations

@@ -523,5 +523,5 @@ def test_main_builds_only_the_invoked_command_yet_behaves_like_the_app(capsys, m
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     listed = re.findall(r"^  (\w+) ", capsys.readouterr().out.split("Commands:")[1], re.M)
-    assert (exit_.value.code, listed) == (0, ["manual", "torch", "compare", "bench", "inspect", "onnx"])
-    assert len(app.registered_commands) == 6
+    assert (exit_.value.code, listed) == (0, ["manual", "torch", "compare", "bench", "inspect", "onnx", "convert"])
+    assert len(app.registered_commands) == 7

@@ -327,7 +327,7 @@ def test_save_onnx_writes_a_loadable_model(tmp_path):
 def test_rest_of_rnn_cli_never_imports_onnx():
     code = (
         "import sys\n"
-        "from rnn_cli.core import manual, compare\nfrom rnn_cli.views import screen\nfrom rnn_cli import documents\nfrom rnn_cli.cli import app\n"
+        "from rnn_cli.core import manual, compare\nfrom rnn_cli.views import run\nfrom rnn_cli import documents\nfrom rnn_cli.cli import app\n"
         "from rnn_cli.core.config import RunConfig\n"
         "from rnn_cli.core.sample import draw\n"
         "cfg = RunConfig(cell='lstm'); s = draw(cfg)\n"

@@ -16,6 +16,7 @@ from typing import Optional
 from rnn_cli.cli.registry import PROG, app, command  # noqa: F401 - `command` is this module's interface too
 from rnn_cli.cli.output import emit  # noqa: F401
 from rnn_cli.cli import commands  # noqa: F401 - registers manual, torch, compare, bench, inspect, onnx
+from rnn_cli.cli import convert as _convert  # noqa: F401 - registers `rnn-cli convert`, kept in its own module
 
 
 def main(argv: Optional[list[str]] = None) -> None:

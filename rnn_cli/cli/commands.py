@@ -22,7 +22,7 @@ from rnn_cli.errors import RnnCliError
 
 def _finish_run(result, name: str, flags: "ManualFlags | TorchFlags", view: View) -> None:
     def show(console) -> None:
-        from rnn_cli.views.screen import show_run  # rich: only for the human view
+        from rnn_cli.views.run import show_run  # rich: only for the human view
 
         show_run(console, result, name, view)
 
@@ -54,7 +54,7 @@ def _prepare_run(flags: "ManualFlags | TorchFlags | CompareFlags", command: str)
 
 def _progress():
     """A progress bar on stderr for long numpy loops (only on a terminal)."""
-    from rnn_cli.views.screen import LazyProgress
+    from rnn_cli.views.progress import LazyProgress
 
     from rich.console import Console
 
@@ -189,7 +189,7 @@ def compare_command(flags: CompareFlags) -> int:
         reference.update({f"reference_grad_{name}": a for name, a in grads.items()})
 
     def show(console) -> None:
-        from rnn_cli.views.screen import show_compare
+        from rnn_cli.views.compare import show_compare
 
         show_compare(console, cmp, view)
 
@@ -214,9 +214,10 @@ def bench_command(flags: BenchFlags) -> None:
     from rich.console import Console
 
     from rnn_cli.core import bench
-    from rnn_cli.views import screen as views
+    from rnn_cli.views.bench import show_bench
+    from rnn_cli.views.progress import LazyProgress
 
-    progress = views.LazyProgress(Console(stderr=True))
+    progress = LazyProgress(Console(stderr=True))
     try:
         result = bench.run(cfg, repeat=flags.repeat, warmup=flags.warmup, tf32=not flags.no_tf32, on_run=progress,
                            sample=sample, grad=flags.loss_or_none)
@@ -225,7 +226,7 @@ def bench_command(flags: BenchFlags) -> None:
     emit(
         flags,
         document=lambda docs: docs.bench_document(result),
-        show=lambda console: views.show_bench(console, result),
+        show=lambda console: show_bench(console, result),
         title="rnn-cli bench",
     )
 
@@ -246,7 +247,7 @@ def inspect_command(flags: InspectFlags) -> int:
 
     def show(console) -> None:
         from rnn_cli.views.inspect import differences_renderables, inspect_renderables
-        from rnn_cli.views.screen import print_parts
+        from rnn_cli.views.fit import print_parts
 
         parts = inspect_renderables(console, report)
         if differences is not None:

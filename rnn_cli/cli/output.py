@@ -42,7 +42,7 @@ def emit(
 
     from rich.console import Console
 
-    from rnn_cli.views.screen import stdout_width
+    from rnn_cli.views.tables import stdout_width
 
     real = Console()  # rich's own answers for stdout (FORCE_COLOR, NO_COLOR, TTY_COMPATIBLE, isatty)
 

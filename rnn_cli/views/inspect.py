@@ -95,11 +95,12 @@ def onnx_lines(m) -> list[str]:
     """An ONNX module: its node and what it is in torch's terms, why no nn module computes it,
     each torch parameter's rows in W/R/B, and one line per graph input/output its states use."""
     op = (m.kind or "").removesuffix("Cell")
+    path = m.path or m.name  # a reader that found no graph path: the module's name
     what = (f"one step: an {m.kind}({m.input_size}, {m.hidden_size})-equivalent layer" if m.is_cell
             else f"{m.num_layers} nodes stacked through the exporter's Transpose/Reshape" if m.num_layers > 1 else "")
-    named = f" (node name {printable(m.node)!r})" if m.node and not m.path.endswith(m.node.lstrip("/")) else ""
+    named = f" (node name {printable(m.node)!r})" if m.node and not path.endswith(m.node.lstrip("/")) else ""
     said = ", ".join(f"{k}={printable(str(v))}" for k, v in m.declared.get("attributes", {}).items())
-    lines = [f"ONNX {op} node {printable(m.path)}{named}" + (f" ({said})" if said else "") + (f": {what}" if what else "")]
+    lines = [f"ONNX {op} node {printable(path)}{named}" + (f" ({said})" if said else "") + (f": {what}" if what else "")]
     lines += [f"not an nn module ({r['code']}): {printable(r['detail'])}; the parameters below are the nearest nn.{op}'s"
               for r in m.not_expressible]
     lines += [f"  {name} <- {printable(text)}" for name, text in m.source_names.items()]
@@ -110,13 +111,13 @@ def onnx_lines(m) -> list[str]:
             mine = [s for s in states if s["value"] == value]
             layer = (lambda s: f" (layer {s['layer']})" if "layer" in s else "")
             if value is None:
-                lines += [f"{s['torch']}{layer(s)} of {op} {printable(m.path)}: " + (
+                lines += [f"{s['torch']}{layer(s)} of {op} {printable(path)}: " + (
                           f"{s['role']} is fixed in the file, not an input: {s['constant']}" if s.get("constant")
                           else f"{s['role']} not traced to a graph {kind}") for s in mine]
                 continue
             parts = [f"{printable(s[key])} -> {s['torch']}{layer(s)}" if key == "from" else
                      f"{s['torch']}{layer(s)} -> {printable(s[key])}" for s in mine]
-            parts[0] += f" of {op} {printable(m.path)} ({step})"
+            parts[0] += f" of {op} {printable(path)} ({step})"
             lines.append(f"graph {kind} {printable(value)} {s_shape(mine[0])}: " + ", ".join(parts))
     return lines
 
