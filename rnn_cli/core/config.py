@@ -201,14 +201,14 @@ class RunConfig:
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(self.num_layers):
             for direction in range(self.D):
-                sfx = layout.suffix(layer, direction)
-                shapes[f"weight_ih_{sfx}"] = (G * H, self.layer_input_size(layer))
-                shapes[f"weight_hh_{sfx}"] = (G * H, self.H_out)
+                name = lambda kind: layout.param_name(kind, layer, direction)  # noqa: E731
+                shapes[name("weight_ih")] = (G * H, self.layer_input_size(layer))
+                shapes[name("weight_hh")] = (G * H, self.H_out)
                 if self.bias:
-                    shapes[f"bias_ih_{sfx}"] = (G * H,)
-                    shapes[f"bias_hh_{sfx}"] = (G * H,)
+                    shapes[name("bias_ih")] = (G * H,)
+                    shapes[name("bias_hh")] = (G * H,)
                 if self.proj_size > 0:
-                    shapes[f"weight_hr_{sfx}"] = (self.proj_size, H)
+                    shapes[name("weight_hr")] = (self.proj_size, H)
         return shapes
 
     def num_parameters(self) -> int:

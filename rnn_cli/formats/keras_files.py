@@ -106,18 +106,13 @@ def read(src: safe_read.Source) -> KerasFile:
 def _unzip(src: safe_read.Source) -> tuple[dict, bytes]:
     """config.json (parsed) and model.weights.h5 (bytes) of a .keras, each member's declared size
     checked against the archive and the memory limit before it is read."""
-    with src.open() as raw:
-        try:
-            z = zipfile.ZipFile(raw)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise src.error(f"is not a readable .keras zip ({printable(' '.join(str(e).split()))[:160]})") from None
-        with z:
-            members = {i.filename: i for i in z.infolist()}
-            for need in ("config.json", "model.weights.h5"):
-                if need not in members:
-                    raise src.error(f"is a zip without {need}: not a .keras file (Keras 3 writes config.json and model.weights.h5)")
-            config = _member(src, z, members["config.json"], MAX_CONFIG_BYTES)
-            weights = _member(src, z, members["model.weights.h5"], None)
+    with safe_read.open_zip(src, "is not a readable .keras zip") as z:
+        members = {i.filename: i for i in z.infolist()}
+        for need in ("config.json", "model.weights.h5"):
+            if need not in members:
+                raise src.error(f"is a zip without {need}: not a .keras file (Keras 3 writes config.json and model.weights.h5)")
+        config = _member(src, z, members["config.json"], MAX_CONFIG_BYTES)
+        weights = _member(src, z, members["model.weights.h5"], None)
     return _json(src, config, "config.json"), weights
 
 

@@ -260,6 +260,23 @@ def _read_body(f: BinaryIO, label: str, shape, dtype: np.dtype, fortran: bool) -
     return a.reshape(shape[::-1]).transpose() if fortran else a.reshape(shape)
 
 
+@contextmanager
+def open_zip(src: Source, unreadable: str) -> Iterator:  # yields a zipfile.ZipFile
+    """The file as a zip archive (.npz, .keras), closed on leaving; one line when it is not one:
+    `unreadable` and the zip module's reason, escaped."""
+    import zipfile
+
+    from rnn_cli.printable import printable
+
+    with src.open() as raw:
+        try:
+            z = zipfile.ZipFile(raw)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise src.error(f"{unreadable} ({printable(' '.join(str(e).split()))[:160]})") from None
+        with z:
+            yield z
+
+
 def read_npz(src: Source) -> dict[str, np.ndarray]:
     """An .npz's arrays (np.savez / savez_compressed): each member's header checked against its
     size in the archive, and the total against memory, before anything is allocated."""
@@ -267,25 +284,20 @@ def read_npz(src: Source) -> dict[str, np.ndarray]:
 
     if sniff(src.head(16)) != "zip":
         raise src.error("is not an .npz (a zip archive of .npy files): its first bytes say otherwise")
-    with src.open() as raw:
-        try:
-            z = zipfile.ZipFile(raw)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise src.error(f"cannot be read as .npz ({' '.join(str(e).split())})") from None
-        with z:
-            members = [i for i in z.infolist() if not i.is_dir()]
-            check_fits_memory(src.label, sum(i.file_size for i in members), "declares")
-            out = {}
-            for info in members:
-                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                label = f"{src.label} member {name!r}"
-                try:
-                    with z.open(info) as f:
-                        buffered = io.BufferedReader(f)  # type: ignore[arg-type]
-                        shape, dtype, fortran = npy_header(buffered, label, info.file_size)
-                        out[name] = _read_body(buffered, label, shape, dtype, fortran)
-                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
-                    raise RnnCliError(f"{label}: cannot be read ({' '.join(str(e).split())[:160]})") from None
+    with open_zip(src, "cannot be read as .npz") as z:
+        members = [i for i in z.infolist() if not i.is_dir()]
+        check_fits_memory(src.label, sum(i.file_size for i in members), "declares")
+        out = {}
+        for info in members:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            label = f"{src.label} member {name!r}"
+            try:
+                with z.open(info) as f:
+                    buffered = io.BufferedReader(f)  # type: ignore[arg-type]
+                    shape, dtype, fortran = npy_header(buffered, label, info.file_size)
+                    out[name] = _read_body(buffered, label, shape, dtype, fortran)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+                raise RnnCliError(f"{label}: cannot be read ({' '.join(str(e).split())[:160]})") from None
     return out
 
 
