@@ -97,7 +97,8 @@ ONNX_COMMANDS = ("rnn-cli onnx", "rnn-cli bench")
 def refresh(text: str, check: bool = False) -> str:
     """Every block re-run. With `check`, the blocks of ONNX_COMMANDS stay as they are where the
     optional onnx extra is not installed (the quick start's test command runs without it), and
-    the blocks that read a .keras file where the keras extra is not."""
+    the blocks that read an .onnx file there too, and the blocks that read a .keras file where
+    the keras extra is not."""
     import importlib.util
 
     opened, matched = text.count("<!-- output"), len(BLOCK.findall(text))
@@ -107,8 +108,8 @@ def refresh(text: str, check: bool = False) -> str:
     skip_keras = check and importlib.util.find_spec("h5py") is None  # the keras extra reads Keras files
 
     def block(m: re.Match) -> str:
-        if skip_onnx and m.group("cmd").startswith(ONNX_COMMANDS):
-            return m.group(0)
+        if skip_onnx and (m.group("cmd").startswith(ONNX_COMMANDS) or ".onnx" in m.group("cmd")):
+            return m.group(0)  # rnn-cli onnx, bench's onnxruntime rows, and reading an .onnx file
         if skip_keras and ".keras" in m.group("cmd"):
             return m.group(0)
         return m.group("open") + run(m.group("cmd"), KEEP.findall(m.group("keep")), bool(m.group("piped"))) + m.group("close")

@@ -33,7 +33,7 @@ COMMANDS = ("manual", "torch", "compare", "bench", "onnx")
 # run's), allocator slack (torch's freed temporaries kept in the heap while the numpy
 # reference runs: ~10% of compare's peak), the JSON writer's chunk (documents.CHUNK, ~6 MiB),
 # small per-step arrays. tests/test_memory_calibration.py measures them.
-OVERHEAD = {"manual": 8 * 1024**2, "torch": 16 * 1024**2, "compare": 32 * 1024**2, "bench": 24 * 1024**2,
+OVERHEAD = {"manual": 8 * 1024**2, "torch": 16 * 1024**2, "compare": 32 * 1024**2, "bench": 8 * 1024**2,
             "onnx": 32 * 1024**2}
 # --grad's numpy backward: allocator slack beyond the arrays backward.peak_bytes names (the
 # per-step caches are many small arrays; glibc keeps freed ones), measured by the calibration test.
