@@ -26,7 +26,8 @@ from rich.console import Console
 
 from rnn_cli.core import backward
 from rnn_cli.core import manual
-from rnn_cli.core.backward import Upstream, draw_upstream, gradients, record_forward
+from rnn_cli.core.backward import gradients, record_forward
+from rnn_cli.core.loss import Upstream, draw_upstream
 from rnn_cli.core.config import RunConfig
 from strategies import run_configs
 from rnn_cli.errors import RnnCliError
@@ -316,7 +317,7 @@ def test_loss_last_backward_direction_says_no_gradient_enters_instead_of_a_ratio
 
     cfg = RunConfig(bidirectional=True, seq_len=4, dtype="float64")
     sample = draw(cfg)
-    g = backward.gradients(cfg, sample.params, sample.x, sample.h_0, sample.c_0, backward.draw_upstream(cfg, "last", sample))
+    g = backward.gradients(cfg, sample.params, sample.x, sample.h_0, sample.c_0, draw_upstream(cfg, "last", sample))
     bwd, fwd = g.norm_per_step[0, "backward"], g.norm_per_step[0, "forward"]
     assert bwd[0] == 0 and bwd[-1] > 0
     assert g.first_last[0, "backward"] is None

@@ -34,7 +34,7 @@ import numpy as np
 from rnn_cli.core import layout
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.sample import step_mask
-from rnn_cli.core.loss import LOSSES, Upstream, draw_upstream, last_steps, loss_value  # noqa: F401 (re-exported)
+from rnn_cli.core.loss import Upstream, loss_value
 
 DIRECTIONS = ("forward", "backward")
 

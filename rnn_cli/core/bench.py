@@ -235,9 +235,9 @@ def implementations(cfg: RunConfig, sample, tf32: bool = True, grad: Optional[st
     outside any timing."""
     upstream = None
     if grad is not None:
-        from rnn_cli.core import backward
+        from rnn_cli.core.loss import draw_upstream
 
-        upstream = backward.draw_upstream(cfg, grad, sample)
+        upstream = draw_upstream(cfg, grad, sample)
     torch = _import_torch()
     numpy_threads = torch.get_num_threads() if torch is not None else None  # numpy's BLAS is held to torch's count
     impls = [_manual_implementation(cfg, sample, upstream, numpy_threads)]

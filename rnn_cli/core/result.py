@@ -18,7 +18,8 @@ from rnn_cli.core.config import RunConfig
 from rnn_cli.core.sample import Sample, from_user_layout, state_from_user_layout, state_to_user_layout, to_user_layout
 
 if TYPE_CHECKING:
-    from rnn_cli.core.backward import Gradients, Upstream
+    from rnn_cli.core.backward import Gradients
+    from rnn_cli.core.loss import Upstream
     from rnn_cli.core.recipes import PaddingRow, RecipeRow
 
 

@@ -63,9 +63,10 @@ def gradients(implementation: str, cfg: RunConfig, sample: Sample, loss: str, tf
     """(Gradients, Upstream) of `loss` for one implementation; see rnn_cli.core.backward. The
     upstream gradients are drawn from the seed after the sample unless given."""
     from rnn_cli.core import backward
+    from rnn_cli.core.loss import draw_upstream
 
     if upstream is None:
-        upstream = backward.draw_upstream(cfg, loss, sample)
+        upstream = draw_upstream(cfg, loss, sample)
     if implementation == "manual":
         grads = backward.gradients(cfg, sample.params, sample.x, sample.h_0, sample.c_0, upstream)
     else:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnn_cli.core.backward import Gradients, Upstream
+from rnn_cli.core.backward import Gradients
+from rnn_cli.core.loss import Upstream
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.sample import Sample, from_user_layout, state_from_user_layout
 from rnn_cli.core.torch_run import cudnn_tf32, forward, prepare, quiet_onednn, to_numpy

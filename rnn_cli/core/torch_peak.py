@@ -66,7 +66,7 @@ def grad_bytes(cfg: RunConfig) -> int:
     (x_t, h_{t-1}, c_{t-1}, the G*H_cell gates, tanh(c_t)) and, in ATen's cells, the gates'
     activations once more; the forward's output and the gradients flowing back (one layer's
     at a time); the parameters and their gradients; the upstream gradients G (drawn in float64
-    by backward.draw_upstream, then rounded)."""
+    by loss.draw_upstream, then rounded)."""
     G, Hc = cfg.gates, cfg.hidden_size
     out = cfg.seq_len * cfg.N * cfg.D * cfg.H_out
     per_step = cfg.layer_input_size(0) + 2 * cfg.H_out + (G + 3) * Hc
