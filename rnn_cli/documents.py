@@ -18,7 +18,6 @@ import numpy as np
 
 from rnn_cli import __version__
 from rnn_cli.core.config import RunConfig
-from rnn_cli.formats.diagnose import code_of
 from rnn_cli.core.result import RunResult
 
 
@@ -328,6 +327,8 @@ def inspect_document(report, differences: list[str] | None = None) -> dict:
 
 
 def _module_document(r) -> dict:
+    from rnn_cli.formats.diagnose import code_of
+
     m = r.module
     return {
         "prefix": m.prefix,

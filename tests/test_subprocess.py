@@ -51,14 +51,17 @@ _IMPORT_PROBE = textwrap.dedent(
     import contextlib, io, json, sys
     from rnn_cli.cli.app import app
 
+    # Modules a forward run never uses: --grad's backward pass, the file writer, inspect's findings.
+    IDLE = ("rnn_cli.core.backward", "rnn_cli.formats.save", "rnn_cli.formats.diagnose")
     seen = {}
     for args in (["manual", "--json", "--cell", "lstm"], ["--help"], ["manual", "--help"], ["manual"],
-                 ["torch", "--no-values", "--cell", "lstm", "--proj-size", "3"]):
+                 ["torch", "--no-values", "--cell", "lstm", "--proj-size", "3"], ["manual", "--json", "--grad"]):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = app(args, standalone_mode=False)
         seen[" ".join(args)] = {"code": code, "torch": "torch" in sys.modules, "rich": "rich" in sys.modules,
-                                "printed": len(out.getvalue())}
+                                "printed": len(out.getvalue()),
+                                "idle": sorted(m for m in IDLE if m in sys.modules)}
     print(json.dumps(seen))
     """
 )
@@ -78,6 +81,11 @@ def test_help_and_manual_never_import_torch_but_torch_does():
     # JSON is for scripts: it must not pay for rich's import (it runs first, so nothing else loaded it)
     assert seen["manual --json --cell lstm"]["rich"] is False
     assert seen["manual"]["rich"] is True  # the probe can see rich being imported
+    # Start-up (issue 26): a forward without files to write imports none of them (the bug: the
+    # guard's estimate imported backward for every run; emit imported the writer, documents the
+    # findings' codes), and the probe sees them when they are used: --grad imports backward.
+    assert seen["manual --json --cell lstm"]["idle"] == []
+    assert seen["manual --json --grad"]["idle"] == ["rnn_cli.core.backward"]
     # the probe can see an import: the torch command does import it
     ran_torch = seen["torch --no-values --cell lstm --proj-size 3"]
     assert ran_torch["torch"] is True and ran_torch["code"] in (0, None)

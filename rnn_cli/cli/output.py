@@ -23,15 +23,16 @@ def emit(
     file fails prints nothing and leaves every old file as it was.
     A --save that is stdout itself (`--save /dev/stdout | ...`) is all that stdout gets.
     document(rnn_cli.documents) makes the --json document; the module is imported only then."""
-    from rnn_cli.formats.save import npz_writer, write_all, writes_to_stdout
+    writes = list(files)  # other outputs, (path, flag, writer): --save-onnx
+    if save is not None and arrays is not None:
+        from rnn_cli.formats.save import npz_writer
 
-    writes = [] if save is None or arrays is None else [(save, "--save", npz_writer(*arrays()))]
-    writes += list(files)  # other outputs, (path, flag, writer): --save-onnx
-    if save is not None and writes and writes_to_stdout(save):
-        write_all(writes)
+        writes.insert(0, (save, "--save", npz_writer(*arrays())))
+    if save is not None and writes and _writes_to_stdout(save):
+        _write_all(writes)
         return
     if out.json:
-        write_all(writes)
+        _write_all(writes)
         from rnn_cli import documents
 
         documents.write_document(document(documents), sys.stdout)  # array by array: the whole text never exists
@@ -62,9 +63,23 @@ def emit(
     if out.export_svg is not None:
         svg = console.export_svg(title=title).encode("utf-8")
         writes.append((out.export_svg, "--export-svg", lambda f: f.write(svg)))
-    write_all(writes)  # both files or neither
+    _write_all(writes)  # both files or neither
     sys.stdout.write(console.file.getvalue())
     sys.stdout.flush()
+
+
+def _write_all(writes: list) -> None:
+    """rnn_cli.formats.save.write_all, imported only when there is a file to write."""
+    if writes:
+        from rnn_cli.formats.save import write_all
+
+        write_all(writes)
+
+
+def _writes_to_stdout(path: str) -> bool:
+    from rnn_cli.formats.save import writes_to_stdout
+
+    return writes_to_stdout(path)
 
 
 def check_output(flags: Any) -> None:

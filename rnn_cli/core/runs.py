@@ -142,19 +142,23 @@ def peak_bytes(implementation: str, cfg: RunConfig, keep_layers: bool = True, gr
     from rnn_cli.core.config import ITEMSIZE
 
     if implementation == "manual":
-        from rnn_cli.core import backward, manual
+        from rnn_cli.core import manual
 
-        forward_bytes, grad_bytes = manual.peak_bytes, backward.peak_bytes
+        forward_bytes = manual.peak_bytes
     else:
         from rnn_cli.core import torch_peak
 
-        forward_bytes, grad_bytes = torch_peak.forward_bytes, torch_peak.grad_bytes
+        forward_bytes = torch_peak.forward_bytes
     output = ITEMSIZE[cfg.dtype] * cfg.seq_len * cfg.N * cfg.D * cfg.H_out  # (L, N, D*H_out)
     kept = output * (1 + (cfg.num_layers - 1 if keep_layers else 0))
     phases = [forward_bytes(cfg, keep_layers)]
     if cfg.lengths is not None and not cfg.pack:
         phases.append(kept + forward_bytes(replace(cfg, pack=True), False))
         kept += output
-    if grad:
+    if grad:  # backward imported only here: a forward's start-up does not pay for it
+        if implementation == "manual":
+            from rnn_cli.core.backward import peak_bytes as grad_bytes
+        else:
+            grad_bytes = torch_peak.grad_bytes
         phases.append(kept + grad_bytes(cfg))
     return max(phases)
