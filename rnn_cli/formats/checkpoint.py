@@ -33,7 +33,7 @@ from rnn_cli.formats.checkpoint_read import (  # noqa: F401
 from rnn_cli.formats.checkpoint_diff import compare_checkpoints  # noqa: F401
 from rnn_cli.formats.choose import FLAG_OF, Flags, parse_params_arg, select_module, to_run_config  # noqa: F401
 from rnn_cli.formats.recurrent import (  # noqa: F401
-    CELL_OF, GATES, OtherTensors, Problem, RecurrentModule, _cell, _dtype_problems, _main_dtype, _nonfinite_problems,
+    CELL_OF, GATES, OtherTensors, Problem, RecurrentModule, _cell, _dtype_problems, _main_dtype,
     _unknowns, constructor_args, constructor_line, find_modules, other_tensors,
 )
 

@@ -26,7 +26,8 @@ import numpy as np
 from rnn_cli.core import layout
 from rnn_cli.errors import RnnCliError
 from rnn_cli.formats import keras_files, safe_read
-from rnn_cli.formats.checkpoint import Loaded, Problem, RecurrentModule, _nonfinite_problems
+from rnn_cli.formats.checkpoint import Loaded, Problem, RecurrentModule
+from rnn_cli.formats.recurrent import nonfinite_problems
 from rnn_cli.formats.keras_files import Direction, Layer
 from rnn_cli.printable import printable
 
@@ -84,7 +85,7 @@ def _module(layer: Layer) -> RecurrentModule:
     keys = tuple(sources.get(n, n) for n in params) or (name,)
     found = [Problem(keys, p) for p in problems]
     if params and not problems:
-        found += _nonfinite_problems(name, lambda n: sources.get(n, n), params)
+        found += nonfinite_problems(name, lambda n: sources.get(n, n), params)
     declared, unknowns = _declared(layer, cell, bias)
     dtype = next((str(a.dtype) for a in params.values()), "float32")
     return RecurrentModule(

@@ -165,7 +165,7 @@ def _layered(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
 
         flat = {p.keys for p in problems if p.message.endswith("a weight must have 2 dimensions")}
         problems += [p for p in diagnose.diagnose(name, candidates, own, check) if p.keys not in flat]
-    problems += _dtype_problems(name, key, params) + _nonfinite_problems(name, key, params)
+    problems += _dtype_problems(name, key, params) + nonfinite_problems(name, key, params)
     return RecurrentModule(
         prefix=prefix, kind=kind, input_size=input_size, hidden_size=H, num_layers=num_layers,
         bidirectional=bidirectional, bias=bias, proj_size=proj, dtype=_main_dtype(params),
@@ -264,7 +264,7 @@ def _cell(prefix: str, params: dict[str, np.ndarray]) -> RecurrentModule:
     for n in has_bias:
         if G and params[n].shape != (G * H,):
             problems.append(Problem((key(n),), f"{name}: {n} has shape {shape_str(params[n].shape)}, expected {shape_str((G * H,))}"))
-    problems += _dtype_problems(name, key, params) + _nonfinite_problems(name, key, params)
+    problems += _dtype_problems(name, key, params) + nonfinite_problems(name, key, params)
     return RecurrentModule(
         prefix=prefix, kind=kind, input_size=input_size, hidden_size=H, num_layers=1, bidirectional=False,
         bias=bool(has_bias), proj_size=0, dtype=_main_dtype(params), params=params,
@@ -288,7 +288,7 @@ def _dtype_problems(name, key, params) -> list[Problem]:
         + "; load_state_dict would cast them, a training run would not have produced this"))]
 
 
-def _nonfinite_problems(name, key, params) -> list[Problem]:
+def nonfinite_problems(name, key, params) -> list[Problem]:
     """NaN or Inf among the weights: every output they touch would be NaN/Inf."""
     bad = [n for n, a in params.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
     if not bad:
