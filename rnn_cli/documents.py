@@ -19,6 +19,7 @@ import numpy as np
 from rnn_cli import __version__
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.result import RunResult
+from rnn_cli.core.sample import Provenance
 
 
 def finite(x: float | None) -> float | None:
@@ -92,8 +93,21 @@ def versions() -> dict[str, str | None]:
     }
 
 
+def settings(cfg: RunConfig, provenance: Provenance) -> dict:
+    """A document's `config`: cfg's options and, where RunConfig's h0 stands, where the sample's
+    numbers came from under the README's names: h0 (zeros, random, file), input (seed, file),
+    weights (seed, or the checkpoint as given: PATH[:PREFIX])."""
+    out: dict = {}
+    for key, value in cfg.to_dict().items():
+        if key == "h0":
+            out.update(h0=provenance.h_0, input=provenance.input, weights=provenance.weights)
+        else:
+            out[key] = value
+    return out
+
+
 def config_dict(result: RunResult) -> dict:
-    d = result.cfg.to_dict()
+    d = settings(result.cfg, result.provenance)
     d["device"] = result.device
     d["tf32"] = result.tf32
     return d
@@ -213,7 +227,7 @@ def bench_document(bench) -> dict:
     return {
         "command": "bench",
         "versions": {**versions(), **bench.versions},
-        "config": {**bench.cfg.to_dict(), "device": _torch_device(bench)},  # the one used, not "auto"
+        "config": {**settings(bench.cfg, bench.provenance), "device": _torch_device(bench)},  # the one used, not "auto"
         "grad": bench.grad,
         "repeat": bench.repeat,
         "warmup": bench.warmup,
@@ -385,7 +399,7 @@ def onnx_document(report) -> dict:
     return {
         "command": "onnx",
         "versions": versions(),
-        "config": report.cfg.to_dict(),
+        "config": settings(report.cfg, report.provenance),
         "exporter": {
             "used": exported.exporter_used,
             "why": exported.why,

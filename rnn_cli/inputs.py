@@ -125,9 +125,7 @@ def _run_fields(request: Request, seq_len: int | None = None, batch: int | None 
         "batch": None if request.unbatched else (batch if batch is not None else _batch(request)),
         "lengths": request.lengths,
         "pack": request.pack,
-        "h0": request.h0 if request.h0 in STATES else "file",
-        "input": "seed" if request.input is None else "file",
-        "weights": request.params or "seed",
+        "h0": request.h0 if request.h0 in STATES else "zeros",  # from a file: nothing drawn (the provenance says file)
         "seed": request.seed,
         "device": request.device,
     }

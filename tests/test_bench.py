@@ -28,6 +28,7 @@ from rnn_cli.views.progress import LazyProgress
 from rnn_cli.cli.app import app
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.cost import cost
+from rnn_cli.core.sample import Provenance
 
 TINY = dict(input_size=3, hidden_size=4, seq_len=5, batch=2)
 # onnxruntime rows come with the onnx extra (onnx, onnxruntime, onnxscript)
@@ -510,7 +511,7 @@ def test_spread_above_one_and_a_half_says_the_machine_was_busy(times, busy):
     show it), or shown for an ordinary 1.2x spread."""
     t = _timing(*times)
     assert t.busy is busy
-    result = bench.Bench(cfg_of(**TINY), repeat=len(times), warmup=0, flops=1000,
+    result = bench.Bench(cfg_of(**TINY), Provenance(), repeat=len(times), warmup=0, flops=1000,
                          threads=bench.Threads(1, 1, "threadpoolctl", "openblas"), timings=[t])
     console = Console(file=io.StringIO(), width=100)
     views.show_bench(console, result)

@@ -240,6 +240,48 @@ def test_the_screen_says_the_input_came_from_the_users_file(ckpt):
     assert doc("torch", "--no-values")["config"]["input"] == "seed"
 
 
+@pytest.fixture(scope="module")
+def small_files(tmp_path_factory):
+    """f/m.pt (an nn.LSTM(3, 4, bidirectional) under the prefix lstm), f/x.npy (L=4, N=2, H_in=3),
+    f/h0.npy and f/c0.npy (D*num_layers=2, N=2, 4): small enough for every command."""
+    torch.manual_seed(2)
+    holder = nn.Module()
+    holder.lstm = nn.LSTM(3, 4, bidirectional=True)
+    d = tmp_path_factory.mktemp("small")
+    (d / "f").mkdir()
+    torch.save(holder.state_dict(), d / "f" / "m.pt")
+    rng = np.random.default_rng(4)
+    for name, shape in (("x", (4, 2, 3)), ("h0", (2, 2, 4)), ("c0", (2, 2, 4))):
+        np.save(d / "f" / f"{name}.npy", rng.standard_normal(shape).astype(np.float32))
+    return d
+
+
+@pytest.mark.parametrize("command", [("manual",), ("torch",), ("compare",), ("bench", "--repeat", "1", "--warmup", "0"),
+                                     ("onnx",)], ids=lambda c: c[0])
+def test_every_command_says_its_numbers_came_from_the_users_files(small_files, command, monkeypatch):
+    """Bug caught: where the numbers came from read from the run's configuration, not from the
+    sample it ran on: the header saying `seed 0` (no weights, no files) for a run on --params,
+    --input and --h0/--c0, or --json's config saying h0 zeros (what the configuration draws for a
+    state given in a file: nothing) and input/weights seed. Every command that shows a header and
+    writes a config: manual, torch, compare, bench, onnx."""
+    monkeypatch.chdir(small_files)  # relative paths: the header names them as given
+    args = (*command, "--params", "f/m.pt:lstm", "--input", "f/x.npy", "--h0", "f/h0.npy", "--c0", "f/c0.npy")
+    screen = flat(ok(invoke(*args), 0))
+    assert " weights f/m.pt:lstm, input from --input, h_0 from --h0" in screen
+    assert "from --h0, seed" not in screen  # nothing was drawn from the seed
+    config = doc(*args)["config"]
+    keys = list(config)
+    assert keys[keys.index("pack"):keys.index("seed") + 1] == ["pack", "h0", "input", "weights", "seed"]
+    assert (config["h0"], config["input"], config["weights"]) == ("file", "file", "f/m.pt:lstm")
+    if command[0] == "manual":
+        shapes = flat(ok(invoke(*args, "--show", "shapes")))
+        assert "initial hidden state (from --h0/--c0)" in shapes and "initial cell state (from --h0/--c0)" in shapes
+        only_h0 = ("manual", "--cell", "lstm", "--batch", "2", "--bidirectional", "--hidden-size", "4",
+                   "--h0", "f/h0.npy", "--c0", "f/c0.npy")
+        assert "float32, h_0 from --h0, seed 0" in flat(ok(invoke(*only_h0)))
+        assert [doc(*only_h0)["config"][k] for k in ("h0", "input", "weights")] == ["file", "seed", "seed"]
+
+
 def test_a_flag_contradicting_the_checkpoint_names_both(ckpt):
     """Bug caught: the flag silently winning (a random 8-unit layer run instead of the user's)."""
     line = one_error_line(

@@ -26,7 +26,7 @@ from rnn_cli.core import recipes
 from rnn_cli.views import recipes as recipes_view
 from rnn_cli.core import torch_run
 from rnn_cli.core.config import RunConfig
-from rnn_cli.core.sample import draw
+from rnn_cli.core.sample import Provenance, draw
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -454,17 +454,24 @@ def test_every_recipe_judged_right_only_where_right_in_general(batch):
 
 
 def test_control_draw_keeps_what_the_verdict_depends_on():
+    """Bugs caught: the control losing what a recipe indexes (cell, layers, directions, layout,
+    packing); and a run whose initial states came from --h0/--c0 files (nonzero: the run's
+    config draws zeros, the sample's provenance says file) judged on a zeros control."""
     cfg = RunConfig(cell="gru", num_layers=2, bidirectional=True, batch_first=True, proj_size=0, lengths=(7, 7),
                     batch=2, seq_len=9, pack=False, hidden_size=6, input_size=4, dtype="float64", h0="random")
-    c = recipes.control_config(cfg)
+    c = recipes.control_config(cfg, Provenance(h_0="random"))
     for name in ("cell", "num_layers", "bidirectional", "batch_first", "dtype", "pack", "h0", "unbatched"):
         assert getattr(c, name) == getattr(cfg, name), name
     assert c.hidden_size <= cfg.hidden_size and c.input_size <= cfg.input_size  # small: cheap beside any run
-    projected = recipes.control_config(RunConfig(cell="lstm", proj_size=300, hidden_size=4096, input_size=512))
+    projected = recipes.control_config(RunConfig(cell="lstm", proj_size=300, hidden_size=4096, input_size=512),
+                                       Provenance())
     assert 0 < projected.proj_size < projected.hidden_size <= 8 and projected.input_size <= 3
+    assert projected.h0 == "zeros"
     assert c.N >= 3 and len(set(c.lengths)) == c.N  # unequal lengths
     assert c.seq_len > max(c.lengths)  # padding past the longest sequence, as in the run (total_length)
-    assert recipes.control_config(RunConfig(batch=None, bidirectional=True)).unbatched
+    assert recipes.control_config(RunConfig(batch=None, bidirectional=True), Provenance()).unbatched
+    from_files = Provenance(weights="model.pt:0", input="file", h_0="file")
+    assert recipes.control_config(RunConfig(cell="lstm"), from_files).h0 == "random"
 
 
 def test_no_pack_recipes_are_judged_on_the_unpacked_run_the_user_sees():

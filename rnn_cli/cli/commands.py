@@ -290,7 +290,10 @@ def onnx_command(flags: OnnxFlags) -> int:
         saved = dict(onnx_export.export_inputs(cfg, sample))  # input, h_0[, c_0][, lengths]: the user's layout
         saved.update({f"torch_{name}": a for name, a in report.run.torch_outputs.items()})
         saved.update({f"onnxruntime_{name}": a for name, a in report.run.outputs.items()})
-        return saved, {**cfg.to_dict(), "exporter": report.exported.exporter_used, "opset": report.exported.opset}
+        from rnn_cli.documents import settings
+
+        config = settings(cfg, report.provenance)
+        return saved, {**config, "exporter": report.exported.exporter_used, "opset": report.exported.opset}
 
     emit(flags, document=lambda docs: docs.onnx_document(report), show=show, title="rnn-cli onnx",
          save=flags.save, arrays=arrays, files=files)

@@ -31,10 +31,13 @@ from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Optional
 
 from rnn_cli.core.config import RunConfig
 from rnn_cli.core.timing import SPREAD_LIMIT, Implementation, Timing, cpu_time, cuda_timer, measure  # noqa: F401 - bench.X for callers
+
+if TYPE_CHECKING:
+    from rnn_cli.core.sample import Provenance
 
 FLOP_FORMULA = "2 * macs + element-wise operations, per layer, direction and real step (rnn_cli.core.cost)"
 # bench's sizes where the flags leave them unset: about 0.2 (rnn) to 0.6 (lstm) GFLOP a forward
@@ -249,6 +252,7 @@ def implementations(cfg: RunConfig, sample, tf32: bool = True, grad: Optional[st
 @dataclass
 class Bench:
     cfg: RunConfig
+    provenance: Provenance  # where the timed sample's numbers came from (seed or the user's files)
     repeat: int
     warmup: int
     flops: int
@@ -313,7 +317,7 @@ def run(
     torch_threads = torch.get_num_threads() if torch is not None else None
     threads = _threads(torch_threads)
     versions = {"numpy": np.__version__, "torch": torch.__version__ if torch is not None else None}
-    bench = Bench(cfg, repeat, warmup, forward_flops(cfg), threads, versions=versions, grad=grad)
+    bench = Bench(cfg, sample.provenance, repeat, warmup, forward_flops(cfg), threads, versions=versions, grad=grad)
     if grad is None and torch is not None:
         from rnn_cli.formats import bench_onnx
 

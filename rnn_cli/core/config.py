@@ -20,7 +20,7 @@ from rnn_cli.core.layout import TORCH_CLASS, num_gates, shape_str  # noqa: F401 
 CELLS = ("rnn", "lstm", "gru")
 NONLINEARITIES = ("tanh", "relu")
 DTYPES = ("float32", "float64")
-H0_CHOICES = ("zeros", "random", "file")  # file: --h0 PATH.npy, given by the user
+H0_CHOICES = ("zeros", "random")  # what the seeded draw gives h_0 (and c_0); a file's is provenance (sample.Provenance)
 ITEMSIZE = {"float32": 4, "float64": 8}
 
 # Gates stacked inside each weight, in PyTorch's order (layout.py spells them).
@@ -48,9 +48,7 @@ class RunConfig:
     batch: int | None = 1  # N; None means unbatched input
     lengths: tuple[int, ...] | None = None  # one per batch element: packed sequences
     pack: bool = True  # False (--no-pack): the padded batch goes straight through the module
-    h0: str = "zeros"
-    input: str = "seed"  # seed: drawn from --seed; file: --input PATH.npy, given by the user
-    weights: str = "seed"  # seed: drawn from --seed; else --params PATH[:PREFIX], a checkpoint's
+    h0: str = "zeros"  # the draw's h_0 and c_0: zeros or random (where the numbers came from: sample.Provenance)
     seed: int = 0
     dtype: str = "float32"
     device: str = "cpu"  # as asked: cpu, cuda, cuda:N, auto
@@ -80,8 +78,6 @@ class RunConfig:
             raise RnnCliError(
                 f"--proj-size must be smaller than --hidden-size ({self.hidden_size}), got {self.proj_size}"
             )
-        if self.input not in ("seed", "file"):
-            raise RnnCliError(f"input must be seed or file, got {self.input!r}")
         if self.h0 not in H0_CHOICES:
             raise RnnCliError(f"--h0 must be one of {', '.join(H0_CHOICES)}, got {self.h0!r}")
         if self.dtype not in DTYPES:

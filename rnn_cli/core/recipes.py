@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rnn_cli.core.config import RunConfig, shape_str
-from rnn_cli.core.sample import from_user_layout
+from rnn_cli.core.sample import Provenance, from_user_layout
 
 # The target each recipe claims to give: a stable key (--json "target") and its words.
 # The truth for each is built in _truths.
@@ -274,7 +274,14 @@ def evaluate(cfg: RunConfig, tensors: dict, lib: str, truth: dict | None = None)
 CONTROL_N = 3  # >= 3: a reshape without its transpose, h_n[:, -1] ... mix sequences
 
 
-def control_config(cfg: RunConfig) -> RunConfig:
+def control_config(cfg: RunConfig, provenance: Provenance) -> RunConfig:
+    """The control draw of a run of cfg on a sample from `provenance`: control_sizes, all drawn,
+    where initial states the user gave in a file (not zeros) are drawn random."""
+    control = control_sizes(cfg)
+    return replace(control, h0="random") if provenance.h_0 == "file" else control
+
+
+def control_sizes(cfg: RunConfig) -> RunConfig:
     """The configuration the verdicts depend on, drawn small: what a recipe indexes keeps
     (cell and its c_n, layers, directions, batch_first or unbatched, packed or not, padding
     past the longest sequence, a projection that makes H_out differ from H_cell, dtype); what
@@ -282,7 +289,7 @@ def control_config(cfg: RunConfig) -> RunConfig:
     N = 3 with unequal lengths and L = 3 (4 where L is longer than the longest sequence):
     unlike any run where a wrong recipe happens to give the right numbers (N = 1, equal
     lengths, L = 1), and cheap beside any run. Unbatched input stays unbatched: its recipes
-    have no batch axis."""
+    have no batch axis. What describe_control names; h_0 drawn as cfg draws it."""
     L = 3
     lengths = None
     if cfg.lengths is not None:
@@ -297,9 +304,6 @@ def control_config(cfg: RunConfig) -> RunConfig:
         batch=None if cfg.unbatched else CONTROL_N,
         seq_len=L,
         lengths=lengths,
-        input="seed",
-        weights="seed",
-        h0="random" if cfg.h0 == "file" else cfg.h0,
         seed=cfg.seed + 1,
     )
 

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnn_cli.core.config import RunConfig
-from rnn_cli.core.sample import Sample, from_user_layout, state_from_user_layout, state_to_user_layout, to_user_layout
+from rnn_cli.core.sample import (
+    Provenance,
+    Sample,
+    from_user_layout,
+    state_from_user_layout,
+    state_to_user_layout,
+    to_user_layout,
+)
 
 if TYPE_CHECKING:
     from rnn_cli.core.backward import Gradients
@@ -45,6 +52,7 @@ class RunResult:
     device: str  # the device actually used
     tensors: dict[str, np.ndarray]  # input, h_0, [c_0], output, h_n, [c_n], [batch_sizes]; user layout
     params: dict[str, np.ndarray]  # torch's names, torch's order
+    provenance: Provenance  # where the sample's numbers came from (seed or the user's files)
     layer_outputs: list[np.ndarray] = field(default_factory=list)  # layers 0..num_layers-2, (L, N, D*H_out)
     packed_data_shape: tuple[int, ...] | None = None  # PackedSequence.data of the output
     tf32: bool | None = None  # cuDNN TF32 allowed (CUDA float32 only)
@@ -80,7 +88,7 @@ class RunResult:
         if cfg.packed:
             tensors["batch_sizes"] = np.asarray(cfg.batch_sizes(), dtype=np.int64)
             packed = (sum(cfg.lengths), cfg.D * cfg.H_out)
-        return cls(cfg, implementation, device, tensors, sample.params, layer_outputs, packed, tf32)
+        return cls(cfg, implementation, device, tensors, sample.params, sample.provenance, layer_outputs, packed, tf32)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         out = {name: tuple(a.shape) for name, a in self.tensors.items()}

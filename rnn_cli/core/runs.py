@@ -94,7 +94,7 @@ def judged_recipes(implementation: str, cfg: RunConfig, shown: RunResult, packed
 
     lib = "numpy" if implementation == "manual" else "torch"
     rows = recipes.evaluate(cfg, shown.tensors, lib, truth=packed.tensors)
-    control = recipes.control_config(cfg)
+    control = recipes.control_config(cfg, shown.provenance)
     sample = draw(control)
     control_shown = forward(implementation, control, sample, False, tf32)
     control_packed = _packed(implementation, control, sample, control_shown, tf32)

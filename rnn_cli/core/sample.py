@@ -19,7 +19,9 @@ from rnn_cli.core.config import RunConfig
 @dataclass(frozen=True)
 class Provenance:
     """Where a sample's numbers come from: the seeded draw or the user's files. The RunConfig
-    says what runs; this says from what (rnn_cli.inputs fills it in)."""
+    says what runs and what the draw gives (its h0: zeros or random); this says from what
+    the numbers came (draw sets it, rnn_cli.inputs for files). A run's result carries it to
+    whatever shows or writes it (the header, the shapes table, --json's and --save's config)."""
 
     weights: str = "seed"  # seed, or the checkpoint as given: PATH[:PREFIX] (file where not said)
     input: str = "seed"  # seed, or file (--input PATH.npy)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from rnn_cli.core import layout
 from rnn_cli.core.config import RunConfig
-from rnn_cli.core.sample import Sample
+from rnn_cli.core.sample import Provenance, Sample
 from rnn_cli.errors import RnnCliError
 from rnn_cli.formats.onnx_check import OnnxRun, _require_extra, export_inputs, io_names, quiet, run_onnxruntime
 from rnn_cli.formats.onnx_describe import RECURRENT_OPS, Graph, MappingRow, constant_values, describe, mapping, model_opset
@@ -240,6 +240,7 @@ def export(
 @dataclass
 class OnnxReport:
     cfg: RunConfig
+    provenance: Provenance  # where the exported run's numbers came from (seed or the user's files)
     exported: Exported
     graph: Graph
     mapping: list[MappingRow]
@@ -262,7 +263,7 @@ def report(cfg: RunConfig, sample: Sample, exporter: str = "auto", opset: int | 
     rows = mapping(cfg, sample.params, exported.model)
     step("running onnxruntime and the float64 reference")
     ran = run_onnxruntime(exported.model, cfg, sample)
-    return OnnxReport(cfg, exported, graph, rows, ran, cfg.shapes())
+    return OnnxReport(cfg, sample.provenance, exported, graph, rows, ran, cfg.shapes())
 
 
 # ---- memory: what report() holds at its peak (the guard asks; tests/test_memory_calibration.py measures) ----

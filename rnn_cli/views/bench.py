@@ -63,7 +63,7 @@ def _head(bench) -> list:
     if cfg.batch_first:
         layout.append("batch_first")
     return [
-        Text(f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} {passes}, {cfg.dtype}, {data_line(cfg)}", style="bold"),
+        Text(f"rnn-cli bench: nn.{TORCH_CLASS[cfg.cell]} {passes}, {cfg.dtype}, {data_line(cfg, bench.provenance)}", style="bold"),
         Text("  ".join(layout)),
         Text(f"Work: {format_flops(bench.flops)} per forward (products and element-wise work, as --show cost counts)"),
         Text(_threads_line(bench.threads)),

@@ -100,7 +100,7 @@ def _head(cmp) -> list:
     parts: list = [
         Text(
             f"rnn-cli compare: nn.{TORCH_CLASS[cfg.cell]} ({got.device}, {cfg.dtype}) "
-            f"vs numpy reference (float64), {data_line(cfg)}",
+            f"vs numpy reference (float64), {data_line(cfg, got.provenance)}",
             style="bold",
         ),
         Text(symbols_line(cfg) + "  " + parameters_text(got)),

@@ -7,16 +7,17 @@ from rich.text import Text
 
 from rnn_cli.core.config import TORCH_CLASS, RunConfig
 from rnn_cli.core.result import RunResult
+from rnn_cli.core.sample import Provenance
 from rnn_cli.views.cost import parameters_text
 
 
-def data_line(cfg: RunConfig) -> str:
-    """Where the numbers came from: `seed 0`, or `weights model.pt:lstm, input x.npy, seed 0`."""
-    parts = [] if cfg.weights == "seed" else [f"weights {cfg.weights}"]
-    parts += ["input from --input"] if cfg.input == "file" else []
-    parts += ["h_0 from --h0"] if cfg.h0 == "file" else []
-    drawn = cfg.weights == "seed" or cfg.input == "seed" or cfg.h0 == "random"
-    return ", ".join(parts + ([f"seed {cfg.seed}"] if drawn or not parts else []))
+def data_line(cfg: RunConfig, provenance: Provenance) -> str:
+    """Where the sample's numbers came from: `seed 0`, or `weights model.pt:lstm, input from
+    --input, seed 0` (the seed where anything was drawn from it)."""
+    parts = [] if provenance.weights == "seed" else [f"weights {provenance.weights}"]
+    parts += ["input from --input"] if provenance.input == "file" else []
+    parts += ["h_0 from --h0"] if provenance.h_0 == "file" else []
+    return ", ".join(parts + ([f"seed {cfg.seed}"] if provenance.drawn or not parts else []))
 
 
 def symbols_line(cfg: RunConfig) -> str:
@@ -36,7 +37,7 @@ def header(result: RunResult, command: str) -> Text:
     cfg = result.cfg
     what = "numpy memory cell" if result.implementation == "manual" else f"nn.{TORCH_CLASS[cfg.cell]}"
     # short enough for one line at 60 columns, with the parameter count
-    text = Text(f"rnn-cli {command}: {what}, {result.device}, {cfg.dtype}, {data_line(cfg)}", style="bold")
+    text = Text(f"rnn-cli {command}: {what}, {result.device}, {cfg.dtype}, {data_line(cfg, result.provenance)}", style="bold")
     text.append("; " + parameters_text(result))  # split per layer and direction: --show params
     if result.tf32 is not None:
         text.append("\n" + tf32_line(result.tf32))

@@ -134,7 +134,7 @@ def onnx_renderables(console: Console, report) -> list[RenderableType]:
     parts: list[RenderableType] = [
         Text(
             f"rnn-cli onnx: nn.{TORCH_CLASS[cfg.cell]} ({cfg.dtype}) exported with {exported.exporter_used}, "
-            f"opset {exported.opset}, run in onnxruntime; {data_line(cfg)}",
+            f"opset {exported.opset}, run in onnxruntime; {data_line(cfg, report.provenance)}",
             style="bold",
         ),
         Text(f"Exporter: {exported.why}"),

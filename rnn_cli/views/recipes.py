@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rnn_cli.core.config import RunConfig, shape_str
-from rnn_cli.core.recipes import PaddingRow, RecipeRow, control_config, describe_control
+from rnn_cli.core.recipes import PaddingRow, RecipeRow, control_sizes, describe_control
 from rnn_cli.views.tables import make_table
 
 # A rule under the header and nothing else; the ASCII twin is for piped output.
@@ -44,7 +44,7 @@ def _number(x: float | None) -> str:
 
 def recipes_title(cfg: RunConfig) -> str:
     """Which run the recipes were judged on, and the control draw beside it."""
-    control = describe_control(control_config(cfg))
+    control = describe_control(control_sizes(cfg))
     if cfg.lengths is not None and not cfg.pack:
         return f"Taking the final state: recipes on this unpacked run (--no-pack) against the packed truth, and at {control}"
     return f"Taking the final state: recipes evaluated on this run and at {control}"
@@ -112,7 +112,7 @@ def recipes_summary(cfg: RunConfig, rows: list[RecipeRow], plain: bool) -> list[
             line.append(wrong_mark, style="bold red")
             line.append(f" {_wrong(r)}", style="yellow" if r.coincidence else "")
         lines.append(line)
-    control = describe_control(control_config(cfg))
+    control = describe_control(control_sizes(cfg))
     lines[-1].append(f" ({right_mark}: also at {control})", style="dim")  # every recipe: the more line
     return lines
 

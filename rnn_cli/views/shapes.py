@@ -8,6 +8,7 @@ from rich.table import Table
 
 from rnn_cli.core.config import GATE_NAMES, RunConfig, shape_str
 from rnn_cli.core.result import RunResult
+from rnn_cli.core.sample import Provenance
 from rnn_cli.views.fit import optional_columns
 from rnn_cli.views.header import symbols_line
 from rnn_cli.views.tables import add_row, make_table
@@ -24,12 +25,12 @@ MEANINGS = {
 }
 
 
-def _meaning(cfg: RunConfig, name: str) -> str:
+def _meaning(cfg: RunConfig, provenance: Provenance, name: str) -> str:
     text = MEANINGS[name]
-    if name == "input" and cfg.input == "file":
+    if name == "input" and provenance.input == "file":
         text = "from --input"
     if name in ("h_0", "c_0"):
-        text += {"zeros": " (zeros)", "random": " (random)", "file": " (from --h0/--c0)"}[cfg.h0]
+        text += {"zeros": " (zeros)", "random": " (random)", "file": " (from --h0/--c0)"}[provenance.h_0]
     if name == "input" and cfg.lengths is not None:
         text += "; zero past each length"
     if name == "output":
@@ -76,7 +77,7 @@ def shapes_table(console: Console, result: RunResult, compact: bool = False) -> 
     table.add_column("layout", no_wrap=True)
     table.add_column("meaning")
     for name, shape in result.shapes().items():
-        meaning = _meaning(cfg, name)
+        meaning = _meaning(cfg, result.provenance, name)
         if name == "batch_sizes":
             meaning += ": " + str([int(v) for v in result.tensors["batch_sizes"]])
         add_row(table, name, shape_str(shape), layouts[name], meaning)
