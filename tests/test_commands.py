@@ -9,6 +9,7 @@ in the test (run on the arrays the command saved or was given), never from rnn-c
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -256,8 +257,13 @@ def small_files(tmp_path_factory):
     return d
 
 
+_ONNX_EXTRA = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime", "onnxscript"))
+
+
 @pytest.mark.parametrize("command", [("manual",), ("torch",), ("compare",), ("bench", "--repeat", "1", "--warmup", "0"),
-                                     ("onnx",)], ids=lambda c: c[0])
+                                     pytest.param(("onnx",), marks=pytest.mark.skipif(
+                                         not _ONNX_EXTRA, reason="needs the onnx extra (onnx, onnxruntime, onnxscript)"))],
+                         ids=lambda c: c[0])
 def test_every_command_says_its_numbers_came_from_the_users_files(small_files, command, monkeypatch):
     """Bug caught: where the numbers came from read from the run's configuration, not from the
     sample it ran on: the header saying `seed 0` (no weights, no files) for a run on --params,

@@ -130,6 +130,23 @@ def test_keyboard_interrupt_from_a_command_reaches_entry(monkeypatch: pytest.Mon
     assert (e.value.code, capsys.readouterr()) == (130, ("", "rnn-cli: interrupted\n"))
 
 
+def test_keyboard_interrupt_while_typer_parses_the_flags_reaches_entry(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Bug: a Ctrl-C that landed while typer made the group's context (parsing the flags, before
+    any command ran) became typer's Exit(130): exit 130 with nothing on stderr. Seen once in CI
+    as test_sigint_during_imports_is_one_line_and_130[120ms] failing with (130, b'', b''), more
+    likely once start-up got faster and 120 ms fell after the imports."""
+    from rnn_cli.cli.registry import OneLineErrorGroup
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OneLineErrorGroup, "make_context", interrupted)
+    monkeypatch.setattr(sys, "argv", ["rnn-cli", "manual", "--json"])
+    with pytest.raises(SystemExit) as e:
+        entry.main()
+    assert (e.value.code, capsys.readouterr()) == (130, ("", "rnn-cli: interrupted\n"))
+
+
 def test_huge_tolerances_do_not_warn() -> None:
     ref = np.array([[2.0, -3.0], [0.5, 1e-3]])
     got = ref + 1e-3

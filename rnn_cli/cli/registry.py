@@ -99,6 +99,8 @@ class OneLineErrorGroup(TyperGroup):
             rv = super().main(
                 args=args, prog_name=prog_name or PROG, complete_var=complete_var, standalone_mode=False, **extra
             )
+            if rv == 130:  # typer's silent Exit(130) for a Ctrl-C outside invoke (while it parses the flags)
+                raise KeyboardInterrupt  # no command returns 130: rnn_cli.cli.entry prints the one line
             code = rv if isinstance(rv, int) else 0
         except RnnCliError as e:
             _error_line(str(e))
