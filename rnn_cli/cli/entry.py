@@ -35,6 +35,10 @@ def _safe_streams() -> bool:
     return sys.stdout is not None
 
 
+def _ignore(unraisable) -> None:
+    """sys.unraisablehook once a run has been stopped: see main."""
+
+
 def _with_room(fn):
     """fn(), called from a frame that reserves room on CPython's frame stack (see below)."""
     return fn()
@@ -74,6 +78,10 @@ def main() -> None:
 
         _with_room(cli_main)
     except KeyboardInterrupt:
+        # What the stop left half-done stays alive in the traceback until Python frees it on the
+        # way out, and a library object stopped while closing (numpy's ZipFile in np.savez) may
+        # fail in its __del__ then: the one line below is all a stopped run says.
+        sys.unraisablehook = _ignore
         if _STOPPED_BY:
             signum = _STOPPED_BY[0]
             sys.stderr.write(f"rnn-cli: {_WORDS[signum]} ({signal.Signals(signum).name})\n")
