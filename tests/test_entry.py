@@ -125,9 +125,11 @@ def test_keyboard_interrupt_from_a_command_reaches_entry(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(rnn_cli.core.manual, "run", interrupted)
     monkeypatch.setattr(sys, "argv", ["rnn-cli", "manual", "--json"])
+    hook = sys.unraisablehook
     with pytest.raises(SystemExit) as e:
         entry.main()
     assert (e.value.code, capsys.readouterr()) == (130, ("", "rnn-cli: interrupted\n"))
+    assert sys.unraisablehook is hook  # the stop's quiet hook is not left behind for the caller
 
 
 def test_keyboard_interrupt_while_typer_parses_the_flags_reaches_entry(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -36,7 +36,23 @@ def _safe_streams() -> bool:
 
 
 def _ignore(unraisable) -> None:
-    """sys.unraisablehook once a run has been stopped: see main."""
+    """sys.unraisablehook while _let_go frees what a stopped run left half-done."""
+
+
+def _let_go(stop: BaseException) -> None:
+    """Free now what the stop left half-done, held by the tracebacks of `stop` and the exceptions
+    it was raised from, and say nothing of what fails in a __del__ then: a library object stopped
+    while closing (numpy's ZipFile in np.savez) does, and left to Python's exit its `Exception
+    ignored in ...` and traceback came after the one line. The hook is put back afterwards."""
+    hook, sys.unraisablehook = sys.unraisablehook, _ignore
+    try:
+        seen: BaseException | None = stop
+        while seen is not None:
+            seen.__traceback__ = None
+            seen = seen.__cause__ or seen.__context__
+        gc.collect()  # what sat in reference cycles with those frames
+    finally:
+        sys.unraisablehook = hook
 
 
 def _with_room(fn):
@@ -77,11 +93,8 @@ def main() -> None:
         from rnn_cli.cli.app import main as cli_main
 
         _with_room(cli_main)
-    except KeyboardInterrupt:
-        # What the stop left half-done stays alive in the traceback until Python frees it on the
-        # way out, and a library object stopped while closing (numpy's ZipFile in np.savez) may
-        # fail in its __del__ then: the one line below is all a stopped run says.
-        sys.unraisablehook = _ignore
+    except KeyboardInterrupt as stop:
+        _let_go(stop)  # the one line below is all a stopped run says
         if _STOPPED_BY:
             signum = _STOPPED_BY[0]
             sys.stderr.write(f"rnn-cli: {_WORDS[signum]} ({signal.Signals(signum).name})\n")
