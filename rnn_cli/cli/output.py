@@ -28,9 +28,12 @@ def emit(
         from rnn_cli.formats.save import npz_writer
 
         writes.insert(0, (save, "--save", npz_writer(*arrays())))
-    if save is not None and writes and _writes_to_stdout(save):
-        _write_all(writes)
-        return
+    if save is not None and writes:
+        from rnn_cli.formats.save import writes_to_stdout
+
+        if writes_to_stdout(save):
+            _write_all(writes)
+            return
     if out.json:
         _write_all(writes)
         from rnn_cli import documents
@@ -74,12 +77,6 @@ def _write_all(writes: list) -> None:
         from rnn_cli.formats.save import write_all
 
         write_all(writes)
-
-
-def _writes_to_stdout(path: str) -> bool:
-    from rnn_cli.formats.save import writes_to_stdout
-
-    return writes_to_stdout(path)
 
 
 def check_output(flags: Any) -> None:
