@@ -21,7 +21,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 LIMIT_AS = 1 << 30

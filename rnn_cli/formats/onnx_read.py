@@ -103,7 +103,7 @@ def _node_problems(n: NodeRead) -> list[str]:
     if "W" not in n.arrays or "R" not in n.arrays:
         return [f"{where}: has no W or R input"]
     G, H, D = layout.num_gates(n.cell), n.H, n.D
-    W, R = n.arrays["W"], n.arrays["R"]
+    W = n.arrays["W"]
     want = {"W": (D, G * H, W.shape[-1] if W.ndim == 3 else 0), "R": (D, G * H, H), "B": (D, 2 * G * H), "P": (D, 3 * H)}
     out = [f"{where}: {k} has shape {shape_str(n.arrays[k].shape)}, expected {shape_str(s)} "
            f"(direction {n.direction}, hidden_size {H})" for k, s in want.items()
@@ -431,7 +431,7 @@ def _unit_model(unit: list[NodeRead], x, h_0, c_0):
         if a is not None and a.shape != want:
             raise RnnCliError(f"{key}_0 has shape {shape_str(a.shape)}, the node(s) want {shape_str(want)}")
     feeds = {"X": np.ascontiguousarray(x.astype(dtype))}
-    nodes, inits, outs = [], [], {"Y": [], "Y_h": [], "Y_c": []}
+    nodes, inits = [], []
     x_name = "X"
     for k, n in enumerate(unit):
         names = {}
